@@ -1,0 +1,64 @@
+/*
+ * Forward/backward kernels, one file per layer kind, private to core/. Every file
+ * that includes this header is compiled twice (see real.h), so each function exists
+ * as name_f32 and name_f64. Backward functions compute only the gradient with
+ * respect to the layer's input: no weight gradients.
+ *
+ * Legend: C,H,W = layer input shape (L->in_*), OC,OH,OW = output shape (L->out_*),
+ * n = images (forward) or backward samples. All tensors are dense, C-order.
+ * None of these functions allocate or fail; scratch buffers come from the caller.
+ */
+#ifndef SAL_LAYERS_H
+#define SAL_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "real.h"
+#include "salcore.h"
+
+/* Elements of the im2col scratch a conv layer needs: (C/groups*kh*kw) x (OH*OW). */
+size_t conv_col_elems(const sal_layer *L);
+
+/* out (OC,OH,OW) = conv(in (C,H,W)) + bias, for one image. col: conv_col_elems. */
+void R(conv_forward)(real *out, const real *in, const real *weight, const real *bias,
+                     const sal_layer *L, real *col);
+/* din (C,H,W) = gradient of one sample given dout (OC,OH,OW). dcol: conv_col_elems. */
+void R(conv_backward)(real *din, const real *dout, const real *weight,
+                      const sal_layer *L, real *dcol);
+
+/* out (n,C,H,W) = in * scale[c] + shift[c] (eval-mode batch norm). */
+void R(batchnorm_forward)(real *out, const real *in, const real *scale,
+                          const real *shift, const sal_layer *L, int n);
+/* din (n,C,H,W) = dout * scale[c]. */
+void R(batchnorm_backward)(real *din, const real *dout, const real *scale,
+                           const sal_layer *L, int n);
+
+/* out = max(in, 0) and mask = (in > 0), `count` elements. */
+void R(relu_forward)(real *out, uint8_t *mask, const real *in, size_t count);
+/* din = the method's ReLU backward rule (SPEC §1) applied to dout, with mask the
+ * forward's (x > 0). din may alias dout. */
+void R(relu_backward)(real *din, const real *dout, const uint8_t *mask, size_t count,
+                      sal_method rule);
+
+/* out (C,OH,OW) = max over each window of in (C,H,W), one image. argmax (C,OH,OW)
+ * records the index within the input plane (y*W + x) of the first maximum in
+ * row-major window order (PyTorch's rule). */
+void R(maxpool_forward)(real *out, int32_t *argmax, const real *in, const sal_layer *L);
+/* din (C,H,W) = sum of dout routed to the recorded maxima, one sample. */
+void R(maxpool_backward)(real *din, const real *dout, const int32_t *argmax,
+                         const sal_layer *L);
+
+/* Adaptive average pool (PyTorch's window rule: start = floor(i*H/OH),
+ * end = ceil((i+1)*H/OH)), one image. */
+void R(avgpool_forward)(real *out, const real *in, const sal_layer *L);
+void R(avgpool_backward)(real *din, const real *dout, const sal_layer *L);
+
+/* out (n,OC) = in (n,C) * weight^T + bias, with C = L->in_c (features). */
+void R(linear_forward)(real *out, const real *in, const real *weight, const real *bias,
+                       const sal_layer *L, int n);
+/* din (n,C) = dout (n,OC) * weight. */
+void R(linear_backward)(real *din, const real *dout, const real *weight,
+                        const sal_layer *L, int n);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * salcore: gradient saliency maps of convolutional networks (AlexNet, VGG) in C.
+ *
+ * The whole public API of the core library. No MPI, no config parsing, no exit():
+ * every function that can fail returns a status (0 = success) and writes a message
+ * naming the file and the problem into the caller's `err` buffer.
+ *
+ * Usage:
+ *
+ *     char err[SAL_ERR_LEN];
+ *     sal_model *m;
+ *     if (sal_model_open("alexnet.h5", &m, err, sizeof err)) { puts(err); return 1; }
+ *     if (sal_model_load_params(m, SAL_F32, NULL, err, sizeof err)) { ... }
+ *     sal_target t = { sal_model_find_layer(m, "fc3"), 539 };   // unit 540, 0-based
+ *     sal_method meth[2] = { SAL_METHOD_VANILLA, SAL_METHOD_GUIDED };
+ *     sal_engine *e;
+ *     if (sal_engine_init(&e, m, SAL_F32, 8, &t, 1, meth, 2, err, sizeof err)) { ... }
+ *     // input: float (n, C, H, W), normalized; maps: float (n, T, M, C, H, W)
+ *     sal_engine_run(e, input, n, maps, activations, NULL, NULL, err, sizeof err);
+ *     sal_engine_free(e);
+ *     sal_model_free(m);
+ *
+ * Shapes are written C-order, batch first: (n, C, H, W). Units and layers are 0-based
+ * in this API; the 1-based DNNBrain numbering is the pipeline's business.
+ */
+#ifndef SALCORE_H
+#define SALCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAL_ERR_LEN 1024
+#define SAL_NAME_LEN 64
+
+typedef enum { SAL_F32 = 0, SAL_F64 = 1 } sal_precision;
+
+typedef enum {
+    SAL_METHOD_VANILLA = 0,   /* g * (x > 0)            */
+    SAL_METHOD_GUIDED = 1,    /* g * (x > 0) * (g > 0)  */
+    SAL_METHOD_DECONVNET = 2, /* g * (g > 0)            */
+    SAL_METHOD_COUNT
+} sal_method;
+
+typedef enum {
+    SAL_LAYER_CONV = 0,   /* conv2d with bias, stride, padding, groups       */
+    SAL_LAYER_BATCHNORM,  /* eval-mode batch norm: x * scale[c] + shift[c]    */
+    SAL_LAYER_RELU,
+    SAL_LAYER_MAXPOOL,    /* kernel, stride, padding, ceil_mode               */
+    SAL_LAYER_AVGPOOL,    /* adaptive average pool to a fixed output size     */
+    SAL_LAYER_FLATTEN,
+    SAL_LAYER_DROPOUT,    /* identity at inference                            */
+    SAL_LAYER_LINEAR,
+    SAL_LAYER_KIND_COUNT
+} sal_layer_kind;
+
+/* Hyper-parameters of one layer; which fields mean something depends on `kind`. */
+typedef struct {
+    sal_layer_kind kind;
+    char name[SAL_NAME_LEN];  /* DNNBrain name: conv1, conv1_relu, conv1_maxpool, fc1 ... */
+    int32_t in_c, in_h, in_w;    /* input shape of one image                         */
+    int32_t out_c, out_h, out_w; /* output shape; linear layers have h = w = 1       */
+    int32_t kh, kw;              /* conv, maxpool kernel                             */
+    int32_t sh, sw;              /* conv, maxpool stride                             */
+    int32_t ph, pw;              /* conv, maxpool padding                            */
+    int32_t groups;              /* conv                                             */
+    int32_t ceil_mode;           /* maxpool                                          */
+    double eps;                  /* batchnorm                                        */
+    /* Offsets (in elements) of this layer's parameters in the parameter block, and
+     * their counts. -1 / 0 for layers without parameters. */
+    int64_t weight_off, weight_count;
+    int64_t bias_off, bias_count;
+} sal_layer;
+
+/* Preprocessing defaults stored in the model file (SPEC §1). */
+typedef struct {
+    int32_t channels;          /* 3 (RGB) or 1 (luminance)                       */
+    int32_t height, width;     /* network input size, e.g. 224 x 224              */
+    double mean[3], std[3];    /* per channel, as decimal constants in float64    */
+    int32_t resize_crop;       /* 0 = "stretch", 1 = "crop"                        */
+    int32_t resize_size;       /* Resize(resize_size) before CenterCrop, e.g. 256 */
+} sal_preprocess;
+
+typedef struct sal_model sal_model;
+typedef struct sal_engine sal_engine;
+
+/* ---- model ------------------------------------------------------------------ */
+
+/* Opens an HDF5 model file and reads its header: format name and version, layer
+ * sequence, shapes and preprocessing. Checks every dataset's presence, dtype and
+ * shape, but does not read weights. On success *out owns the model (sal_model_free);
+ * on failure *out is NULL and err names the file, the dataset or layer and what was
+ * expected. */
+int sal_model_open(const char *path, sal_model **out, char *err, size_t errlen);
+
+/* Bytes the parameters take in the given precision. */
+size_t sal_model_params_bytes(const sal_model *m, sal_precision p);
+
+/* Reads every weight into `block` (sal_model_params_bytes bytes, caller-owned, e.g.
+ * a shared-memory window) or, when block is NULL, into memory the model allocates
+ * and frees. Refuses NaN/Inf weights. Batch norm parameters are stored as the
+ * per-channel scale and shift torch computes in eval mode. Can be called once per
+ * precision. */
+int sal_model_load_params(sal_model *m, sal_precision p, void *block, char *err,
+                          size_t errlen);
+
+/* Points the model at parameters another process already loaded into `block`
+ * (same layout as sal_model_load_params fills). Never fails. */
+void sal_model_attach_params(sal_model *m, sal_precision p, void *block);
+
+void sal_model_free(sal_model *m);
+
+const char *sal_model_name(const sal_model *m);
+const char *sal_model_path(const sal_model *m);
+int sal_model_num_layers(const sal_model *m);
+const sal_layer *sal_model_layer(const sal_model *m, int i);
+/* Index of the layer called `name`, or -1. */
+int sal_model_find_layer(const sal_model *m, const char *name);
+const sal_preprocess *sal_model_preprocess(const sal_model *m);
+/* The parameter block in the given precision, or NULL when not loaded. */
+const void *sal_model_params(const sal_model *m, sal_precision p);
+
+const char *sal_layer_kind_name(sal_layer_kind k);
+const char *sal_method_name(sal_method m);
+/* SAL_METHOD_COUNT when `name` is not a method. */
+sal_method sal_method_from_name(const char *name);
+
+/* ---- engine ----------------------------------------------------------------- */
+
+typedef struct {
+    int32_t layer; /* index into the model's layers */
+    int32_t unit;  /* 0-based channel (conv-like) or feature (linear) */
+} sal_target;
+
+/* Called after each layer of the forward pass with that layer's output for the
+ * whole batch, (n, out_c, out_h, out_w) in the engine's precision. For tests and
+ * inspection; NULL to skip. */
+typedef void (*sal_layer_cb)(void *ctx, int layer, const void *out, int n);
+
+/* Sizes and allocates everything for batches of up to max_batch images, for the
+ * given targets and methods, in precision p (the model's parameters must be loaded
+ * in p). The forward pass will stop at the deepest target. On success *out owns the
+ * engine; the model must outlive it. */
+int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
+                    int max_batch, const sal_target *targets, int ntargets,
+                    const sal_method *methods, int nmethods, char *err,
+                    size_t errlen);
+
+/* One forward pass over n <= max_batch images, then every (target, method)
+ * backward pass. input: (n, C, H, W) normalized, in the engine's precision.
+ * maps: (n, ntargets, nmethods, C, H, W), the gradient of each target scalar with
+ * respect to the input. activations: (n, ntargets), the target scalars (may be
+ * NULL). Does not allocate. */
+int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
+                   void *activations, sal_layer_cb cb, void *cb_ctx, char *err,
+                   size_t errlen);
+
+/* Bytes of working memory the engine holds (excluding the model's parameters). */
+size_t sal_engine_workspace_bytes(const sal_engine *e);
+
+/* Floating-point operations the last sal_engine_run did in GEMMs and other kernels
+ * (multiply and add counted separately). */
+double sal_engine_last_flops(const sal_engine *e);
+
+void sal_engine_free(sal_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
