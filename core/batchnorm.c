@@ -1,0 +1,26 @@
+/*
+ * Batch norm in eval mode, as torch computes it on the CPU: out = in * scale + shift
+ * per channel, with scale = weight / sqrt(var + eps) and shift = bias - mean * scale
+ * precomputed by the model loader. Its input gradient is dout * scale.
+ */
+#include "layers.h"
+
+void R(batchnorm_forward)(real *out, const real *in, const real *scale,
+                          const real *shift, const sal_layer *L, int n) {
+    const size_t P = (size_t)L->in_h * L->in_w;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < L->in_c; c++) {
+            size_t o = ((size_t)i * L->in_c + c) * P;
+            for (size_t p = 0; p < P; p++) out[o + p] = in[o + p] * scale[c] + shift[c];
+        }
+}
+
+void R(batchnorm_backward)(real *din, const real *dout, const real *scale,
+                           const sal_layer *L, int n) {
+    const size_t P = (size_t)L->in_h * L->in_w;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < L->in_c; c++) {
+            size_t o = ((size_t)i * L->in_c + c) * P;
+            for (size_t p = 0; p < P; p++) din[o + p] = dout[o + p] * scale[c];
+        }
+}

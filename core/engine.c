@@ -1,0 +1,177 @@
+/*
+ * The engine's life cycle: validate targets and methods against the model, size
+ * every buffer once from the model and the batch size, allocate them in one block,
+ * and dispatch runs to the float32 or float64 copy of net.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+#include "layers.h"
+
+/* Per-sample backward memory above which samples are processed in chunks. */
+#define SAL_BWD_BUDGET_BYTES ((size_t)512 << 20)
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+size_t engine_layer_elems(const sal_model *m, int i) {
+    if (i < 0) return (size_t)m->pre.channels * m->pre.height * m->pre.width;
+    const sal_layer *L = &m->layers[i];
+    return (size_t)L->out_c * L->out_h * L->out_w;
+}
+
+static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+/* Lays out (or, with base NULL, only measures) the arena; returns its size. */
+static size_t carve(sal_engine *e, char *base) {
+    const sal_model *m = e->m;
+    const size_t rs = e->prec == SAL_F64 ? sizeof(double) : sizeof(float);
+    size_t off = 0, col = 0;
+    for (int i = 0; i < 2; i++) {
+        if (base) e->act[i] = base + off;
+        off = align64(off + rs * e->max_batch * e->max_elems);
+        if (base) e->grad[i] = base + off;
+        off = align64(off + rs * e->bwd_chunk * e->max_elems);
+    }
+    for (int i = 0; i <= e->last_layer; i++)
+        if (m->layers[i].kind == SAL_LAYER_CONV && conv_col_elems(&m->layers[i]) > col)
+            col = conv_col_elems(&m->layers[i]);
+    if (base) e->col = base + off;
+    off = align64(off + rs * col);
+    for (int i = 0; i <= e->last_layer; i++) {
+        size_t elems = e->max_batch * engine_layer_elems(m, i);
+        if (m->layers[i].kind == SAL_LAYER_RELU) {
+            if (base) e->relu_mask[i] = (uint8_t *)(base + off);
+            off = align64(off + elems);
+        } else if (m->layers[i].kind == SAL_LAYER_MAXPOOL) {
+            if (base) e->argmax[i] = (int32_t *)(base + off);
+            off = align64(off + sizeof(int32_t) * elems);
+        }
+    }
+    return off;
+}
+
+/* Sorts seeds by their target's layer, deepest first; ties keep config order. */
+static void order_seeds(sal_engine *e) {
+    int k = 0;
+    for (int layer = e->last_layer; layer >= 0; layer--)
+        for (int t = 0; t < e->ntargets; t++)
+            if (e->targets[t].layer == layer)
+                for (int mi = 0; mi < e->nmethods; mi++, k++) {
+                    e->seed_target[k] = t;
+                    e->seed_method[k] = mi;
+                }
+}
+
+int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
+                    int max_batch, const sal_target *targets, int ntargets,
+                    const sal_method *methods, int nmethods, char *err,
+                    size_t errlen) {
+    *out = NULL;
+    if (p != SAL_F32 && p != SAL_F64)
+        return fail(err, errlen, "engine: unknown precision %d", (int)p);
+    if (!sal_model_params(m, p))
+        return fail(err, errlen, "%s: parameters not loaded in %s", m->path,
+                    p == SAL_F64 ? "float64" : "float32");
+    if (max_batch < 1 || max_batch > 65536)
+        return fail(err, errlen, "engine: batch size %d out of range 1..65536", max_batch);
+    if (ntargets < 1) return fail(err, errlen, "engine: no targets");
+    if (nmethods < 1) return fail(err, errlen, "engine: no saliency methods");
+    int last = -1;
+    for (int t = 0; t < ntargets; t++) {
+        const sal_target *tg = &targets[t];
+        if (tg->layer < 0 || tg->layer >= m->nlayers)
+            return fail(err, errlen, "%s: target %d names layer index %d, model has %d layers",
+                        m->path, t, tg->layer, m->nlayers);
+        const sal_layer *L = &m->layers[tg->layer];
+        if (tg->unit < 0 || tg->unit >= L->out_c)
+            return fail(err, errlen, "%s: layer %s has %d units, target unit %d (1-based) "
+                        "is out of range", m->path, L->name, L->out_c, tg->unit + 1);
+        if (tg->layer > last) last = tg->layer;
+    }
+    for (int i = 0; i < nmethods; i++)
+        if ((int)methods[i] < 0 || methods[i] >= SAL_METHOD_COUNT)
+            return fail(err, errlen, "engine: unknown saliency method %d", (int)methods[i]);
+
+    sal_engine *e = calloc(1, sizeof *e);
+    if (!e) return fail(err, errlen, "engine: out of memory");
+    e->m = m;
+    e->prec = p;
+    e->max_batch = max_batch;
+    e->ntargets = ntargets;
+    e->nmethods = nmethods;
+    e->nseeds = ntargets * nmethods;
+    e->last_layer = last;
+    e->targets = malloc(sizeof *targets * ntargets);
+    e->methods = malloc(sizeof *methods * nmethods);
+    e->seed_target = malloc(sizeof(int) * e->nseeds);
+    e->seed_method = malloc(sizeof(int) * e->nseeds);
+    e->relu_mask = calloc(m->nlayers, sizeof *e->relu_mask);
+    e->argmax = calloc(m->nlayers, sizeof *e->argmax);
+    if (!e->targets || !e->methods || !e->seed_target || !e->seed_method ||
+        !e->relu_mask || !e->argmax) {
+        sal_engine_free(e);
+        return fail(err, errlen, "engine: out of memory");
+    }
+    memcpy(e->targets, targets, sizeof *targets * ntargets);
+    memcpy(e->methods, methods, sizeof *methods * nmethods);
+    order_seeds(e);
+
+    e->max_elems = engine_layer_elems(m, -1);
+    for (int i = 0; i <= last; i++)
+        if (engine_layer_elems(m, i) > e->max_elems) e->max_elems = engine_layer_elems(m, i);
+    const size_t rs = p == SAL_F64 ? sizeof(double) : sizeof(float);
+    size_t per_sample = 2 * rs * e->max_elems;
+    size_t chunk = SAL_BWD_BUDGET_BYTES / per_sample;
+    size_t samples = (size_t)max_batch * e->nseeds;
+    e->bwd_chunk = (int)(chunk < 1 ? 1 : chunk > samples ? samples : chunk);
+
+    e->arena_bytes = carve(e, NULL);
+    e->arena = aligned_alloc(64, e->arena_bytes);
+    if (!e->arena) {
+        size_t mib = e->arena_bytes >> 20;
+        sal_engine_free(e);
+        return fail(err, errlen, "engine: cannot allocate %zu MiB of workspace for batch %d "
+                    "(try a smaller batch)", mib, max_batch);
+    }
+    carve(e, e->arena);
+    *out = e;
+    return 0;
+}
+
+int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
+                   void *activations, sal_layer_cb cb, void *cb_ctx, char *err,
+                   size_t errlen) {
+    if (n < 1 || n > e->max_batch)
+        return fail(err, errlen, "engine: batch of %d images, engine sized for 1..%d", n,
+                    e->max_batch);
+    if (e->prec == SAL_F64)
+        return sal_engine_run_f64(e, input, n, maps, activations, cb, cb_ctx);
+    return sal_engine_run_f32(e, input, n, maps, activations, cb, cb_ctx);
+}
+
+size_t sal_engine_workspace_bytes(const sal_engine *e) { return e->arena_bytes; }
+
+double sal_engine_last_flops(const sal_engine *e) { return e->flops; }
+
+void sal_engine_free(sal_engine *e) {
+    if (!e) return;
+    free(e->arena);
+    free(e->targets);
+    free(e->methods);
+    free(e->seed_target);
+    free(e->seed_method);
+    free(e->relu_mask);
+    free(e->argmax);
+    free(e);
+}
