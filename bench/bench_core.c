@@ -5,6 +5,7 @@
  * Prints the median wall time per run over `reps` runs. BLAS threads come from
  * OPENBLAS_NUM_THREADS.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -9,10 +9,6 @@
 
 #include "layers.h"
 
-size_t conv_col_elems(const sal_layer *L) {
-    return (size_t)(L->in_c / L->groups) * L->kh * L->kw * L->out_h * L->out_w;
-}
-
 /* col (Cg*kh*kw, OH*OW) from one group's channels of in (Cg, H, W); zero padding. */
 static void im2col(real *col, const real *in, int Cg, const sal_layer *L) {
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;

@@ -18,7 +18,9 @@
 #include "salcore.h"
 
 /* Elements of the im2col scratch a conv layer needs: (C/groups*kh*kw) x (OH*OW). */
-size_t conv_col_elems(const sal_layer *L);
+static inline size_t conv_col_elems(const sal_layer *L) {
+    return (size_t)(L->in_c / L->groups) * L->kh * L->kw * L->out_h * L->out_w;
+}
 
 /* out (OC,OH,OW) = conv(in (C,H,W)) + bias, for one image. col: conv_col_elems. */
 void R(conv_forward)(real *out, const real *in, const real *weight, const real *bias,

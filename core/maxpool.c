@@ -1,9 +1,10 @@
 /*
  * Max pooling with kernel, stride, padding and ceil_mode. The gradient goes to the
  * first maximum of each window in row-major order, as PyTorch's CPU kernel decides
- * (a later element wins only when strictly greater), so exact ties resolve the same
- * way in both. Overlapping windows (AlexNet's k3 s2) accumulate.
+ * (a later element wins only when strictly greater, or NaN), so exact ties resolve
+ * the same way in both. Overlapping windows (AlexNet's k3 s2) accumulate.
  */
+#include <math.h>
 #include <string.h>
 
 #include "layers.h"
@@ -21,10 +22,10 @@ void R(maxpool_forward)(real *out, int32_t *argmax, const real *in, const sal_la
                 if (x0 < 0) x0 = 0;
                 if (x1 > W) x1 = W;
                 int best = y0 * W + x0;
-                real bestv = plane[best];
+                real bestv = -INFINITY;
                 for (int y = y0; y < y1; y++)
                     for (int x = x0; x < x1; x++)
-                        if (plane[y * W + x] > bestv) {
+                        if (plane[y * W + x] > bestv || isnan(plane[y * W + x])) {
                             bestv = plane[y * W + x];
                             best = y * W + x;
                         }
