@@ -1,0 +1,58 @@
+/*
+ * The job description: a TOML config (SPEC §3) parsed, checked and resolved into
+ * plain C data. Paths are resolved against the config file's directory. Nothing
+ * here knows about MPI or the model; checks that need the model (layer names, unit
+ * ranges) are done by the caller with the line/column kept for each target.
+ */
+#ifndef SP_CONFIG_H
+#define SP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "salcore.h"
+
+typedef struct {
+    char *display;  /* as listed in the config source; stored in /image          */
+    char *path;     /* resolved path to open                                     */
+} sp_image;
+
+typedef struct {
+    char layer[SAL_NAME_LEN];
+    int32_t unit;   /* 1-based, as the user wrote it                             */
+    int line, col;  /* where the unit (or the units range) is in the config      */
+} sp_target;
+
+typedef enum { SP_RESIZE_MODEL = -1, SP_RESIZE_STRETCH = 0, SP_RESIZE_CROP = 1 } sp_resize;
+
+typedef struct {
+    char *config_path;   /* as given on the command line                         */
+    char *config_text;   /* the whole file, for provenance                       */
+    char *model_path;    /* resolved [model] path                                */
+    int model_line, model_col;
+    sp_image *images;    /* in source order; nimages >= 1                        */
+    int nimages;
+    char *images_source; /* "files", "list", "dir" or "stim_csv"                 */
+    sp_target *targets;  /* flattened in file order (SPEC §3)                    */
+    int ntargets;
+    sal_method methods[SAL_METHOD_COUNT];
+    int nmethods;        /* default: vanilla, guided                             */
+    sp_resize resize;    /* [preprocess] resize, or SP_RESIZE_MODEL              */
+    char *output_path;   /* resolved [output] path                               */
+    int compression;     /* 0..9, default 4                                      */
+    char *previews_dir;  /* resolved, or NULL                                    */
+    int batch;           /* default 8                                            */
+    int threads;         /* default 1                                            */
+    sal_precision precision; /* default float32                                  */
+} sp_config;
+
+/* Reads and checks `path`. On failure returns -1 and err says
+ * "CONFIG:LINE:COL: key 'images.files': expected an array of strings" (or the
+ * parse error with its position); *cfg is then empty and needs no free. Image
+ * sources that are files (list, stim_csv) or directories (dir) are read here, so
+ * their errors name those files. Image files themselves are not opened. */
+int sp_config_load(const char *path, sp_config *cfg, char *err, size_t errlen);
+
+void sp_config_free(sp_config *cfg);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * The output file (SPEC §4): one HDF5 file written by rank 0 only. Maps arrive
+ * already compressed (sp_chunk_compress, run on the worker that computed them) and
+ * are written as they are with H5Dwrite_chunk.
+ *
+ * Crash safety: after sp_output_flush returns, everything written so far is on disk
+ * in a consistent file; a kill at any later moment loses at most what was written
+ * since. Status of an image is set to done only in the same flush as its maps.
+ */
+#ifndef SP_OUTPUT_H
+#define SP_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "salcore.h"
+
+enum { SP_OUT_OK = 0, SP_OUT_MISMATCH = 2, SP_OUT_IOERR = 3 }; /* = exit codes */
+
+typedef struct {
+    int nimages, ntargets, nmethods;
+    int channels, height, width;
+    sal_precision precision;     /* dtype of /saliency and /activation           */
+    int compression;             /* deflate level; shuffle too when > 0          */
+    const char *const *images;   /* nimages display paths                        */
+    const char *const *target_layers; /* ntargets                                */
+    const int32_t *target_units; /* ntargets, 1-based                            */
+    const char *const *methods;  /* nmethods names                               */
+    /* provenance, stored as root attributes */
+    const char *salpipe_version, *config_path, *config_text;
+    const char *model_path, *model_sha256, *model_name;
+    const sal_preprocess *preprocess; /* with the resize mode in effect          */
+} sp_output_layout;
+
+typedef struct sp_output sp_output;
+
+/* Creates the file, or (overwrite == 0 and the file exists) opens it to resume.
+ * On resume, refuses (SP_OUT_MISMATCH) a file made for another model (SHA-256),
+ * image list, targets, methods, precision or preprocessing, with a message that
+ * says which differs and to use --overwrite. status[nimages] receives /status
+ * (all 0 for a new file). Returns SP_OUT_OK, SP_OUT_MISMATCH or SP_OUT_IOERR. */
+int sp_output_open(const char *path, const sp_output_layout *lay, int overwrite,
+                   sp_output **out, int8_t *status, char *err, size_t errlen);
+
+/* Writes image i's maps: chunks[t * nmethods + m] of chunk_bytes[...] bytes as
+ * sp_chunk_compress made them, and its ntargets activations (precision's type).
+ * Sets status 1 (flushed with the next sp_output_flush). */
+int sp_output_write_image(sp_output *o, int image, const void *const *chunks,
+                          const size_t *chunk_bytes, const void *activations,
+                          char *err, size_t errlen);
+
+/* Records image i as failed (status -1) with a message for /error. */
+int sp_output_fail_image(sp_output *o, int image, const char *message, char *err,
+                         size_t errlen);
+
+/* Makes everything written so far durable and consistent on disk. */
+int sp_output_flush(sp_output *o, char *err, size_t errlen);
+
+/* Flushes and closes; o is freed even on error. */
+int sp_output_close(sp_output *o, char *err, size_t errlen);
+
+/* Compresses one map chunk as HDF5's shuffle + deflate filters would (level 0:
+ * copied unchanged). out must hold sp_chunk_bound(nbytes) bytes. Returns the
+ * compressed size, or 0 on failure. scratch holds nbytes bytes (for the shuffle).
+ * Thread-safe, no HDF5 calls. */
+size_t sp_chunk_bound(size_t nbytes);
+size_t sp_chunk_compress(void *out, const void *in, size_t nbytes, size_t elem_size,
+                         int level, void *scratch);
+
+/* SHA-256 of a file as 64 hex digits + NUL into hex[65]. */
+int sp_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
+
+#endif
