@@ -1,7 +1,9 @@
 /*
  * Batch norm in eval mode, as torch computes it on the CPU: out = in * scale + shift
  * per channel, with scale = weight / sqrt(var + eps) and shift = bias - mean * scale
- * precomputed by the model loader. Its input gradient is dout * scale.
+ * precomputed by the model loader. torch evaluates it as one fused multiply-add
+ * (fma(x, scale, shift)), and so do we, to agree to the bit. Its input gradient is
+ * dout * scale.
  */
 #include "layers.h"
 
@@ -11,7 +13,8 @@ void R(batchnorm_forward)(real *out, const real *in, const real *scale,
     for (int i = 0; i < n; i++)
         for (int c = 0; c < L->in_c; c++) {
             size_t o = ((size_t)i * L->in_c + c) * P;
-            for (size_t p = 0; p < P; p++) out[o + p] = in[o + p] * scale[c] + shift[c];
+            for (size_t p = 0; p < P; p++)
+                out[o + p] = real_fma(in[o + p], scale[c], shift[c]);
         }
 }
 

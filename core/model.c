@@ -365,7 +365,14 @@ static hid_t open_file(mh5 *c) {
                      "HDF5 file written by scripts/export_torchvision.py)", c->path);
         return -1;
     }
-    hid_t f = H5Fopen(c->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* Lock where the file system can, but do not fail where it cannot (common on
+     * cluster file systems; we only read). */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+    if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
+#endif
+    hid_t f = H5Fopen(c->path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
+    if (fapl >= 0) H5Pclose(fapl);
     if (f < 0) {
         char why[256];
         mh5_last_error(why, sizeof why);

@@ -7,17 +7,20 @@
 #define SAL_REAL_H
 
 #include <cblas.h>
+#include <math.h>
 
 #if SAL_DOUBLE
 typedef double real;
 #define R(name) name##_f64
 #define SAL_PREC SAL_F64
 #define cblas_gemm cblas_dgemm
+#define real_fma fma
 #else
 typedef float real;
 #define R(name) name##_f32
 #define SAL_PREC SAL_F32
 #define cblas_gemm cblas_sgemm
+#define real_fma fmaf
 #endif
 
 #endif

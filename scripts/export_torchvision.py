@@ -267,7 +267,9 @@ def build_torchvision(arch, weights=None, seed=0):
             except TypeError:  # torch without weights_only
                 state = torch.load(weights, map_location="cpu")
         except Exception as e:
-            raise ExportError(f"{weights}: cannot read a state dict ({e})") from e
+            raise ExportError(f"{weights}: cannot read a state dict ({type(e).__name__}: "
+                              f"{e}); expected a file saved with "
+                              "torch.save(model.state_dict())") from e
         if not isinstance(state, dict):
             raise ExportError(f"{weights}: holds a {type(state).__name__}, expected a "
                               "state dict saved with torch.save(model.state_dict())")
@@ -304,7 +306,8 @@ def main(argv=None):
         print(f"export_torchvision.py: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"export_torchvision.py: error: {e}", file=sys.stderr)
+        print(f"export_torchvision.py: error: cannot write {args.output}: {e}",
+              file=sys.stderr)
         return 2
     print(f"{args.output}: {args.arch}, {len(names)} layers: {' '.join(names)}")
     return 0

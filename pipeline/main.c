@@ -1,0 +1,353 @@
+/*
+ * salpipe: the command line (SPEC §2). Rank 0 reads the config and the model
+ * header, checks everything that can be checked before any work, opens the output,
+ * and broadcasts the plan; then every rank runs it (run.c). All ranks leave with
+ * the exit code rank 0 decides.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "output.h"
+#include "plan.h"
+#include "run.h"
+
+#ifndef SALPIPE_VERSION
+#define SALPIPE_VERSION "unknown"
+#endif
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static const char usage[] =
+    "usage: salpipe CONFIG.toml              run the job (alone or under mpirun)\n"
+    "       salpipe --check CONFIG.toml      validate config, model and images; print the plan\n"
+    "       salpipe --layers MODEL.h5        list layers, output shapes and unit counts\n"
+    "       salpipe --overwrite CONFIG.toml  replace an existing output instead of resuming\n"
+    "       salpipe --version | --help\n"
+    "options: --quiet (no progress lines)\n"
+    "exit status: 0 all images done, 1 some images failed (recorded in the output),\n"
+    "             2 usage/config/model error, 3 output I/O error,\n"
+    "             4 stopped by SIGTERM/SIGUSR1/SIGINT before the end (run again to resume)\n";
+
+typedef struct {
+    int check, layers, overwrite, quiet;
+    const char *file;
+} options;
+
+static int parse_args(int argc, char **argv, options *o) {
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 'h';
+        if (!strcmp(a, "--version")) return 'v';
+        if (!strcmp(a, "--check")) o->check = 1;
+        else if (!strcmp(a, "--layers")) o->layers = 1;
+        else if (!strcmp(a, "--overwrite")) o->overwrite = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o->quiet = 1;
+        else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "salpipe: unknown option '%s'\n%s", a, usage);
+            return 'e';
+        } else if (o->file) {
+            fprintf(stderr, "salpipe: one file expected, got '%s' and '%s'\n%s", o->file, a,
+                    usage);
+            return 'e';
+        } else {
+            o->file = a;
+        }
+    }
+    if (!o->file) {
+        fprintf(stderr, "%s", usage);
+        return 'e';
+    }
+    if (o->check + o->layers + o->overwrite > 1) {
+        fprintf(stderr, "salpipe: --check, --layers and --overwrite exclude each other\n");
+        return 'e';
+    }
+    return 0;
+}
+
+static int list_layers(const char *path) {
+    char err[SAL_ERR_LEN];
+    sal_model *m;
+    if (sal_model_open(path, &m, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
+    const sal_preprocess *pp = sal_model_preprocess(m);
+    printf("%s: %s, input %dx%dx%d\n", path, sal_model_name(m), pp->channels, pp->height,
+           pp->width);
+    printf("%-4s %-16s %-12s %-16s %s\n", "#", "layer", "kind", "output (CxHxW)", "units");
+    for (int i = 0; i < sal_model_num_layers(m); i++) {
+        const sal_layer *L = sal_model_layer(m, i);
+        char shape[48];
+        snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
+        printf("%-4d %-16s %-12s %-16s %d\n", i, L->name, sal_layer_kind_name(L->kind), shape,
+               L->out_c);
+    }
+    sal_model_free(m);
+    return SP_EXIT_OK;
+}
+
+/* Resolves the config's targets against the model; errors name the config line. */
+static int resolve_targets(const sp_config *c, const sal_model *m, sp_plan *p, char *err,
+                           size_t errlen) {
+    p->ntargets = c->ntargets;
+    p->targets = malloc(sizeof *p->targets * c->ntargets);
+    if (!p->targets) return snprintf(err, errlen, "out of memory"), -1;
+    for (int t = 0; t < c->ntargets; t++) {
+        const sp_target *ct = &c->targets[t];
+        int li = sal_model_find_layer(m, ct->layer);
+        if (li < 0) {
+            int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s; its layers:",
+                               c->config_path, ct->line, ct->col, ct->layer, c->model_path);
+            for (int i = 0; i < sal_model_num_layers(m) && off > 0 && (size_t)off < errlen; i++)
+                off += snprintf(err + off, errlen - off, " %s", sal_model_layer(m, i)->name);
+            return -1;
+        }
+        const sal_layer *L = sal_model_layer(m, li);
+        if (ct->unit < 1 || ct->unit > L->out_c)
+            return snprintf(err, errlen, "%s:%d:%d: unit %d of layer %s is out of range: the "
+                            "layer has units 1..%d", c->config_path, ct->line, ct->col,
+                            ct->unit, L->name, L->out_c), -1;
+        p->targets[t] = (sal_target){li, ct->unit - 1};
+    }
+    return 0;
+}
+
+static void print_plan(const sp_config *c, const sal_model *m, const sp_plan *p) {
+    size_t map_bytes = (size_t)p->pre.channels * p->pre.height * p->pre.width *
+                       (p->precision == SAL_F64 ? 8 : 4);
+    double maps = (double)c->nimages * c->ntargets * c->nmethods;
+    int missing = 0;
+    printf("config    %s\n", c->config_path);
+    printf("model     %s (%s, %d layers), %s\n", c->model_path, sal_model_name(m),
+           sal_model_num_layers(m), p->precision == SAL_F64 ? "float64" : "float32");
+    printf("input     %dx%dx%d, resize %s\n", p->pre.channels, p->pre.height, p->pre.width,
+           p->pre.resize_crop ? "crop" : "stretch");
+    for (int i = 0; i < c->nimages; i++)
+        if (access(c->images[i].path, R_OK)) {
+            if (missing++ < 10) printf("missing   %s\n", c->images[i].path);
+        }
+    printf("images    %d from %s, %d missing or unreadable%s\n", c->nimages, c->images_source,
+           missing, missing > 10 ? " (first 10 listed)" : "");
+    printf("targets   %d:", c->ntargets);
+    for (int t = 0; t < c->ntargets; t++) printf(" %s:%d", c->targets[t].layer, c->targets[t].unit);
+    printf("\nmethods   ");
+    for (int i = 0; i < c->nmethods; i++) printf("%s ", sal_method_name(c->methods[i]));
+    printf("\nmaps      %.0f (%d images x %d targets x %d methods)\n", maps, c->nimages,
+           c->ntargets, c->nmethods);
+    printf("output    %s (%s), about %.1f MB before compression level %d\n", c->output_path,
+           access(c->output_path, F_OK) ? "new" : "exists: the run would resume it",
+           maps * map_bytes / 1e6, c->compression);
+    printf("batches   %d of up to %d images, %d BLAS thread(s) per rank\n",
+           (c->nimages + c->batch - 1) / c->batch, c->batch, c->threads);
+}
+
+static char **image_labels(const sp_config *c) {
+    char **v = malloc(sizeof *v * c->nimages);
+    if (v)
+        for (int i = 0; i < c->nimages; i++) v[i] = c->images[i].display;
+    return v;
+}
+
+/* Rank 0's setup: everything up to an open output. Returns an exit code. */
+static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_plan *plan,
+                       sp_output **out, int8_t **status) {
+    char err[SAL_ERR_LEN];
+    if (sp_config_load(o->file, cfg, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
+    if (sal_model_open(cfg->model_path, model, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s:%d:%d: model.path: %s\n", cfg->config_path,
+                cfg->model_line, cfg->model_col, err);
+        return SP_EXIT_CONFIG;
+    }
+    memset(plan, 0, sizeof *plan);
+    plan->model_path = strdup(cfg->model_path);
+    plan->pre = *sal_model_preprocess(*model);
+    if (cfg->resize != SP_RESIZE_MODEL) plan->pre.resize_crop = cfg->resize == SP_RESIZE_CROP;
+    plan->precision = cfg->precision;
+    plan->batch = cfg->batch;
+    plan->threads = cfg->threads;
+    plan->compression = cfg->compression;
+    plan->nmethods = cfg->nmethods;
+    memcpy(plan->methods, cfg->methods, sizeof cfg->methods);
+    plan->previews_dir = cfg->previews_dir ? strdup(cfg->previews_dir) : NULL;
+    plan->nimages = cfg->nimages;
+    plan->image_paths = calloc(cfg->nimages, sizeof *plan->image_paths);
+    if (!plan->model_path || !plan->image_paths) {
+        fprintf(stderr, "salpipe: out of memory\n");
+        return SP_EXIT_CONFIG;
+    }
+    for (int i = 0; i < cfg->nimages; i++) plan->image_paths[i] = strdup(cfg->images[i].path);
+    if (resolve_targets(cfg, *model, plan, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
+    if (o->check) {
+        print_plan(cfg, *model, plan);
+        return SP_EXIT_OK;
+    }
+    if (sal_model_load_params(*model, plan->precision, NULL, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
+    char sha[65];
+    if (sp_sha256_file(cfg->model_path, sha, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
+    const char *layers[cfg->ntargets], *methods[cfg->nmethods];
+    int32_t units[cfg->ntargets];
+    for (int t = 0; t < cfg->ntargets; t++) {
+        layers[t] = cfg->targets[t].layer;
+        units[t] = cfg->targets[t].unit;
+    }
+    for (int i = 0; i < cfg->nmethods; i++) methods[i] = sal_method_name(cfg->methods[i]);
+    char **labels = image_labels(cfg);
+    *status = calloc(cfg->nimages, 1);
+    if (!labels || !*status) {
+        free(labels);
+        fprintf(stderr, "salpipe: out of memory\n");
+        return SP_EXIT_CONFIG;
+    }
+    sp_output_layout lay = {
+        .nimages = cfg->nimages, .ntargets = cfg->ntargets, .nmethods = cfg->nmethods,
+        .channels = plan->pre.channels, .height = plan->pre.height, .width = plan->pre.width,
+        .precision = plan->precision, .compression = plan->compression,
+        .images = (const char *const *)labels, .target_layers = layers,
+        .target_units = units, .methods = methods, .salpipe_version = SALPIPE_VERSION,
+        .config_path = cfg->config_path, .config_text = cfg->config_text,
+        .model_path = cfg->model_path, .model_sha256 = sha,
+        .model_name = sal_model_name(*model), .preprocess = &plan->pre};
+    int rc = sp_output_open(cfg->output_path, &lay, o->overwrite, out, *status, err, sizeof err);
+    free(labels);
+    if (rc) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;
+    }
+    if (plan->previews_dir && !o->quiet)
+        fprintf(stderr, "salpipe: note: previews are not written by this version; "
+                        "[output] previews is ignored\n");
+    return SP_EXIT_OK;
+}
+
+/* Broadcasts rank 0's verdict, then (when it is to go on) the plan. */
+static int share_plan(int rank, int verdict, sp_plan *plan) {
+    int32_t head[2] = {verdict, 0};
+    char *buf = NULL;
+    size_t bytes = 0;
+    if (rank == 0 && verdict == SP_EXIT_OK) {
+        buf = sp_plan_pack(plan, &bytes);
+        if (!buf || bytes > INT32_MAX) {
+            fprintf(stderr, "salpipe: the plan is too large to send (%zu bytes)\n", bytes);
+            head[0] = verdict = SP_EXIT_CONFIG;
+        }
+        head[1] = (int32_t)bytes;
+    }
+    MPI_CHECK(MPI_Bcast(head, 2, MPI_INT32_T, 0, MPI_COMM_WORLD));
+    if (head[0] != SP_EXIT_OK) {
+        free(buf);
+        return head[0];
+    }
+    if (rank != 0 && !(buf = malloc((size_t)head[1]))) {
+        fprintf(stderr, "salpipe: rank %d: out of memory for the plan\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+    }
+    MPI_CHECK(MPI_Bcast(buf, head[1], MPI_BYTE, 0, MPI_COMM_WORLD));
+    if (rank != 0 && sp_plan_unpack(plan, buf, (size_t)head[1])) {
+        fprintf(stderr, "salpipe: rank %d: malformed plan\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+    }
+    free(buf);
+    return SP_EXIT_OK;
+}
+
+/* Every rank but 0 opens the model the plan names. */
+static sal_model *open_model_worker(int rank, const sp_plan *plan) {
+    char err[SAL_ERR_LEN];
+    sal_model *m;
+    if (sal_model_open(plan->model_path, &m, err, sizeof err) ||
+        sal_model_load_params(m, plan->precision, NULL, err, sizeof err)) {
+        fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+    }
+    return m;
+}
+
+int main(int argc, char **argv) {
+    int provided, rank, size;
+    options o;
+    int parsed = parse_args(argc, argv, &o);
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int rc = SP_EXIT_OK;
+    if (parsed || o.layers) {
+        if (rank == 0) {
+            if (parsed == 'h') printf("salpipe %s\n%s", SALPIPE_VERSION, usage);
+            else if (parsed == 'v') printf("salpipe %s\n", SALPIPE_VERSION);
+            else if (parsed == 'e') rc = SP_EXIT_CONFIG;
+            else rc = list_layers(o.file);
+        }
+        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        MPI_Finalize();
+        return rc;
+    }
+    if (size > 1 && provided < MPI_THREAD_SERIALIZED) {
+        if (rank == 0)
+            fprintf(stderr, "salpipe: this MPI library does not offer MPI_THREAD_SERIALIZED, "
+                            "which rank 0's coordinator thread needs\n");
+        MPI_Finalize();
+        return SP_EXIT_CONFIG;
+    }
+
+    sp_config cfg = {0};
+    sp_plan plan = {0};
+    sal_model *model = NULL;
+    sp_output *out = NULL;
+    int8_t *status = NULL;
+    if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &out, &status);
+    if (o.check) rc = rc ? rc : -1; /* nothing to compute: others stop */
+    rc = share_plan(rank, rc, &plan);
+    if (rc == -1) rc = SP_EXIT_OK;
+    else if (rc == SP_EXIT_OK) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        if (rank != 0) model = open_model_worker(rank, &plan);
+        sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
+        rc = sp_run(&ctx);
+        if (rank == 0) {
+            char err[SAL_ERR_LEN];
+            if (sp_output_close(out, err, sizeof err) && rc != SP_EXIT_IO) {
+                fprintf(stderr, "salpipe: output error: %s\n", err);
+                rc = SP_EXIT_IO;
+            }
+            out = NULL;
+        }
+        MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    }
+    if (out) {
+        char err[SAL_ERR_LEN];
+        sp_output_close(out, err, sizeof err);
+    }
+    free(status);
+    sal_model_free(model);
+    sp_plan_free(&plan);
+    sp_config_free(&cfg);
+    MPI_Finalize();
+    return rc;
+}

@@ -1,0 +1,407 @@
+/*
+ * The work loop of every rank (see run.h for the scheduling rule).
+ *
+ * A computed batch travels as one packed byte buffer, the same whether it goes over
+ * MPI to rank 0 or is written by rank 0 itself:
+ *   int32 batch, int32 count, then per image:
+ *   int32 image, int32 status (1 done, -1 failed), int32 len, len bytes of message,
+ *   and when done: ntargets activations, then per (target, method) an int64 size and
+ *   that many bytes of compressed map chunk.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "check.h"
+#include "image.h"
+#include "progress.h"
+#include "run.h"
+
+enum { TAG_WORK = 1, TAG_ASSIGN = 2 };
+
+/* Per-rank compute state, sized once from the plan. */
+typedef struct {
+    const sp_plan *plan;
+    sal_engine *engine;
+    size_t rs;             /* bytes per real                                   */
+    size_t in_elems;       /* C*H*W of one input                               */
+    size_t map_bytes;      /* one map: in_elems * rs                           */
+    char *input;           /* (batch, C, H, W)                                 */
+    char *maps;            /* (batch, T, M, C, H, W)                           */
+    char *acts;            /* (batch, T)                                       */
+    char *scratch;         /* shuffle scratch, map_bytes                       */
+    int *slot;             /* per batch position: engine row or -1 (failed)    */
+    char (*errors)[SAL_ERR_LEN];
+    char *packed;          /* result of one batch                              */
+    size_t packed_cap, packed_len;
+} worker;
+
+/* Rank 0's shared state; `lock` guards everything below it. */
+typedef struct {
+    sp_run_ctx *ctx;
+    pthread_mutex_t lock;
+    int nbatches, next;    /* batches of the whole list; next to hand out      */
+    int io_failed;
+    char io_err[SAL_ERR_LEN];
+    int done, failed, skipped, pending_images;
+    double last_flush;
+    sp_progress progress;
+} coordinator;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int batch_first(const sp_plan *p, int k) { return k * p->batch; }
+static int batch_count(const sp_plan *p, int k) {
+    int left = p->nimages - k * p->batch;
+    return left < p->batch ? left : p->batch;
+}
+
+/* ---- compute --------------------------------------------------------------- */
+
+static void worker_free(worker *w) {
+    sal_engine_free(w->engine);
+    free(w->input);
+    free(w->maps);
+    free(w->acts);
+    free(w->scratch);
+    free(w->slot);
+    free(w->errors);
+    free(w->packed);
+    memset(w, 0, sizeof *w);
+}
+
+static int worker_init(worker *w, const sp_plan *p, const sal_model *m, char *err,
+                       size_t errlen) {
+    memset(w, 0, sizeof *w);
+    w->plan = p;
+    if (sal_engine_init(&w->engine, m, p->precision, p->batch, p->targets, p->ntargets,
+                        p->methods, p->nmethods, err, errlen))
+        return -1;
+    const size_t B = p->batch, TM = (size_t)p->ntargets * p->nmethods;
+    w->rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
+    w->in_elems = (size_t)p->pre.channels * p->pre.height * p->pre.width;
+    w->map_bytes = w->in_elems * w->rs;
+    w->packed_cap = 8 + B * (12 + SAL_ERR_LEN + p->ntargets * w->rs +
+                             TM * (8 + sp_chunk_bound(w->map_bytes)));
+    w->input = malloc(B * w->map_bytes);
+    w->maps = malloc(B * TM * w->map_bytes);
+    w->acts = malloc(B * p->ntargets * w->rs);
+    w->scratch = malloc(w->map_bytes);
+    w->slot = malloc(B * sizeof *w->slot);
+    w->errors = malloc(B * sizeof *w->errors);
+    w->packed = malloc(w->packed_cap);
+    if (!w->input || !w->maps || !w->acts || !w->scratch || !w->slot || !w->errors ||
+        !w->packed) {
+        snprintf(err, errlen, "out of memory for batch %d (%zu MiB of maps); lower [run] batch",
+                 p->batch, (size_t)(B * TM * w->map_bytes) >> 20);
+        worker_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+static void pack(worker *w, const void *p, size_t n) {
+    memcpy(w->packed + w->packed_len, p, n);
+    w->packed_len += n;
+}
+static void pack_i32(worker *w, int32_t v) { pack(w, &v, sizeof v); }
+
+/* Decodes, runs and compresses batch k into w->packed. Never fails as a whole:
+ * an image that cannot be read, or a batch the engine refuses, is recorded as
+ * failed images. */
+static void compute_batch(worker *w, int k) {
+    const sp_plan *p = w->plan;
+    const int first = batch_first(p, k), count = batch_count(p, k);
+    const int TM = p->ntargets * p->nmethods;
+    int n = 0;
+    for (int i = 0; i < count; i++) {
+        w->errors[i][0] = 0;
+        if (sal_image_preprocess(w->input + n * w->map_bytes, NULL, p->image_paths[first + i],
+                                 &p->pre, p->precision, 0, w->errors[i], SAL_ERR_LEN))
+            w->slot[i] = -1;
+        else
+            w->slot[i] = n++;
+    }
+    if (n > 0) {
+        char err[SAL_ERR_LEN];
+        if (sal_engine_run(w->engine, w->input, n, w->maps, w->acts, NULL, NULL, err,
+                           sizeof err))
+            for (int i = 0; i < count; i++)
+                if (w->slot[i] >= 0) {
+                    w->slot[i] = -1;
+                    snprintf(w->errors[i], SAL_ERR_LEN, "%s", err);
+                }
+    }
+    w->packed_len = 0;
+    pack_i32(w, k);
+    pack_i32(w, count);
+    for (int i = 0; i < count; i++) {
+        int s = w->slot[i];
+        size_t len = strlen(w->errors[i]);
+        pack_i32(w, first + i);
+        pack_i32(w, s >= 0 ? 1 : -1);
+        pack_i32(w, (int32_t)len);
+        pack(w, w->errors[i], len);
+        if (s < 0) continue;
+        pack(w, w->acts + (size_t)s * p->ntargets * w->rs, p->ntargets * w->rs);
+        for (int j = 0; j < TM; j++) {
+            const char *map = w->maps + ((size_t)s * TM + j) * w->map_bytes;
+            char *dst = w->packed + w->packed_len + sizeof(int64_t);
+            size_t z = sp_chunk_compress(dst, map, w->map_bytes, w->rs, p->compression,
+                                         w->scratch);
+            int64_t zz = (int64_t)z;
+            memcpy(w->packed + w->packed_len, &zz, sizeof zz);
+            w->packed_len += sizeof zz + z;
+        }
+    }
+}
+
+/* ---- rank 0: scheduling and writing ------------------------------------------ */
+
+/* The next batch with an image not yet done, or -1 when there is none or the run
+ * is stopping. Caller holds the lock. */
+static int next_batch(coordinator *c) {
+    const sp_plan *p = c->ctx->plan;
+    if (*c->ctx->stop || c->io_failed) return -1;
+    while (c->next < c->nbatches) {
+        int k = c->next++;
+        for (int i = 0; i < batch_count(p, k); i++)
+            if (c->ctx->status[batch_first(p, k) + i] != 1) return k;
+    }
+    return -1;
+}
+
+static int next_batch_locked(coordinator *c) {
+    pthread_mutex_lock(&c->lock);
+    int k = next_batch(c);
+    pthread_mutex_unlock(&c->lock);
+    return k;
+}
+
+typedef struct {
+    const char *p;
+    size_t left;
+} reader;
+
+static const void *take(reader *r, size_t n) {
+    if (n > r->left) return NULL;
+    const void *q = r->p;
+    r->p += n;
+    r->left -= n;
+    return q;
+}
+
+static int take_i32(reader *r, int32_t *v) {
+    const void *q = take(r, sizeof *v);
+    if (q) memcpy(v, q, sizeof *v);
+    return q ? 0 : -1;
+}
+
+/* Writes one packed batch into the output. Caller holds the lock. Images already
+ * done in the file (a resumed batch) are left as they are. */
+static void write_batch(coordinator *c, const char *buf, size_t len) {
+    sp_run_ctx *ctx = c->ctx;
+    const sp_plan *p = ctx->plan;
+    const int TM = p->ntargets * p->nmethods;
+    const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
+    const void *chunks[TM];
+    size_t sizes[TM];
+    reader r = {buf, len};
+    int32_t k, count;
+    char err[SAL_ERR_LEN];
+    if (take_i32(&r, &k) || take_i32(&r, &count)) goto malformed;
+    for (int i = 0; i < count && !c->io_failed; i++) {
+        int32_t img, st, elen;
+        if (take_i32(&r, &img) || take_i32(&r, &st) || take_i32(&r, &elen) || elen < 0 ||
+            img < 0 || img >= p->nimages)
+            goto malformed;
+        const char *msg = take(&r, (size_t)elen);
+        if (!msg) goto malformed;
+        const void *acts = NULL;
+        if (st == 1) {
+            acts = take(&r, p->ntargets * rs);
+            for (int j = 0; j < TM; j++) {
+                int64_t z;
+                const void *q = take(&r, sizeof z);
+                if (!q) goto malformed;
+                memcpy(&z, q, sizeof z);
+                if (z <= 0 || !(chunks[j] = take(&r, (size_t)z))) goto malformed;
+                sizes[j] = (size_t)z;
+            }
+            if (!acts) goto malformed;
+        }
+        if (ctx->status[img] == 1) {
+            c->skipped++;
+            continue;
+        }
+        int rc;
+        if (st == 1) {
+            rc = sp_output_write_image(ctx->out, img, chunks, sizes, acts, err, sizeof err);
+        } else {
+            char text[SAL_ERR_LEN];
+            snprintf(text, sizeof text, "%.*s", (int)elen, msg);
+            rc = sp_output_fail_image(ctx->out, img, text, err, sizeof err);
+            if (!rc && !ctx->quiet) sp_progress_note(&c->progress, "image failed: %s", text);
+        }
+        if (rc) {
+            c->io_failed = 1;
+            snprintf(c->io_err, sizeof c->io_err, "%s", err);
+            break;
+        }
+        ctx->status[img] = st == 1 ? 1 : -1;
+        if (st == 1) c->done++;
+        else c->failed++;
+    }
+    if (!c->io_failed && now() - c->last_flush >= 1.0) {
+        if (sp_output_flush(ctx->out, err, sizeof err)) {
+            c->io_failed = 1;
+            snprintf(c->io_err, sizeof c->io_err, "%s", err);
+        }
+        c->last_flush = now();
+    }
+    if (!ctx->quiet)
+        sp_progress_update(&c->progress, c->done + c->failed,
+                           (double)c->done * p->ntargets * p->nmethods);
+    return;
+malformed:
+    c->io_failed = 1;
+    snprintf(c->io_err, sizeof c->io_err, "internal error: malformed result for a batch");
+}
+
+static void sleep_briefly(void) {
+    struct timespec ts = {0, 500000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
+/* Rank 0's second thread: answers the other ranks until each has been told to stop. */
+static void *coordinate(void *arg) {
+    coordinator *c = arg;
+    int active = c->ctx->size - 1;
+    char *buf = NULL;
+    size_t cap = 0;
+    while (active > 0) {
+        int flag = 0, count = 0;
+        MPI_Status st;
+        MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_WORK, MPI_COMM_WORLD, &flag, &st));
+        if (!flag) {
+            sleep_briefly();
+            continue;
+        }
+        MPI_CHECK(MPI_Get_count(&st, MPI_BYTE, &count));
+        if ((size_t)count > cap) {
+            free(buf);
+            cap = (size_t)count;
+            buf = malloc(cap);
+            if (!buf) {
+                fprintf(stderr, "salpipe: rank 0: out of memory receiving %d bytes\n", count);
+                MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+            }
+        }
+        MPI_CHECK(MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD,
+                           MPI_STATUS_IGNORE));
+        pthread_mutex_lock(&c->lock);
+        if (count > 8) write_batch(c, buf, (size_t)count);
+        int k = next_batch(c);
+        pthread_mutex_unlock(&c->lock);
+        MPI_CHECK(MPI_Send(&k, 1, MPI_INT, st.MPI_SOURCE, TAG_ASSIGN, MPI_COMM_WORLD));
+        if (k < 0) active--;
+    }
+    free(buf);
+    return NULL;
+}
+
+static int run_rank0(sp_run_ctx *ctx, worker *w) {
+    const sp_plan *p = ctx->plan;
+    coordinator c = {.ctx = ctx};
+    pthread_mutex_init(&c.lock, NULL);
+    c.nbatches = (p->nimages + p->batch - 1) / p->batch;
+    for (int i = 0; i < p->nimages; i++) c.pending_images += ctx->status[i] != 1;
+    c.last_flush = now();
+    int already = p->nimages - c.pending_images;
+    sp_progress_init(&c.progress, p->nimages, already, ctx->quiet);
+    if (already && !ctx->quiet)
+        sp_progress_note(&c.progress, "resuming: %d of %d images already done", already,
+                         p->nimages);
+
+    pthread_t thread;
+    int threaded = ctx->size > 1 && !pthread_create(&thread, NULL, coordinate, &c);
+    if (ctx->size > 1 && !threaded) {
+        fprintf(stderr, "salpipe: rank 0: cannot start the coordinator thread\n");
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+    }
+    for (int k; (k = next_batch_locked(&c)) >= 0;) {
+        compute_batch(w, k);
+        pthread_mutex_lock(&c.lock);
+        write_batch(&c, w->packed, w->packed_len);
+        pthread_mutex_unlock(&c.lock);
+    }
+    if (threaded) pthread_join(thread, NULL);
+
+    char err[SAL_ERR_LEN];
+    if (!c.io_failed && sp_output_flush(ctx->out, err, sizeof err)) {
+        c.io_failed = 1;
+        snprintf(c.io_err, sizeof c.io_err, "%s", err);
+    }
+    int left = 0, failed = 0;
+    for (int i = 0; i < p->nimages; i++) {
+        left += ctx->status[i] == 0;
+        failed += ctx->status[i] == -1;
+    }
+    sp_progress_finish(&c.progress, c.done + c.failed,
+                       (double)c.done * p->ntargets * p->nmethods);
+    pthread_mutex_destroy(&c.lock);
+    if (c.io_failed) {
+        fprintf(stderr, "salpipe: output error: %s\n", c.io_err);
+        return SP_EXIT_IO;
+    }
+    if (!ctx->quiet)
+        fprintf(stderr, "salpipe: %d images done, %d failed, %d not done this run\n",
+                p->nimages - left - failed, failed, left);
+    if (left) {
+        fprintf(stderr, "salpipe: stopped by signal %d with %d images left; run the same "
+                "command again to resume\n", (int)*ctx->stop, left);
+        return SP_EXIT_STOPPED;
+    }
+    return failed ? SP_EXIT_FAILED_IMAGES : SP_EXIT_OK;
+}
+
+static void run_worker(sp_run_ctx *ctx, worker *w) {
+    int32_t hello[2] = {-1, 0};
+    MPI_CHECK(MPI_Send(hello, sizeof hello, MPI_BYTE, 0, TAG_WORK, MPI_COMM_WORLD));
+    for (;;) {
+        int k;
+        MPI_CHECK(MPI_Recv(&k, 1, MPI_INT, 0, TAG_ASSIGN, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        if (k < 0) break;
+        compute_batch(w, k);
+        MPI_CHECK(MPI_Send(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,
+                           MPI_COMM_WORLD));
+    }
+    (void)ctx;
+}
+
+int sp_run(sp_run_ctx *ctx) {
+    worker w;
+    char err[SAL_ERR_LEN];
+    openblas_set_num_threads(ctx->plan->threads);
+    if (worker_init(&w, ctx->plan, ctx->model, err, sizeof err)) {
+        fprintf(stderr, "salpipe: rank %d: %s\n", ctx->rank, err);
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+    }
+    int rc = SP_EXIT_OK;
+    if (ctx->rank == 0)
+        rc = run_rank0(ctx, &w);
+    else
+        run_worker(ctx, &w);
+    worker_free(&w);
+    return rc;
+}
