@@ -10,12 +10,13 @@
  *
  * Usage:
  *
+ *     const sal_preprocess *pp = sal_model_preprocess(m);
+ *     float *x = malloc(sizeof(float) * pp->channels * pp->height * pp->width);
  *     char err[SAL_ERR_LEN];
- *     float x[3 * 224 * 224];                    // (C, H, W)
- *     sal_image px;                              // the 224x224 8-bit pixels
- *     if (sal_image_preprocess(x, &px, "a.jpg", sal_model_preprocess(m), SAL_F32, 0,
- *                              err, sizeof err))
+ *     sal_image px;                              // the fitted 8-bit pixels, (H, W, C)
+ *     if (sal_image_preprocess(x, &px, "a.jpg", pp, SAL_F32, 0, err, sizeof err))
  *         { puts(err); continue; }               // next image: nothing leaked
+ *     ...                                        // x is (C, H, W), normalized
  *     sal_image_free(&px);
  *
  * Like the rest of core/, nothing here prints or exits: a failing call returns -1,

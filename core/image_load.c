@@ -179,7 +179,8 @@ static int refuse_unknown(const image_src *src) {
         char shown[32];
         size_t k = 0;
         for (size_t i = 0; i < n && k < sizeof shown - 1; i++)
-            shown[k++] = (d[i] == '\n' || d[i] == '\r' || d[i] == '\t') ? ' ' : (char)d[i];
+            shown[k++] =
+                (d[i] == '\n' || d[i] == '\r' || d[i] == '\t') ? ' ' : (char)d[i];
         shown[k] = 0;
         return image_fail(src, "not a JPEG or PNG file: it looks like text (\"%s%s\")",
                           shown, src->size > n ? "..." : "");
@@ -188,7 +189,8 @@ static int refuse_unknown(const image_src *src) {
     size_t k = 0;
     for (size_t i = 0; i < n && i < 8; i++)
         k += (size_t)snprintf(hex + k, sizeof hex - k, "%s%02x", i ? " " : "", d[i]);
-    return image_fail(src, "not a JPEG or PNG file: unknown format (first bytes %s)", hex);
+    return image_fail(src, "not a JPEG or PNG file: unknown format (first bytes %s)",
+                      hex);
 }
 
 /* Pillow's L = (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16 (ITU-R 601-2).
@@ -196,7 +198,8 @@ static int refuse_unknown(const image_src *src) {
  * every source through RGB equals Pillow's direct convert('L') from any mode. */
 static void rgb_to_l(uint8_t *out, const uint8_t *in, size_t npix) {
     for (size_t i = 0; i < npix; i++, in += 3)
-        out[i] = (uint8_t)((in[0] * 19595u + in[1] * 38470u + in[2] * 7471u + 0x8000u) >> 16);
+        out[i] =
+            (uint8_t)((in[0] * 19595u + in[1] * 38470u + in[2] * 7471u + 0x8000u) >> 16);
 }
 
 static int convert_channels(sal_image *img, int32_t channels, const image_src *src) {
@@ -205,7 +208,8 @@ static int convert_channels(sal_image *img, int32_t channels, const image_src *s
     uint8_t *p = malloc(npix * (size_t)channels);
     if (!p) return image_fail(src, "out of memory converting to %d channels", channels);
     if (channels == 3) {
-        for (size_t i = 0; i < npix; i++) p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = img->pixels[i];
+        for (size_t i = 0; i < npix; i++)
+            p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = img->pixels[i];
     } else {
         rgb_to_l(p, img->pixels, npix);
     }

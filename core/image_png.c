@@ -165,7 +165,8 @@ int image_decode_png(sal_image *out, const image_src *src) {
     int rc = decode(&st, out, src);
     if (rc == -1) {
         if (st.ctx.truncated)
-            image_fail(src, "truncated PNG: the file ends before the image data does");
+            image_fail(src, "truncated PNG: the file ends before the image data (with its "
+                       "CRC) is complete");
         else if (strstr(st.ctx.msg, "CRC"))
             image_fail(src, "corrupt PNG: a chunk fails its CRC checksum (libpng: %s)",
                        st.ctx.msg);

@@ -77,7 +77,8 @@ int sal_image_fit(sal_image *out, const sal_image *in, const sal_preprocess *pp,
     if (!in || !in->pixels || in->width < 1 || in->height < 1 ||
         (in->channels != 1 && in->channels != 3))
         return fail(err, errlen, "sal_image_fit: empty or invalid input image");
-    if (!pp->resize_crop) return sal_image_resize(out, in, pp->width, pp->height, err, errlen);
+    if (!pp->resize_crop)
+        return sal_image_resize(out, in, pp->width, pp->height, err, errlen);
 
     int32_t rw = 0, rh = 0;
     if (crop_resize_size(in->width, in->height, pp->resize_size, &rw, &rh, err, errlen))
@@ -110,8 +111,9 @@ int sal_image_fit(sal_image *out, const sal_image *in, const sal_preprocess *pp,
     if (win != out->pixels) {
         size_t row = (size_t)ww * (size_t)ch;
         for (int32_t y = 0; y < wh; y++)
-            memcpy(out->pixels + ((size_t)(y0 - top + y) * (size_t)W + (size_t)(x0 - left)) *
-                                     (size_t)ch,
+            memcpy(out->pixels +
+                       ((size_t)(y0 - top + y) * (size_t)W + (size_t)(x0 - left)) *
+                           (size_t)ch,
                    win + (size_t)y * row, row);
         free(win);
     }

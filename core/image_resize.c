@@ -172,7 +172,8 @@ int image_resample_window(uint8_t *out, const sal_image *in, int32_t full_w,
         } else {
             for (int32_t y = 0; y < h; y++)
                 memcpy(out + (size_t)y * row,
-                       in->pixels + (size_t)(y0 + y) * in_stride + (size_t)x0 * (size_t)ch,
+                       in->pixels + (size_t)(y0 + y) * in_stride +
+                           (size_t)x0 * (size_t)ch,
                        row);
         }
         rc = 0;

@@ -489,6 +489,8 @@ def make_bad(mk, w):
     w.bad("png_interlaced_truncated", "png_trunc_ilace.png", "truncated PNG")
     w.put("png_crc_ihdr.png", png_bytes(c, 8, 2, ihdr_crc_xor=1))
     w.bad("png_bad_crc_ihdr", "png_crc_ihdr.png", "CRC")
+    w.put("png_cut_after_data.png", good[:-16])  # last IDAT's CRC and IEND missing
+    w.bad("png_truncated_after_image_data", "png_cut_after_data.png", "truncated PNG")
     w.put("png_crc_idat.png", png_bytes(c, 8, 2, idat_crc_xor=0x100))
     w.bad("png_bad_crc_idat", "png_crc_idat.png", "CRC")
     text = chunk(b"tEXt", b"Comment\x00bad crc", 0x10000)
@@ -513,6 +515,8 @@ def make_bad(mk, w):
     g16 = (mk.gray(50, 40).astype(np.int32) * 257)
     w.put("gray16_high.png", png_bytes(g16, 16, 0))
     w.bad("png_gray16_values_above_255", "gray16_high.png", "16-bit grayscale")
+    w.put("png_critical.png", png_bytes(c, 8, 2, extra=chunk(b"ABCD", b"unknown")))
+    w.bad("png_unknown_critical_chunk", "png_critical.png", "invalid PNG")
     w.put("png_no_plte.png", png_bytes(np.zeros((4, 4), np.uint8), 8, 3))
     w.bad("png_palette_without_plte", "png_no_plte.png", "invalid PNG")
 
@@ -523,6 +527,10 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     t0 = time.time()
+    if not os.path.isfile(args.photo):
+        print(f"make_image_refs: {args.photo}: shared test photo not found; point CMake's "
+              "SALPIPE_SHARED_DIR at the shared/ directory", file=sys.stderr)
+        return 1
     if os.path.isdir(args.out):
         for root, dirs, _ in os.walk(args.out):  # test_image_bad may leave mode 000
             for d in dirs:

@@ -79,12 +79,14 @@ static int same_tensor(const void *have, size_t count, size_t esize, const char 
         for (size_t i = 0; i < count; i++) {
             double a = esize == 4 ? ((const float *)have)[i] : ((const double *)have)[i];
             double b = esize == 4 ? ((const float *)want)[i] : ((const double *)want)[i];
-            if (memcmp((const char *)have + i * esize, (const char *)want + i * esize, esize)) {
+            if (memcmp((const char *)have + i * esize, (const char *)want + i * esize,
+                       esize)) {
                 ndiff++;
                 if (fabs(a - b) > maxd) maxd = fabs(a - b);
             }
         }
-        snprintf(why, len, "%zu of %zu values differ, max |diff| %.3g", ndiff, count, maxd);
+        snprintf(why, len, "%zu of %zu values differ, max |diff| %.3g", ndiff, count,
+                 maxd);
         ok = 0;
     }
     free(want);
@@ -100,7 +102,7 @@ static double now(void) {
 static int run_image(char **f, int nf, int *pass) {
     /* image NAME FILE CH W H DEC */
     if (nf != 7) return fprintf(stderr, "bad manifest line for %s\n", f[1]), 0;
-    char path[8192], err[SAL_ERR_LEN], why[512] = "";
+    char path[8192], err[SAL_ERR_LEN], why[SAL_ERR_LEN + 512] = "";
     snprintf(path, sizeof path, "%s/%s", g_dir, f[2]);
     sal_image im;
     double t = now();
@@ -109,7 +111,8 @@ static int run_image(char **f, int nf, int *pass) {
     if (!ok)
         snprintf(why, sizeof why, "load failed: %s", err);
     else if (im.width != atoi(f[4]) || im.height != atoi(f[5]))
-        snprintf(why, sizeof why, "size %dx%d, Pillow %sx%s", im.width, im.height, f[4], f[5]),
+        snprintf(why, sizeof why, "size %dx%d, Pillow %sx%s", im.width, im.height, f[4],
+                 f[5]),
             ok = 0;
     else
         ok = same_pixels(&im, f[6], why, sizeof why);
@@ -123,7 +126,8 @@ static int run_image(char **f, int nf, int *pass) {
 static int run_fit(char **f, int nf, int *pass) {
     /* fit NAME FILE CH MODE W H S M0 M1 M2 S0 S1 S2 PIX T32 T64 */
     if (nf != 17) return fprintf(stderr, "bad manifest line for %s\n", f[1]), 0;
-    char path[8192], err[SAL_ERR_LEN], why[512] = "", why32[256] = "", why64[256] = "";
+    char path[8192], err[SAL_ERR_LEN], why[SAL_ERR_LEN + 512] = "";
+    char why32[256] = "", why64[256] = "";
     snprintf(path, sizeof path, "%s/%s", g_dir, f[2]);
     sal_preprocess pp = {0};
     pp.channels = atoi(f[3]);
@@ -140,7 +144,8 @@ static int run_fit(char **f, int nf, int *pass) {
     if (strcmp(f[4], "resize") == 0) {
         sal_image src, out = {0};
         ok = sal_image_load(&src, path, pp.channels, 0, err, sizeof err) == 0;
-        if (ok) ok = sal_image_resize(&out, &src, pp.width, pp.height, err, sizeof err) == 0;
+        if (ok)
+            ok = sal_image_resize(&out, &src, pp.width, pp.height, err, sizeof err) == 0;
         if (!ok) snprintf(why, sizeof why, "failed: %s", err);
         if (ok) ok = same_pixels(&out, f[14], why, sizeof why);
         t = now() - t;
@@ -170,9 +175,10 @@ static int run_fit(char **f, int nf, int *pass) {
             ok64 = 0, snprintf(why64, sizeof why64, "float64 call saw other pixels");
     }
     int all = ok && ok32 && ok64;
-    printf("%s %-7s %-34s %s  pixels %s, f32 %s, f64 %s (%.3f s)\n", all ? "ok  " : "FAIL",
-           f[4], f[1], pp.channels == 1 ? "L  " : "RGB", ok ? "identical" : why,
-           ok32 ? "bit-identical" : why32, ok64 ? "bit-identical" : why64, t / 2);
+    printf("%s %-7s %-34s %s  pixels %s, f32 %s, f64 %s (%.3f s)\n",
+           all ? "ok  " : "FAIL", f[4], f[1], pp.channels == 1 ? "L  " : "RGB",
+           ok ? "identical" : why, ok32 ? "bit-identical" : why32,
+           ok64 ? "bit-identical" : why64, t / 2);
     sal_image_free(&px);
     sal_image_free(&px64);
     free(x32);
