@@ -1,0 +1,47 @@
+/*
+ * Private to output.c and output_layout.c: the open output file and the helpers
+ * both halves use to build error messages from HDF5's error stack.
+ */
+#ifndef SP_OUTPUT_INTERNAL_H
+#define SP_OUTPUT_INTERNAL_H
+
+#include <hdf5.h>
+
+#include "output.h"
+
+/* Magic name and version of the layout, root attributes salpipe_format and
+ * salpipe_format_version. A change that old readers would misread bumps it. */
+#define SPO_FORMAT_NAME "salpipe-saliency"
+#define SPO_FORMAT_VERSION 1
+
+/* Image rows per chunk of /status, /error and /activation. */
+#define SPO_ROWS_PER_CHUNK 1024
+
+/* The datasets sp_output writes after creation. */
+typedef struct {
+    hid_t saliency, activation, status, error;
+} spo_dsets;
+
+/* Creates every dataset, scale and attribute of SPEC §4 in a new file and writes
+ * the labels. On failure returns SP_OUT_IOERR with err set; datasets opened so far
+ * are closed. */
+int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
+                      spo_dsets *d, char *err, size_t errlen);
+
+/* Checks that an existing file is a salpipe output made for `lay` (returns
+ * SP_OUT_MISMATCH saying what differs) and opens its datasets. */
+int spo_layout_check(hid_t file, const char *path, const sp_output_layout *lay,
+                     spo_dsets *d, char *err, size_t errlen);
+
+void spo_dsets_close(spo_dsets *d);
+
+/* Formats "fmt: reason" into err, where reason is the innermost message on HDF5's
+ * error stack (its OS error text when there is one). Returns code. Call right
+ * after the failing HDF5 call: the next call clears the stack. */
+int spo_h5err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Variable-length UTF-8 string type (caller closes). */
+hid_t spo_vlen_str(void);
+
+#endif
