@@ -4,8 +4,10 @@
 # (tests/reference/make_reference.py); test_reference then compares, float64 and
 # float32. The files (up to ~1 GB for VGG) live in the build tree and are removed by
 # the fixture's cleanup step.
-set(SALPIPE_SHARED_DIR ${CMAKE_SOURCE_DIR}/../shared CACHE PATH
-    "The shared directory holding data/n03223299_27176.JPEG")
+if(NOT DEFINED SALPIPE_SHARED_DIR)
+  set(SALPIPE_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH
+      "The shared directory holding data/n03223299_27176.JPEG")
+endif()
 
 add_executable(test_reference ${CMAKE_CURRENT_SOURCE_DIR}/test_reference.c)
 target_link_libraries(test_reference PRIVATE salcore)
