@@ -27,7 +27,8 @@ static const char *const images_keys[] = {"files", "list", "dir", "pattern", "st
 static const char *const targets_keys[] = {"layer", "units", NULL};
 static const char *const saliency_keys[] = {"methods", NULL};
 static const char *const preprocess_keys[] = {"resize", NULL};
-static const char *const output_keys[] = {"path", "compression", "previews", NULL};
+static const char *const output_keys[] = {"path", "compression", "previews", "preview_mode",
+                                           NULL};
 static const char *const run_keys[] = {"batch", "threads", "precision", NULL};
 
 static const struct {
@@ -530,6 +531,10 @@ static int load_output(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) 
         return -1;
     if ((v = sp_toml_get(t, "previews")) &&
         want_path(c, v, "output.previews", &cfg->previews_dir))
+        return -1;
+    static const char *const modes[] = {"rgb", "gray", NULL};
+    if ((v = sp_toml_get(t, "preview_mode")) &&
+        want_choice(c, v, "output.preview_mode", modes, &cfg->preview_gray))
         return -1;
     return 0;
 }

@@ -41,6 +41,7 @@ typedef struct {
     char *output_path;   /* resolved [output] path                               */
     int compression;     /* 0..9, default 4                                      */
     char *previews_dir;  /* resolved, or NULL                                    */
+    int preview_gray;    /* preview_mode: 0 "rgb" (default), 1 "gray"            */
     int batch;           /* default 8                                            */
     int threads;         /* default 1                                            */
     sal_precision precision; /* default float32                                  */

@@ -5,6 +5,7 @@
  * the exit code rank 0 decides.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,22 @@ static char **image_labels(const sp_config *c) {
     return v;
 }
 
+/* mkdir -p; 0 when the directory exists afterwards. */
+static int make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, -1;
+    for (char *s = buf + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+            *s = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(buf, &st) || !S_ISDIR(st.st_mode)) return errno = ENOTDIR, -1;
+    return 0;
+}
+
 /* Rank 0's setup: everything up to an open output. Returns an exit code. */
 static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_plan *plan,
                        sp_output **out, int8_t **status) {
@@ -182,6 +199,7 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
     plan->nmethods = cfg->nmethods;
     memcpy(plan->methods, cfg->methods, sizeof cfg->methods);
     plan->previews_dir = cfg->previews_dir ? strdup(cfg->previews_dir) : NULL;
+    plan->preview_gray = cfg->preview_gray;
     plan->nimages = cfg->nimages;
     plan->image_paths = calloc(cfg->nimages, sizeof *plan->image_paths);
     if (!plan->model_path || !plan->image_paths) {
@@ -189,6 +207,11 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         return SP_EXIT_CONFIG;
     }
     for (int i = 0; i < cfg->nimages; i++) plan->image_paths[i] = strdup(cfg->images[i].path);
+    if (plan->previews_dir) {
+        plan->image_labels = calloc(cfg->nimages, sizeof *plan->image_labels);
+        for (int i = 0; plan->image_labels && i < cfg->nimages; i++)
+            plan->image_labels[i] = strdup(cfg->images[i].display);
+    }
     if (resolve_targets(cfg, *model, plan, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
         return SP_EXIT_CONFIG;
@@ -235,9 +258,11 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         fprintf(stderr, "salpipe: %s\n", err);
         return rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;
     }
-    if (plan->previews_dir && !o->quiet)
-        fprintf(stderr, "salpipe: note: previews are not written by this version; "
-                        "[output] previews is ignored\n");
+    if (plan->previews_dir && make_dirs(plan->previews_dir)) {
+        fprintf(stderr, "salpipe: %s: output.previews: cannot create directory %s: %s\n",
+                cfg->config_path, plan->previews_dir, strerror(errno));
+        return SP_EXIT_IO;
+    }
     return SP_EXIT_OK;
 }
 

@@ -86,8 +86,11 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     put_i32(&k, p->nmethods);
     for (int i = 0; i < p->nmethods; i++) put_i32(&k, p->methods[i]);
     put_str(&k, p->previews_dir);
+    put_i32(&k, p->preview_gray);
     put_i32(&k, p->nimages);
     for (int i = 0; i < p->nimages; i++) put_str(&k, p->image_paths[i]);
+    put_i32(&k, p->image_labels != NULL);
+    for (int i = 0; p->image_labels && i < p->nimages; i++) put_str(&k, p->image_labels[i]);
     if (k.bad) {
         free(k.buf);
         return NULL;
@@ -115,11 +118,17 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes) {
     if (p->nmethods < 1 || p->nmethods > SAL_METHOD_COUNT) k.bad = 1;
     for (int i = 0; !k.bad && i < p->nmethods; i++) p->methods[i] = (sal_method)get_i32(&k);
     p->previews_dir = get_str(&k);
+    p->preview_gray = get_i32(&k);
     p->nimages = get_i32(&k);
     if (!k.bad && p->nimages > 0 && (size_t)p->nimages <= k.left / 4)
         p->image_paths = calloc((size_t)p->nimages, sizeof *p->image_paths);
     if (!p->image_paths) k.bad = 1;
     for (int i = 0; !k.bad && i < p->nimages; i++) p->image_paths[i] = get_str(&k);
+    if (get_i32(&k) && !k.bad) {
+        p->image_labels = calloc((size_t)p->nimages, sizeof *p->image_labels);
+        if (!p->image_labels) k.bad = 1;
+        for (int i = 0; !k.bad && i < p->nimages; i++) p->image_labels[i] = get_str(&k);
+    }
     if (k.bad) {
         sp_plan_free(p);
         return -1;
@@ -131,8 +140,11 @@ void sp_plan_free(sp_plan *p) {
     free(p->model_path);
     free(p->targets);
     free(p->previews_dir);
-    if (p->image_paths)
-        for (int i = 0; i < p->nimages; i++) free(p->image_paths[i]);
+    for (int i = 0; i < p->nimages; i++) {
+        if (p->image_paths) free(p->image_paths[i]);
+        if (p->image_labels) free(p->image_labels[i]);
+    }
     free(p->image_paths);
+    free(p->image_labels);
     memset(p, 0, sizeof *p);
 }

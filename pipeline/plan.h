@@ -23,6 +23,8 @@ typedef struct {
     int nmethods;
     sal_method methods[SAL_METHOD_COUNT];
     char *previews_dir;       /* or NULL                                           */
+    int preview_gray;         /* 1: max |map| over channels with a colormap        */
+    char **image_labels;      /* display paths, for preview file names             */
 } sp_plan;
 
 /* Packs the plan into a malloc'ed buffer; *bytes receives its size. */

@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "image.h"
+#include "previews.h"
 #include "progress.h"
 #include "run.h"
 
@@ -38,6 +39,9 @@ typedef struct {
     char *scratch;         /* shuffle scratch, map_bytes                       */
     int *slot;             /* per batch position: engine row or -1 (failed)    */
     char (*errors)[SAL_ERR_LEN];
+    sp_previews *previews; /* NULL when no previews are asked for              */
+    sal_image *pixels;     /* per batch position, kept for previews            */
+    int rank;
     char *packed;          /* result of one batch                              */
     size_t packed_cap, packed_len;
 } worker;
@@ -77,13 +81,16 @@ static void worker_free(worker *w) {
     free(w->slot);
     free(w->errors);
     free(w->packed);
+    sp_previews_free(w->previews);
+    free(w->pixels);
     memset(w, 0, sizeof *w);
 }
 
-static int worker_init(worker *w, const sp_plan *p, const sal_model *m, char *err,
-                       size_t errlen) {
+static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m,
+                       char *err, size_t errlen) {
     memset(w, 0, sizeof *w);
     w->plan = p;
+    w->rank = rank;
     if (sal_engine_init(&w->engine, m, p->precision, p->batch, p->targets, p->ntargets,
                         p->methods, p->nmethods, err, errlen))
         return -1;
@@ -100,8 +107,13 @@ static int worker_init(worker *w, const sp_plan *p, const sal_model *m, char *er
     w->slot = malloc(B * sizeof *w->slot);
     w->errors = malloc(B * sizeof *w->errors);
     w->packed = malloc(w->packed_cap);
+    w->pixels = calloc(B, sizeof *w->pixels);
+    if (p->previews_dir && sp_previews_init(&w->previews, p, m, err, errlen)) {
+        worker_free(w);
+        return -1;
+    }
     if (!w->input || !w->maps || !w->acts || !w->scratch || !w->slot || !w->errors ||
-        !w->packed) {
+        !w->packed || !w->pixels) {
         snprintf(err, errlen, "out of memory for batch %d (%zu MiB of maps); lower [run] batch",
                  p->batch, (size_t)(B * TM * w->map_bytes) >> 20);
         worker_free(w);
@@ -126,7 +138,8 @@ static void compute_batch(worker *w, int k) {
     int n = 0;
     for (int i = 0; i < count; i++) {
         w->errors[i][0] = 0;
-        if (sal_image_preprocess(w->input + n * w->map_bytes, NULL, p->image_paths[first + i],
+        sal_image *px = w->previews ? &w->pixels[i] : NULL;
+        if (sal_image_preprocess(w->input + n * w->map_bytes, px, p->image_paths[first + i],
                                  &p->pre, p->precision, 0, w->errors[i], SAL_ERR_LEN))
             w->slot[i] = -1;
         else
@@ -141,6 +154,14 @@ static void compute_batch(worker *w, int k) {
                     w->slot[i] = -1;
                     snprintf(w->errors[i], SAL_ERR_LEN, "%s", err);
                 }
+    }
+    for (int i = 0; w->previews && i < count; i++) {
+        char err[SAL_ERR_LEN];
+        if (w->slot[i] >= 0 &&
+            sp_previews_write(w->previews, first + i, &w->pixels[i],
+                              w->maps + (size_t)w->slot[i] * TM * w->map_bytes, err, sizeof err))
+            fprintf(stderr, "salpipe: rank %d: preview not written: %s\n", w->rank, err);
+        sal_image_free(&w->pixels[i]);
     }
     w->packed_len = 0;
     pack_i32(w, k);
@@ -393,7 +414,7 @@ int sp_run(sp_run_ctx *ctx) {
     worker w;
     char err[SAL_ERR_LEN];
     openblas_set_num_threads(ctx->plan->threads);
-    if (worker_init(&w, ctx->plan, ctx->model, err, sizeof err)) {
+    if (worker_init(&w, ctx->rank, ctx->plan, ctx->model, err, sizeof err)) {
         fprintf(stderr, "salpipe: rank %d: %s\n", ctx->rank, err);
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
     }
