@@ -1,19 +1,19 @@
 /*
  * The output file's life: create or resume, write pre-compressed map chunks, record
- * status, flush, close. The layout itself is in output_layout.c.
+ * status, flush, close. The layout itself is in output_layout.c, the file driver
+ * that makes flushes atomic in journal.c.
  *
- * Crash safety (docs/output-format.md). HDF5 1.10 has no journal, so the file on
- * disk is only consistent where HDF5 wrote all of its metadata. We make that
- * happen only at a flush:
- *  - the metadata cache never evicts (so dirty metadata reaches the disk only in
- *    H5Fflush), and the file space strategy is NONE (so space freed between
- *    flushes is never handed out again while on-disk metadata may still point at
- *    it); maps go straight to new space with H5Dwrite_chunk;
- *  - /activation, /status and /error are written only inside sp_output_flush;
- *    pending values wait in memory until then;
- *  - a flush is two steps: maps' index and activations are flushed and fsynced
- *    first, then /status and /error, then fsynced again. A kill at any point
- *    leaves status 1 only on images whose maps are already on disk;
+ * Crash safety (docs/output-format.md). A kill -9 at any moment must leave a file
+ * that opens, with everything up to the last completed sp_output_flush intact:
+ *  - every H5Fflush goes through the journaling driver (journal.c): in-place
+ *    updates of the metadata the disk state uses reach the file as a whole or, after
+ *    a kill, are completed from the journal the next time sp_output_open resumes;
+ *  - the metadata cache never evicts, so HDF5 writes metadata only in H5Fflush, and
+ *    the file space strategy is NONE, so space freed between flushes is not handed
+ *    out again; maps go straight to new space with H5Dwrite_chunk;
+ *  - /activation, /status and /error are written only inside sp_output_flush
+ *    (pending values wait in memory), so an image's status 1 lands in the same
+ *    atomic flush as its maps;
  *  - a new file is built as PATH.partial and renamed to PATH once its layout is on
  *    disk, so PATH is never a half-created file and --overwrite is atomic.
  * The default (earliest) format keeps HDF5 from marking the superblock "open for
@@ -52,7 +52,7 @@ struct sp_output {
     char *path;
     hid_t file, fapl;
     spo_dsets d;
-    int fd;                  /* ours: the writer lock and fdatasync             */
+    int fd;                  /* ours, for the writer lock                        */
     int nimages, ntargets, nmethods;
     size_t esize;            /* 4 or 8: bytes of one map value                   */
     size_t raw_chunk_bytes;  /* C*H*W*esize                                      */
@@ -155,6 +155,7 @@ static hid_t make_fapl(void) {
     c.max_size = (size_t)128 << 20;
     if (H5Pset_mdc_config(fapl, &c) < 0) goto fail;
     if (H5Pset_file_locking(fapl, 0, 1) < 0) goto fail;
+    if (spo_use_journal_driver(fapl) < 0) goto fail;
     if (H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) goto fail;
     return fapl;
 fail:
@@ -184,15 +185,11 @@ static void free_output(sp_output *o) {
     free(o);
 }
 
-static int sync_file(sp_output *o, char *err, size_t errlen) {
-    if (fdatasync(o->fd) == 0 || errno == EINVAL) return SP_OUT_OK;
-    return oserr(err, errlen, SP_OUT_IOERR, errno, "%s: fdatasync failed", o->path);
-}
-
+/* The driver commits (and fdatasyncs) at the end of H5Fflush. */
 static int h5flush(sp_output *o, char *err, size_t errlen) {
     if (H5Fflush(o->file, H5F_SCOPE_GLOBAL) < 0)
         return spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot flush", o->path);
-    return sync_file(o, err, errlen);
+    return SP_OUT_OK;
 }
 
 /* ---- open ------------------------------------------------------------------- */
@@ -209,6 +206,9 @@ static int resume(sp_output *o, const sp_output_layout *lay, int8_t *status, cha
                  "or use another [output] path", path);
         return SP_OUT_IOERR;
     }
+    if (spo_journal_recover(o->fd) < 0)
+        return oserr(err, errlen, SP_OUT_IOERR, errno,
+                     "%s: cannot complete the flush a kill interrupted", path);
     htri_t is_h5 = H5Fis_hdf5(path);
     if (is_h5 == 0) {
         snprintf(err, errlen,
@@ -567,8 +567,8 @@ int sp_output_flush(sp_output *o, char *err, size_t errlen) {
         goto done;
     }
 
-    /* Step 1: activations of done images; with the maps' chunk index they become
-     * durable before any status says the image is done. */
+    /* Activations of done images, /status, and /error where it changes (failed
+     * now, or failed before), then one atomic H5Fflush with the maps' index. */
     for (int i = 0; i < n; i++) {
         if (o->pend[i].status != 1) continue;
         idx[k] = o->pend[i].image;
@@ -579,10 +579,6 @@ int sp_output_flush(sp_output *o, char *err, size_t errlen) {
         rc = spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot write /activation", o->path);
         goto done;
     }
-    if ((k > 0 || o->maps_dirty) && (rc = h5flush(o, err, errlen))) goto done;
-    o->maps_dirty = 0;
-
-    /* Step 2: /status, and /error where it changes (failed now, or failed before). */
     int8_t *st = (int8_t *)rows;
     for (int i = 0; i < n; i++) {
         idx[i] = o->pend[i].image;
@@ -606,6 +602,7 @@ int sp_output_flush(sp_output *o, char *err, size_t errlen) {
     if (bad) rc = spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot write /error", o->path);
     if (vstr >= 0) H5Tclose(vstr);
     if (bad || (rc = h5flush(o, err, errlen))) goto done;
+    o->maps_dirty = 0;
 
     for (int i = 0; i < n; i++) {
         o->disk_status[o->pend[i].image] = o->pend[i].status;
@@ -631,7 +628,6 @@ int sp_output_close(sp_output *o, char *err, size_t errlen) {
     if (o->file >= 0 && H5Fclose(o->file) < 0 && rc == SP_OUT_OK)
         rc = spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot close", o->path);
     o->file = -1;
-    if (o->fd >= 0 && rc == SP_OUT_OK && sync_file(o, err, errlen)) rc = SP_OUT_IOERR;
     free_output(o);
     return rc;
 }

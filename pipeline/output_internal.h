@@ -41,6 +41,14 @@ void spo_dsets_close(spo_dsets *d);
 int spo_h5err(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Makes fapl use the journaling file driver of journal.c, under which every
+ * H5Fflush reaches the disk as a whole or not at all. -1 on failure. */
+int spo_use_journal_driver(hid_t fapl);
+
+/* Completes the flush a kill interrupted, from the journal at the end of the file
+ * open read-write on fd. 1 replayed, 0 nothing to do, -1 I/O error (errno). */
+int spo_journal_recover(int fd);
+
 /* Variable-length UTF-8 string type (caller closes). */
 hid_t spo_vlen_str(void);
 
