@@ -1,21 +1,30 @@
 /*
- * 2-D convolution with bias, stride, padding and groups, as im2col + GEMM.
+ * 2-D convolution with bias, stride, padding and groups, as im2col + GEMM over
+ * groups of g images at a time. With K = C/groups*kh*kw, P = OH*OW and, per
+ * convolution group, W_G (OC/groups, K):
  *
- * Forward, per image and group g:  out_g (OCg, OH*OW) = W_g (OCg, K) x col (K, OH*OW)
- * Backward (input gradient only):  dcol (K, OH*OW) = W_g^T (K, OCg) x dout_g, then
- * col2im scatters dcol back onto din. K = Cg*kh*kw with Cg = C/groups.
+ *   forward   col (K, g*P) = im2col of g images side by side
+ *             y (OCg, g*P) = W_G x col, then y + bias scattered to out (g, OC, P)
+ *   backward  y (OCg, g*P) = dout of g samples gathered side by side
+ *             dcol (K, g*P) = W_G^T x y, then col2im into din (g, C, H, W)
+ *
+ * Each output element is the same K-long dot product whatever g is, but OpenBLAS
+ * may choose another kernel for another GEMM width, so the last bits can depend on
+ * g and on the batch. Results are deterministic for a given batch, which is what
+ * salpipe's bit-for-bit promise relies on (fixed batches, see pipeline/run.h).
  */
 #include <string.h>
 
 #include "layers.h"
 
-/* col (Cg*kh*kw, OH*OW) from one group's channels of in (Cg, H, W); zero padding. */
-static void im2col(real *col, const real *in, int Cg, const sal_layer *L) {
+/* Rows of col (K, ld) at column offset 0 from one group's channels of in
+ * (Cg, H, W); zero padding. */
+static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
     for (int c = 0; c < Cg; c++)
         for (int ky = 0; ky < L->kh; ky++)
             for (int kx = 0; kx < L->kw; kx++) {
-                real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * OH * OW;
+                real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
                 const real *plane = in + (size_t)c * H * W;
                 for (int oy = 0; oy < OH; oy++) {
                     int y = oy * L->sh - L->ph + ky;
@@ -33,13 +42,13 @@ static void im2col(real *col, const real *in, int Cg, const sal_layer *L) {
             }
 }
 
-/* din (Cg, H, W) += scatter of col (Cg*kh*kw, OH*OW); the adjoint of im2col. */
-static void col2im(real *din, const real *col, int Cg, const sal_layer *L) {
+/* din (Cg, H, W) += scatter of col (K, ld); the adjoint of im2col. */
+static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_layer *L) {
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
     for (int c = 0; c < Cg; c++)
         for (int ky = 0; ky < L->kh; ky++)
             for (int kx = 0; kx < L->kw; kx++) {
-                const real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * OH * OW;
+                const real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
                 real *plane = din + (size_t)c * H * W;
                 for (int oy = 0; oy < OH; oy++) {
                     int y = oy * L->sh - L->ph + ky;
@@ -54,29 +63,52 @@ static void col2im(real *din, const real *col, int Cg, const sal_layer *L) {
             }
 }
 
-void R(conv_forward)(real *out, const real *in, const real *weight, const real *bias,
-                     const sal_layer *L, real *col) {
+void R(conv_forward)(real *out, const real *in, int n, const real *weight,
+                     const real *bias, const sal_layer *L, real *scratch, int g) {
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
-    const int K = Cg * L->kh * L->kw, P = L->out_h * L->out_w;
-    for (int g = 0; g < G; g++) {
-        real *outg = out + (size_t)g * OCg * P;
-        for (int oc = 0; oc < OCg; oc++)
-            for (int p = 0; p < P; p++) outg[(size_t)oc * P + p] = bias[g * OCg + oc];
-        im2col(col, in + (size_t)g * Cg * L->in_h * L->in_w, Cg, L);
-        cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, P, K, 1,
-                   weight + (size_t)g * OCg * K, K, col, P, 1, outg, P);
+    const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
+    const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
+    for (int i0 = 0; i0 < n; i0 += g) {
+        const int gn = n - i0 < g ? n - i0 : g;
+        const size_t ld = gn * P;
+        real *col = scratch, *y = scratch + K * ld;
+        for (int grp = 0; grp < G; grp++) {
+            for (int j = 0; j < gn; j++)
+                im2col(col + j * P, ld, in + (i0 + j) * in_elems + (size_t)grp * Cg * L->in_h * L->in_w,
+                       Cg, L);
+            cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ld, (int)K, 1,
+                       weight + (size_t)grp * OCg * K, (int)K, col, (int)ld, 0, y, (int)ld);
+            for (int j = 0; j < gn; j++)
+                for (int oc = 0; oc < OCg; oc++) {
+                    real *dst = out + (i0 + j) * out_elems + ((size_t)grp * OCg + oc) * P;
+                    const real *src = y + oc * ld + j * P, b = bias[grp * OCg + oc];
+                    for (size_t p = 0; p < P; p++) dst[p] = src[p] + b;
+                }
+        }
     }
 }
 
-void R(conv_backward)(real *din, const real *dout, const real *weight,
-                      const sal_layer *L, real *dcol) {
+void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
+                      const sal_layer *L, real *scratch, int g) {
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
-    const int K = Cg * L->kh * L->kw, P = L->out_h * L->out_w;
-    memset(din, 0, sizeof(real) * (size_t)L->in_c * L->in_h * L->in_w);
-    for (int g = 0; g < G; g++) {
-        cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, OCg, 1,
-                   weight + (size_t)g * OCg * K, K, dout + (size_t)g * OCg * P, P, 0,
-                   dcol, P);
-        col2im(din + (size_t)g * Cg * L->in_h * L->in_w, dcol, Cg, L);
+    const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
+    const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
+    memset(din, 0, sizeof(real) * n * in_elems);
+    for (int i0 = 0; i0 < n; i0 += g) {
+        const int gn = n - i0 < g ? n - i0 : g;
+        const size_t ld = gn * P;
+        real *dcol = scratch, *y = scratch + K * ld;
+        for (int grp = 0; grp < G; grp++) {
+            for (int j = 0; j < gn; j++)
+                for (int oc = 0; oc < OCg; oc++)
+                    memcpy(y + oc * ld + j * P,
+                           dout + (i0 + j) * out_elems + ((size_t)grp * OCg + oc) * P,
+                           sizeof(real) * P);
+            cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)ld, OCg, 1,
+                       weight + (size_t)grp * OCg * K, (int)K, y, (int)ld, 0, dcol, (int)ld);
+            for (int j = 0; j < gn; j++)
+                col2im(din + (i0 + j) * in_elems + (size_t)grp * Cg * L->in_h * L->in_w,
+                       dcol + j * P, ld, Cg, L);
+        }
     }
 }

@@ -13,6 +13,8 @@
 
 /* Per-sample backward memory above which samples are processed in chunks. */
 #define SAL_BWD_BUDGET_BYTES ((size_t)512 << 20)
+/* Columns a conv GEMM should have: images are grouped until OH*OW*g reaches it. */
+#define SAL_CONV_COLUMNS 2048
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -44,8 +46,9 @@ static size_t carve(sal_engine *e, char *base) {
         off = align64(off + rs * e->bwd_chunk * e->max_elems);
     }
     for (int i = 0; i <= e->last_layer; i++)
-        if (m->layers[i].kind == SAL_LAYER_CONV && conv_col_elems(&m->layers[i]) > col)
-            col = conv_col_elems(&m->layers[i]);
+        if (m->layers[i].kind == SAL_LAYER_CONV &&
+            conv_scratch_elems(&m->layers[i], e->conv_g[i]) > col)
+            col = conv_scratch_elems(&m->layers[i], e->conv_g[i]);
     if (base) e->col = base + off;
     off = align64(off + rs * col);
     for (int i = 0; i <= e->last_layer; i++) {
@@ -117,9 +120,10 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
     e->seed_target = malloc(sizeof(int) * e->nseeds);
     e->seed_method = malloc(sizeof(int) * e->nseeds);
     e->relu_mask = calloc(m->nlayers, sizeof *e->relu_mask);
+    e->conv_g = calloc(m->nlayers, sizeof *e->conv_g);
     e->argmax = calloc(m->nlayers, sizeof *e->argmax);
     if (!e->targets || !e->methods || !e->seed_target || !e->seed_method ||
-        !e->relu_mask || !e->argmax) {
+        !e->relu_mask || !e->argmax || !e->conv_g) {
         sal_engine_free(e);
         return fail(err, errlen, "engine: out of memory");
     }
@@ -136,6 +140,12 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
     size_t samples = (size_t)max_batch * e->nseeds;
     e->bwd_chunk = (int)(chunk < 1 ? 1 : chunk > samples ? samples : chunk);
 
+    int most = max_batch > e->bwd_chunk ? max_batch : e->bwd_chunk;
+    for (int i = 0; i <= last; i++) {
+        const sal_layer *L = &m->layers[i];
+        int P = L->out_h * L->out_w, g = (SAL_CONV_COLUMNS + P - 1) / P;
+        e->conv_g[i] = g < most ? g : most;
+    }
     e->arena_bytes = carve(e, NULL);
     e->arena = aligned_alloc(64, e->arena_bytes);
     if (!e->arena) {
@@ -173,5 +183,6 @@ void sal_engine_free(sal_engine *e) {
     free(e->seed_method);
     free(e->relu_mask);
     free(e->argmax);
+    free(e->conv_g);
     free(e);
 }

@@ -31,7 +31,8 @@ struct sal_engine {
     size_t arena_bytes;
     void *act[2];                    /* forward ping-pong (max_batch, max_elems) */
     void *grad[2];                   /* backward ping-pong (bwd_chunk, max_elems)*/
-    void *col;                       /* im2col scratch, largest conv             */
+    void *col;                       /* conv scratch, largest conv_scratch_elems */
+    int *conv_g;                     /* per layer: images per conv GEMM          */
     uint8_t **relu_mask;             /* per layer: (max_batch, out elems) or NULL*/
     int32_t **argmax;                /* per layer: (max_batch, out elems) or NULL*/
 

@@ -17,17 +17,21 @@
 #include "real.h"
 #include "salcore.h"
 
-/* Elements of the im2col scratch a conv layer needs: (C/groups*kh*kw) x (OH*OW). */
-static inline size_t conv_col_elems(const sal_layer *L) {
-    return (size_t)(L->in_c / L->groups) * L->kh * L->kw * L->out_h * L->out_w;
+/* Convolutions run on groups of up to g images (or backward samples) at once, so
+ * that each weight matrix takes part in one wide GEMM per group instead of one
+ * small GEMM per image. Scratch elements for groups of g: the im2col matrix
+ * (C/groups*kh*kw, g*OH*OW) plus the GEMM's output (OC/groups, g*OH*OW). */
+static inline size_t conv_scratch_elems(const sal_layer *L, int g) {
+    size_t K = (size_t)(L->in_c / L->groups) * L->kh * L->kw;
+    return (K + (size_t)(L->out_c / L->groups)) * g * L->out_h * L->out_w;
 }
 
-/* out (OC,OH,OW) = conv(in (C,H,W)) + bias, for one image. col: conv_col_elems. */
-void R(conv_forward)(real *out, const real *in, const real *weight, const real *bias,
-                     const sal_layer *L, real *col);
-/* din (C,H,W) = gradient of one sample given dout (OC,OH,OW). dcol: conv_col_elems. */
-void R(conv_backward)(real *din, const real *dout, const real *weight,
-                      const sal_layer *L, real *dcol);
+/* out (n,OC,OH,OW) = conv(in (n,C,H,W)) + bias, g images per GEMM. */
+void R(conv_forward)(real *out, const real *in, int n, const real *weight,
+                     const real *bias, const sal_layer *L, real *scratch, int g);
+/* din (n,C,H,W) = input gradient of n samples given dout (n,OC,OH,OW). */
+void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
+                      const sal_layer *L, real *scratch, int g);
 
 /* out (n,C,H,W) = in * scale[c] + shift[c] (eval-mode batch norm). */
 void R(batchnorm_forward)(real *out, const real *in, const real *scale,

@@ -54,9 +54,7 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
         int swap = 1;
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
-            for (int k = 0; k < n; k++)
-                R(conv_forward)(out + k * v.out_elems, in + k * v.in_elems, v.w, v.b, v.L,
-                                e->col);
+            R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i]);
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:
@@ -123,9 +121,7 @@ static real *backward_chunk(sal_engine *e, int n, int s0, int count) {
         int swap = 1;
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
-            for (int k = 0; k < active; k++)
-                R(conv_backward)(din + k * v.in_elems, dout + k * v.out_elems, v.w, v.L,
-                                 e->col);
+            R(conv_backward)(din, dout, active, v.w, v.L, e->col, e->conv_g[i]);
             e->flops += 2.0 * active * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:

@@ -408,11 +408,20 @@ static herr_t j_flush(H5FD_t *file, hid_t dxpl, hbool_t closing) {
 }
 
 /* The file only grows: cutting it to the allocated size before the superblock
- * that records that size is on disk could cut off what the disk state uses. */
+ * that records that size is on disk could cut off what the disk state uses.
+ * Growing it to the allocated size is safe (nothing refers to the new zeros yet)
+ * and needed: HDF5 refuses a file shorter than its recorded end. */
 static herr_t j_truncate(H5FD_t *file, hid_t dxpl, hbool_t closing) {
-    (void)file;
     (void)dxpl;
     (void)closing;
+    jfile *f = (jfile *)file;
+    if (f->eoa <= f->eof) return 0;
+    if (ftruncate(f->fd, (off_t)f->eoa) < 0) {
+        PUSH(H5E_WRITEERROR, "file extend failed: errno = %d, error message = '%s'", errno,
+             strerror(errno));
+        return -1;
+    }
+    f->eof = f->eoa;
     return 0;
 }
 

@@ -37,7 +37,7 @@
 #include "output_internal.h"
 
 /* Metadata cache size above which a flush also closes and reopens the file, to
- * drop the clean entries the cache keeps when evictions are off (about 75 bytes
+ * drop the clean entries the cache keeps when evictions are off (about 85 bytes
  * per chunk written). SALPIPE_OUTPUT_MDC_LIMIT (bytes) overrides it. */
 #define MDC_LIMIT_DEFAULT ((size_t)512 << 20)
 
@@ -400,6 +400,10 @@ int sp_output_open(const char *path, const sp_output_layout *lay, int overwrite,
 
 /* ---- writing ---------------------------------------------------------------- */
 
+/* HDF5's automatic error printing is per thread in thread-safe builds (Debian's),
+ * and callers may write from another thread than the one that opened the file. */
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
 static pending *add_pending(sp_output *o) {
     if (o->npend == o->cappend) {
         int cap = o->cappend ? 2 * o->cappend : 64;
@@ -417,6 +421,7 @@ static pending *add_pending(sp_output *o) {
 int sp_output_write_image(sp_output *o, int image, const void *const *chunks,
                           const size_t *chunk_bytes, const void *activations,
                           char *err, size_t errlen) {
+    quiet_hdf5();
     if (image < 0 || image >= o->nimages) {
         snprintf(err, errlen, "%s: image index %d out of range 0..%d", o->path, image,
                  o->nimages - 1);
@@ -484,6 +489,7 @@ static char *utf8_copy(const char *s) {
 
 int sp_output_fail_image(sp_output *o, int image, const char *message, char *err,
                          size_t errlen) {
+    quiet_hdf5();
     if (image < 0 || image >= o->nimages) {
         snprintf(err, errlen, "%s: image index %d out of range 0..%d", o->path, image,
                  o->nimages - 1);
@@ -541,6 +547,7 @@ static int recycle(sp_output *o, char *err, size_t errlen) {
 }
 
 int sp_output_flush(sp_output *o, char *err, size_t errlen) {
+    quiet_hdf5();
     if (o->file < 0) {
         snprintf(err, errlen, "%s: the file is not open (an earlier error)", o->path);
         return SP_OUT_IOERR;
@@ -623,6 +630,7 @@ done:
 
 int sp_output_close(sp_output *o, char *err, size_t errlen) {
     if (!o) return SP_OUT_OK;
+    quiet_hdf5();
     int rc = o->file >= 0 ? sp_output_flush(o, err, errlen) : SP_OUT_OK;
     spo_dsets_close(&o->d);
     if (o->file >= 0 && H5Fclose(o->file) < 0 && rc == SP_OUT_OK)

@@ -5,7 +5,13 @@
  *
  * Crash safety: after sp_output_flush returns, everything written so far is on disk
  * in a consistent file; a kill at any later moment loses at most what was written
- * since. Status of an image is set to done only in the same flush as its maps.
+ * since. Status of an image is set to done only in the same flush as its maps. A
+ * kill during a flush leaves the previous state or the new one (the next
+ * sp_output_open completes an interrupted flush); docs/output-format.md.
+ *
+ * The layout's strings need to live only during sp_output_open. One thread at a
+ * time may call these functions on one sp_output, not necessarily the one that
+ * opened it.
  */
 #ifndef SP_OUTPUT_H
 #define SP_OUTPUT_H

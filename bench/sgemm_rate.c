@@ -1,0 +1,47 @@
+/*
+ * OpenBLAS sgemm rate on large square matrices: the roofline the benchmark compares
+ * salpipe's GEMM work against. Threads come from OPENBLAS_NUM_THREADS.
+ *   sgemm_rate [n] [reps]   prints the median GFLOP/s
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cblas.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 2048, reps = argc > 2 ? atoi(argv[2]) : 5;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+          *c = malloc(sizeof(float) * n * n);
+    double *rate = malloc(sizeof(double) * reps);
+    if (!a || !b || !c || !rate || reps < 1) return 1;
+    for (long i = 0; i < (long)n * n; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.2f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        rate[r] = 2.0 * n * n * n / (now() - t) * 1e-9;
+    }
+    qsort(rate, reps, sizeof(double), cmp);
+    printf("sgemm %dx%d: median %.1f GFLOP/s over %d runs\n", n, n, rate[reps / 2], reps);
+    free(a);
+    free(b);
+    free(c);
+    free(rate);
+    return 0;
+}
