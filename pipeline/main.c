@@ -297,15 +297,42 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
     return SP_EXIT_OK;
 }
 
-/* Every rank but 0 opens the model the plan names. */
-static sal_model *open_model_worker(int rank, const sp_plan *plan) {
+/* Puts the weights in one MPI-3 shared-memory window per node, so a node running
+ * 64 ranks holds one copy, not 64. Rank 0 has already loaded (and so checked) them:
+ * it copies its block into its node's window; the first rank of every other node
+ * reads the file into its window; the other ranks attach. Returns the model
+ * (opened on ranks other than 0); *win must be freed with MPI_Win_free. */
+static sal_model *share_weights(int rank, const sp_plan *plan, sal_model *m, MPI_Win *win) {
     char err[SAL_ERR_LEN];
-    sal_model *m;
-    if (sal_model_open(plan->model_path, &m, err, sizeof err) ||
-        sal_model_load_params(m, plan->precision, NULL, err, sizeof err)) {
+    if (rank != 0 && sal_model_open(plan->model_path, &m, err, sizeof err)) {
         fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
     }
+    MPI_Comm node;
+    int node_rank;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL,
+                                  &node));
+    MPI_CHECK(MPI_Comm_rank(node, &node_rank));
+    size_t bytes = sal_model_params_bytes(m, plan->precision);
+    void *base = NULL;
+    MPI_CHECK(MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
+                                      node, &base, win));
+    if (node_rank == 0) {
+        if (rank == 0)
+            memcpy(base, sal_model_params(m, plan->precision), bytes);
+        else if (sal_model_load_params(m, plan->precision, base, err, sizeof err)) {
+            fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
+            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+        }
+    } else {
+        MPI_Aint size;
+        int unit;
+        MPI_CHECK(MPI_Win_shared_query(*win, 0, &size, &unit, &base));
+    }
+    MPI_CHECK(MPI_Win_fence(0, *win));
+    MPI_CHECK(MPI_Barrier(node));
+    sal_model_attach_params(m, plan->precision, base);
+    MPI_CHECK(MPI_Comm_free(&node));
     return m;
 }
 
@@ -352,7 +379,8 @@ int main(int argc, char **argv) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGUSR1, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
-        if (rank != 0) model = open_model_worker(rank, &plan);
+        MPI_Win win;
+        model = share_weights(rank, &plan, model, &win);
         sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
         rc = sp_run(&ctx);
         if (rank == 0) {
@@ -364,6 +392,8 @@ int main(int argc, char **argv) {
             out = NULL;
         }
         MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
+        sal_model_attach_params(model, plan.precision, NULL);
+        MPI_CHECK(MPI_Win_free(&win));
     }
     if (out) {
         char err[SAL_ERR_LEN];
