@@ -457,7 +457,14 @@ static int load_targets(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg)
         if (rc) break;
         snprintf(name, sizeof name, "%s.units", prefix);
         if (!(units = sp_toml_get(t, "units"))) rc = missing(c, t, name, "[[targets]]");
-        else rc = load_units(c, &a, units, layer->str, ti);
+        else {
+            int first = a.n;
+            rc = load_units(c, &a, units, layer->str, ti);
+            for (int i = first; !rc && i < a.n; i++) {
+                a.t[i].layer_line = layer->line;
+                a.t[i].layer_col = layer->col;
+            }
+        }
     }
     if (!rc) rc = check_duplicates(c, &a);
     free(a.table);

@@ -21,6 +21,7 @@ typedef struct {
     char layer[SAL_NAME_LEN];
     int32_t unit;   /* 1-based, as the user wrote it                             */
     int line, col;  /* where the unit (or the units range) is in the config      */
+    int layer_line, layer_col; /* where its table's layer name is                */
 } sp_target;
 
 typedef enum { SP_RESIZE_MODEL = -1, SP_RESIZE_STRETCH = 0, SP_RESIZE_CROP = 1 } sp_resize;

@@ -59,6 +59,11 @@ typedef struct {
     ino_t ino;
     held_write *held;
     size_t nheld, capheld;
+    int failed;        /* a write, flush or extend failed: from then on every call
+                        * succeeds without touching the file, which keeps its last
+                        * committed flush (what resume needs) and lets H5Fclose
+                        * release everything (HDF5 1.10 crashes at exit on a file
+                        * whose close failed)                                    */
 } jfile;
 
 #define PUSH(min, ...) \
@@ -320,6 +325,7 @@ static herr_t j_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, si
     (void)type;
     (void)dxpl;
     jfile *f = (jfile *)file;
+    if (f->failed) return 0;
     if (addr == HADDR_UNDEF || addr + size > f->eoa) {
         PUSH(H5E_OVERFLOW, "addr overflow, addr = %llu, size = %zu, eoa = %llu",
              (unsigned long long)addr, size, (unsigned long long)f->eoa);
@@ -366,6 +372,7 @@ static herr_t j_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, s
                       const void *buf) {
     (void)dxpl;
     jfile *f = (jfile *)file;
+    if (f->failed) return 0;
     if (addr == HADDR_UNDEF || addr + size > f->eoa) {
         PUSH(H5E_OVERFLOW, "addr overflow, addr = %llu, size = %zu, eoa = %llu",
              (unsigned long long)addr, size, (unsigned long long)f->eoa);
@@ -376,6 +383,7 @@ static herr_t j_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, s
         size_t n = f->base - addr < size ? (size_t)(f->base - addr) : size;
         if (hold(f, type, addr, n, p) < 0) {
             PUSH(H5E_WRITEERROR, "out of memory holding a write of %zu bytes", n);
+            f->failed = 1;
             return -1;
         }
         addr += n;
@@ -386,6 +394,7 @@ static herr_t j_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, s
     if (pwrite_all(f->fd, p, size, addr) < 0) {
         PUSH(H5E_WRITEERROR, "file write failed: errno = %d, error message = '%s'", errno,
              strerror(errno));
+        f->failed = 1;
         return -1;
     }
     if (addr + size > f->eof) f->eof = addr + size;
@@ -396,11 +405,13 @@ static herr_t j_flush(H5FD_t *file, hid_t dxpl, hbool_t closing) {
     (void)dxpl;
     (void)closing;
     jfile *f = (jfile *)file;
+    if (f->failed) return 0;
     if (f->nheld > 0) {
-        if (commit(f) < 0) return -1;
+        if (commit(f) < 0) return f->failed = 1, -1;
     } else if (datasync(f->fd) < 0) {
         PUSH(H5E_CANTFLUSH, "file sync failed: errno = %d, error message = '%s'", errno,
              strerror(errno));
+        f->failed = 1;
         return -1;
     }
     if (f->eoa > f->base) f->base = f->eoa;
@@ -415,10 +426,11 @@ static herr_t j_truncate(H5FD_t *file, hid_t dxpl, hbool_t closing) {
     (void)dxpl;
     (void)closing;
     jfile *f = (jfile *)file;
-    if (f->eoa <= f->eof) return 0;
+    if (f->failed || f->eoa <= f->eof) return 0;
     if (ftruncate(f->fd, (off_t)f->eoa) < 0) {
         PUSH(H5E_WRITEERROR, "file extend failed: errno = %d, error message = '%s'", errno,
              strerror(errno));
+        f->failed = 1;
         return -1;
     }
     f->eof = f->eoa;

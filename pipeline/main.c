@@ -108,7 +108,8 @@ static int resolve_targets(const sp_config *c, const sal_model *m, sp_plan *p, c
         int li = sal_model_find_layer(m, ct->layer);
         if (li < 0) {
             int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s; its layers:",
-                               c->config_path, ct->line, ct->col, ct->layer, c->model_path);
+                               c->config_path, ct->layer_line, ct->layer_col, ct->layer,
+                               c->model_path);
             for (int i = 0; i < sal_model_num_layers(m) && off > 0 && (size_t)off < errlen; i++)
                 off += snprintf(err + off, errlen - off, " %s", sal_model_layer(m, i)->name);
             return -1;

@@ -1,0 +1,66 @@
+# The salpipe program end to end (issue 4), driven by Python scripts in tests/pipeline/
+# that run the built salpipe alone and under mpiexec and read its output with h5py and
+# xarray. Every script prints each check and exits 1 if any failed.
+#
+#   pipeline_data              fixture: test images (crops of the shared photo, bad
+#                              files) and the PyTorch reference maps (make_data.py)
+#   pipeline_e2e_float32       vs PyTorch; alone, -n 1, -n 2, -n 3 bit-identical [mpi]
+#   pipeline_e2e_float64       vs PyTorch float64 to 1e-9, -n 2                   [mpi]
+#   pipeline_format            h5py layout, attributes, dimension scales, xarray  [unit]
+#   pipeline_kill_resume       SIGKILL at several points, resumed: same bits       [mpi]
+#   pipeline_signal_resume     SIGTERM / SIGUSR1: exit 4, resumed: same bits       [mpi]
+#   pipeline_config_<case>     one config error each: exit 2, file/key/line named  [unit]
+#   pipeline_output_mismatch   another config's output: exit 2, --overwrite       [unit]
+#   pipeline_output_unwritable output directory cannot be created: exit 3        [unit]
+#   pipeline_output_disk_full  output cannot grow mid-run: exit 3, resumable     [unit]
+#   pipeline_bad_images        corrupt/missing images recorded, exit 1, retried   [unit]
+#   pipeline_cli               --check, --layers, --version, --help, bad option   [unit]
+#
+# The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
+# MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
+# set it too), and --oversubscribe is passed only for -n 3.
+if(NOT DEFINED SALPIPE_SHARED_DIR)
+  set(SALPIPE_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH
+      "Directory with the shared test data (data/n03223299_27176.JPEG)")
+endif()
+set(_pl_src ${CMAKE_CURRENT_SOURCE_DIR}/pipeline)
+set(_pl_data ${CMAKE_CURRENT_BINARY_DIR}/pipeline_data)
+set(_pl_work ${CMAKE_CURRENT_BINARY_DIR}/pipeline_work)
+set(_pl_model ${SAL_TEST_MODEL_DIR}/alexnet_seed0.h5)
+set(_pl_env "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;PYTHONDONTWRITEBYTECODE=1")
+
+add_test(NAME pipeline_data
+  COMMAND ${Python3_EXECUTABLE} ${_pl_src}/make_data.py
+          --photo ${SALPIPE_SHARED_DIR}/data/n03223299_27176.JPEG --out ${_pl_data})
+set_tests_properties(pipeline_data PROPERTIES
+  FIXTURES_SETUP pipeline_data LABELS unit TIMEOUT 300 PROCESSORS 2)
+
+# pipeline_test(NAME SCRIPT LABEL TIMEOUT PROCESSORS ARGS...)
+function(pipeline_test name script label timeout procs)
+  add_test(NAME ${name}
+    COMMAND ${Python3_EXECUTABLE} ${_pl_src}/${script} ${ARGN}
+            --salpipe $<TARGET_FILE:salpipe> --mpiexec ${MPIEXEC_EXECUTABLE}
+            --model ${_pl_model} --tiny ${SAL_TEST_MODEL_DIR}/tiny/good.h5
+            --data ${_pl_data} --work ${_pl_work}/${name})
+  set_tests_properties(${name} PROPERTIES
+    FIXTURES_REQUIRED "model_alexnet;model_tiny;pipeline_data" LABELS ${label}
+    TIMEOUT ${timeout} PROCESSORS ${procs} ENVIRONMENT "${_pl_env}")
+endfunction()
+
+pipeline_test(pipeline_e2e_float32 test_e2e.py mpi 600 2 float32)
+pipeline_test(pipeline_e2e_float64 test_e2e.py mpi 600 2 float64)
+pipeline_test(pipeline_format test_format.py unit 600 1)
+# Timing matters (kills at chosen moments): PROCESSORS 2 keeps other tests off the cores.
+pipeline_test(pipeline_kill_resume test_resume.py mpi 600 2 kill)
+pipeline_test(pipeline_signal_resume test_resume.py mpi 600 2 signal)
+
+foreach(case syntax unknown_key wrong_type missing_model unknown_layer unit_zero
+             unit_beyond unit_range_beyond empty_images two_sources unknown_method
+             missing_output)
+  pipeline_test(pipeline_config_${case} test_errors.py unit 120 1 config ${case})
+endforeach()
+pipeline_test(pipeline_output_mismatch test_errors.py unit 300 1 mismatch)
+pipeline_test(pipeline_output_unwritable test_errors.py unit 120 1 unwritable)
+pipeline_test(pipeline_output_disk_full test_errors.py unit 300 1 disk-full)
+pipeline_test(pipeline_bad_images test_errors.py unit 300 1 bad-images)
+pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VERSION})

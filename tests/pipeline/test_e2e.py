@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""End to end: salpipe on seeded AlexNet against PyTorch, and across rank counts.
+
+    test_e2e.py float32 --salpipe ... --mpiexec ... --model ... --data ... --work ...
+    test_e2e.py float64 ...
+
+Images: the shared photo (absolute path) and three crops of it (PNG, small JPEG,
+grayscale PNG; relative paths, resolved against the config's directory). Targets
+fc3 units [540, 23] and conv5 unit 3; methods vanilla, guided, deconvnet. The
+reference is DIR/e2e/ref.h5 (make_data.py: PIL + torchvision + SPEC §1 ReLU rules).
+
+float32: run alone, under `mpiexec -n 1`, `-n 2` and `-n 3 --oversubscribe`; each map's
+relative L2 distance to torch float64 is at most 5 x torch float32's own distance
++ 1e-5, activations likewise; /saliency and /activation are bit-identical in all
+four files.
+float64 (`precision = "float64"`, compression 0, `-n 2`): every map's
+max |salpipe - torch64| / max |torch64| <= 1e-9, activations to 1e-9 relative.
+"""
+import os
+
+import h5py
+import numpy as np
+
+from common import (Fatal, check, check_same_outputs, fresh_dir, main_guard, parser,
+                    read_output, require, salpipe, write_config)
+
+TARGETS = [("fc3", [540, 23]), ("conv5", [3])]
+TARGET_LABELS = ["fc3:540", "fc3:23", "conv5:3"]
+METHODS = ["vanilla", "guided", "deconvnet"]
+
+
+def setup(args, name, precision, compression):
+    """The config in the work dir, listing images relative to it; returns (cfg, out,
+    listed image strings)."""
+    e2e = os.path.join(args.data, "e2e")
+    with h5py.File(os.path.join(e2e, "ref.h5"), "r") as f:
+        photo = f.attrs["images"][0]
+    rel = [os.path.relpath(os.path.join(e2e, n), args.work)
+           for n in ("crop_a.png", "crop_b.jpg", "crop_c_gray.png")]
+    listed = [photo] + rel
+    out = os.path.join(args.work, f"{name}.h5")
+    cfg = write_config(os.path.join(args.work, f"{name}.toml"), args.model,
+                       {"files": listed}, TARGETS, f"{name}.h5", METHODS,
+                       run={"batch": 1, "precision": precision},
+                       output_extra={"compression": compression})
+    return cfg, out, listed
+
+
+def load_ref(args):
+    with h5py.File(os.path.join(args.data, "e2e", "ref.h5"), "r") as f:
+        return {k: f[k][()] for k in ("maps_f64", "maps_f32", "act_f64", "act_f32")}
+
+
+def check_labels(d, listed, dtype):
+    check(d["image"] == listed, "/image lists the images as written in the config",
+          f"{d['image']}")
+    check(d["target"] == TARGET_LABELS, "/target labels", f"{d['target']}")
+    check(d["method"] == METHODS, "/method in config order", f"{d['method']}")
+    check(d["saliency"].shape == (4, 3, 3, 3, 224, 224) and d["saliency"].dtype == dtype,
+          f"/saliency is {np.dtype(dtype).name} (4, 3, 3, 3, 224, 224)",
+          f"{d['saliency'].dtype}{d['saliency'].shape}")
+    check(d["activation"].shape == (4, 3) and d["activation"].dtype == dtype,
+          f"/activation is {np.dtype(dtype).name} (4, 3)",
+          f"{d['activation'].dtype}{d['activation'].shape}")
+    check(np.all(d["status"] == 1), "/status all 1", f"{d['status']}")
+
+
+def compare_float32(d, ref, what):
+    """Per map: rel L2 distance to torch64 <= 5 x torch32's own + 1e-5."""
+    s = d["saliency"].astype(np.float64).reshape(4, 3, 3, -1)
+    r64 = ref["maps_f64"].reshape(4, 3, 3, -1)
+    r32 = ref["maps_f32"].astype(np.float64).reshape(4, 3, 3, -1)
+    norm = np.linalg.norm(r64, axis=-1)
+    d_sal = np.linalg.norm(s - r64, axis=-1) / norm
+    d_t32 = np.linalg.norm(r32 - r64, axis=-1) / norm
+    bound = 5 * d_t32 + 1e-5
+    worst = np.unravel_index(np.argmax(d_sal / bound), d_sal.shape)
+    check(np.all(norm > 0), f"{what}: every torch64 map is non-zero")
+    check(np.all(d_sal <= bound),
+          f"{what}: 36 maps, rel L2 to torch64 <= 5 x torch32's + 1e-5",
+          f"max salpipe {d_sal.max():.3g}, torch32 {d_t32.max():.3g}, worst map "
+          f"(image, target, method) {tuple(int(i) for i in worst)}: {d_sal[worst]:.3g} "
+          f"vs bound {bound[worst]:.3g}")
+    for m, name in enumerate(METHODS):
+        print(f"    {name:9s} rel L2 to torch64: salpipe max {d_sal[:, :, m].max():.3g}, "
+              f"torch32 max {d_t32[:, :, m].max():.3g}")
+    a, a64, a32 = d["activation"].astype(np.float64), ref["act_f64"], ref["act_f32"]
+    err, err32 = np.abs(a - a64), np.abs(a32.astype(np.float64) - a64)
+    abound = 5 * err32 + 1e-5 * np.abs(a64)
+    check(np.all(err <= abound),
+          f"{what}: /activation within 5 x torch32's error + 1e-5 relative of torch64",
+          f"max |diff| {err.max():.3g}, torch32 {err32.max():.3g}, max ratio "
+          f"{(err / abound).max():.3g}")
+    # the stored map is the signed gradient, not a preview
+    check(d["saliency"][:, :, 0].min() < 0 < d["saliency"][:, :, 0].max(),
+          f"{what}: vanilla maps are signed")
+
+
+def run_float32(args):
+    ref = load_ref(args)
+    outs = {}
+    for ranks in (None, 1, 2, 3):
+        name = "alone" if ranks is None else f"n{ranks}"
+        what = "no mpirun" if ranks is None else f"mpiexec -n {ranks}"
+        print(f"\n== float32, {what}")
+        cfg, out, listed = setup(args, name, "float32", 4)
+        r = salpipe(args, [cfg], ranks)
+        if not check(r.rc == 0, f"{what}: exit 0", f"exit {r.rc}"):
+            continue
+        require(os.path.exists(out), f"{what}: output file written", out)
+        d = read_output(out)
+        check_labels(d, listed, np.float32)
+        check(not np.isnan(d["saliency"]).any(), f"{what}: no NaN in /saliency")
+        compare_float32(d, ref, what)
+        outs[name] = d
+    print("\n== float32 runs identical across rank counts")
+    if "alone" not in outs:
+        raise Fatal("the run without mpirun failed; nothing to compare with")
+    for name in ("n1", "n2", "n3"):
+        check(name in outs, f"{name} run finished")
+        if name in outs:
+            check_same_outputs(outs["alone"], outs[name], f"alone vs {name}")
+
+
+def run_float64(args):
+    ref = load_ref(args)
+    print("\n== float64, mpiexec -n 2, compression 0")
+    cfg, out, listed = setup(args, "f64", "float64", 0)
+    r = salpipe(args, [cfg], 2)
+    require(r.rc == 0, "float64: exit 0", f"exit {r.rc}")
+    d = read_output(out)
+    check_labels(d, listed, np.float64)
+    s = d["saliency"].reshape(4, 3, 3, -1)
+    r64 = ref["maps_f64"].reshape(4, 3, 3, -1)
+    rel = np.abs(s - r64).max(axis=-1) / np.abs(r64).max(axis=-1)
+    check(np.all(rel <= 1e-9), "float64: 36 maps, max|diff| / max|torch64| <= 1e-9",
+          f"worst {rel.max():.3g}")
+    for m, name in enumerate(METHODS):
+        print(f"    {name:9s} max|diff|/max|ref|: {rel[:, :, m].max():.3g}")
+    a, a64 = d["activation"], ref["act_f64"]
+    arel = np.abs(a - a64) / np.maximum(np.abs(a64), 1e-30)
+    check(np.all(arel <= 1e-9), "float64: /activation within 1e-9 relative of torch64",
+          f"worst {arel.max():.3g}")
+    with h5py.File(out, "r") as f:
+        ds = f["saliency"]
+        check(ds.compression is None and not ds.shuffle,
+              "compression = 0: no deflate, no shuffle", f"{ds.compression}, {ds.shuffle}")
+
+
+def main():
+    ap = parser(__doc__)
+    ap.add_argument("mode", choices=("float32", "float64"))
+    args = ap.parse_args()
+    fresh_dir(args.work)
+    if args.mode == "float32":
+        run_float32(args)
+    else:
+        run_float64(args)
+
+
+if __name__ == "__main__":
+    main_guard(main)
