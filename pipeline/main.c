@@ -253,6 +253,18 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         .config_path = cfg->config_path, .config_text = cfg->config_text,
         .model_path = cfg->model_path, .model_sha256 = sha,
         .model_name = sal_model_name(*model), .preprocess = &plan->pre};
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cfg->output_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        if (make_dirs(dir)) {
+            fprintf(stderr, "salpipe: %s: cannot create the output directory %s: %s\n",
+                    cfg->output_path, dir, strerror(errno));
+            free(labels);
+            return SP_EXIT_IO;
+        }
+    }
     int rc = sp_output_open(cfg->output_path, &lay, o->overwrite, out, *status, err, sizeof err);
     free(labels);
     if (rc) {
