@@ -376,6 +376,15 @@ int main(int argc, char **argv) {
         return SP_EXIT_CONFIG;
     }
 
+    /* From here on a stop request is remembered, even during setup: the run then
+     * computes nothing and exits 4, with the output consistent. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
     sp_config cfg = {0};
     sp_plan plan = {0};
     sal_model *model = NULL;
@@ -386,12 +395,6 @@ int main(int argc, char **argv) {
     rc = share_plan(rank, rc, &plan);
     if (rc == -1) rc = SP_EXIT_OK;
     else if (rc == SP_EXIT_OK) {
-        struct sigaction sa = {0};
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGUSR1, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
         MPI_Win win;
         model = share_weights(rank, &plan, model, &win);
         sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};

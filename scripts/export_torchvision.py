@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Export a torchvision AlexNet or VGG to a salpipe model file (HDF5, format 1).
 
     python3 scripts/export_torchvision.py ARCH -o MODEL.h5 [--weights STATE_DICT.pth] [--seed N]

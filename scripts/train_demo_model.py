@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Train salpipe's demo network on Fashion-MNIST and export it as a salpipe model.
 
     /usr/bin/python3 scripts/train_demo_model.py [--out models/fashion_mnist_cnn.h5]

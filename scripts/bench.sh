@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The throughput benchmark of issue 6: salpipe end to end against DNNBrain's PyTorch
+# loop and a batched PyTorch, the sgemm roofline, peak memory per rank and rank 0's
+# writing capacity, all measured in one run on this machine. docs/performance.md
+# explains every figure.
+#
+#   scripts/bench.sh [--quick] [--reps N] [--build DIR] [--no-build]
+#
+#   --quick      1 repetition, fewer images (W1 16, W2 2): a smoke run of ~2-3 minutes
+#   --reps N     repetitions per measurement, the median is reported (default 3)
+#   --build DIR  build directory (default build); it is (re)built unless --no-build
+#
+# Writes bench/results/latest.txt (also printed), bench/results/latest.json and
+# docs/img/performance.png. Scratch files (models, images, outputs, logs) go to
+# DIR/bench/. Exit status 0 when every measurement ran, 1 when some failed (the
+# report lists them), 2 on a usage or setup error.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+quick=0 reps=3 build=build dobuild=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --reps) reps=${2:?--reps needs a number}; shift ;;
+    --build) build=${2:?--build needs a directory}; shift ;;
+    --no-build) dobuild=0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$reps" in ''|*[!0-9]*|0) echo "bench.sh: --reps wants a positive integer" >&2; exit 2 ;; esac
+[ "$quick" = 1 ] && reps=1
+
+# This is a developer tool that we run as root in containers; Open MPI refuses root
+# unless told otherwise. Users running as themselves do not need these.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Debian's interpreter has torch/torchvision/PIL/h5py; another python3 may shadow it.
+py=${SALPIPE_PYTHON:-/usr/bin/python3}
+mpirun=${MPIRUN:-mpirun}
+photo=$repo/../shared/data/n03223299_27176.JPEG
+[ -f "$photo" ] || { echo "bench.sh: $photo not found (the shared/ directory next to the repo)" >&2; exit 2; }
+
+if [ "$dobuild" = 1 ]; then
+  cmake -S . -B "$build" -DPython3_EXECUTABLE="$py" >/dev/null &&
+    cmake --build "$build" -j "$(nproc)" \
+      --target salpipe bench_core sgemm_rate bench_counts test_output >/dev/null ||
+    { echo "bench.sh: build failed (cmake --build $build)" >&2; exit 2; }
+fi
+build=$(cd "$build" && pwd)
+salpipe=$build/pipeline/salpipe
+for b in "$salpipe" "$build/bench/bench_core" "$build/bench/sgemm_rate" \
+         "$build/bench/bench_counts" "$build/tests/test_output"; do
+  [ -x "$b" ] || { echo "bench.sh: $b missing; build first (or drop --no-build)" >&2; exit 2; }
+done
+
+work=$build/bench/work
+rm -rf "$work" && mkdir -p "$work/out" "$work/log" bench/results docs/img || exit 2
+rec=$work/records.jsonl
+: > "$rec"
+failed=0
+
+# ---- helpers ---------------------------------------------------------------------
+
+now() { date +%s.%N; }
+say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+record() { printf '%s\n' "$1" >> "$rec"; }
+fail() {  # section, message
+  say "FAILED: $1: $2"
+  record "{\"kind\":\"error\",\"section\":\"$1\",\"message\":\"$(printf '%s' "$2" | tr '"\\\n' "'/ ")\"}"
+  failed=1
+}
+join() { local IFS=,; echo "$*"; }
+# mpirun binding flags: none | core
+bindflags() { echo "--bind-to $1"; }
+
+# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT
+write_config() {
+  cat > "$1" <<EOF
+[model]
+path = "$2"
+[images]
+list = "$3"
+[[targets]]
+layer = "fc3"
+units = [540, 23]
+[saliency]
+methods = ["vanilla", "guided"]
+[output]
+path = "$7"
+compression = $6
+[run]
+batch = $4
+threads = $5
+EOF
+}
+
+# salpipe_run WL RANKS THREADS BIND COMPRESSION ROLE
+# Times one `mpirun -n RANKS salpipe --overwrite CONFIG` (wall time of the whole
+# command, fresh output) and records it; ROLE is main or probe. Sets last_rate (maps/s).
+salpipe_run() {
+  local wl=$1 n=$2 t=$3 bind=$4 comp=$5 role=$6
+  local model=${wl_model[$wl]} list=$work/$wl.txt batch=${wl_batch[$wl]}
+  local tag=$wl-n$n-t$t-$bind-c$comp
+  local cfg=$work/$tag.toml out=$work/out/$tag.h5 log=$work/log/$tag.log
+  local maps=$((wl_images[$wl] * 4)) t0 t1 dt rate
+  write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out"
+  last_rate=0
+  t0=$(now)
+  if ! "$mpirun" -n "$n" $(bindflags "$bind") "$salpipe" --overwrite "$cfg" > "$log" 2>&1; then
+    fail "salpipe $tag" "exit status $?, see $log: $(tail -n 3 "$log")"
+    return 1
+  fi
+  t1=$(now)
+  dt=$(echo "$t1 - $t0" | bc -l)
+  last_rate=$(echo "$maps / $dt" | bc -l)
+  rate=$(grep -o '[0-9.]* maps/s' "$log" | tail -n 1 | cut -d' ' -f1)
+  say "salpipe $wl -n $n threads=$t --bind-to $bind compression $comp: $(printf '%.2f s, %.2f maps/s' "$dt" "$last_rate")"
+  record "{\"kind\":\"salpipe\",\"wl\":\"$wl\",\"role\":\"$role\",\"ranks\":$n,\"threads\":$t,\"bind\":\"$bind\",\"compression\":$comp,\"batch\":$batch,\"images\":${wl_images[$wl]},\"maps\":$maps,\"times\":[$dt],\"reported_maps_per_s\":[${rate:-null}],\"output\":\"$out\"}"
+}
+
+faster() {  # rateA rateB: succeeds when A > B
+  [ "$(echo "$1 > $2" | bc -l)" = 1 ]
+}
+
+torch_run() {  # WL TAG MODE LISTFILE [bench_torch.py options]: one repetition, recorded
+  local wl=$1 tag=$2 mode=$3 list=$4; shift 4
+  local log=$work/log/torch-$wl-$tag.log
+  if OMP_NUM_THREADS=2 "$py" bench/bench_torch.py "$mode" "${wl_arch[$wl]}" "$list" 540,23 \
+       --reps 1 --threads 2 "$@" > "$log" 2> "$log.err"; then
+    say "PyTorch $wl $tag: $(grep -o '"maps_per_s": [0-9.e+-]*' "$log" | cut -d' ' -f2) maps/s"
+    record "{\"kind\":\"torch\",\"wl\":\"$wl\",\"result\":$(tail -n 1 "$log")}"
+  else
+    fail "torch $wl $tag" "see $log.err: $(tail -n 2 "$log.err")"
+  fi
+}
+
+# ---- setup: machine, models, images ------------------------------------------------
+
+say "mode $([ "$quick" = 1 ] && echo quick || echo full), $reps repetition(s); scratch in $work"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+gitrev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+gitdirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+record "{\"kind\":\"meta\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"host\":\"$(hostname)\",\"cpu\":\"$cpu\",\"nproc\":$(nproc),\"mem_gb\":$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo),\"load_start\":\"$load0\",\"commit\":\"$gitrev\",\"dirty_files\":$gitdirty,\"quick\":$quick,\"reps\":$reps,\"mpirun\":\"$("$mpirun" --version 2>/dev/null | head -n 1)\",\"salpipe\":\"$("$salpipe" --version 2>/dev/null | head -n 1)\"}"
+
+declare -A wl_arch=([W1]=alexnet [W2]=vgg16) wl_model wl_batch wl_images wl_dnnbrain
+for wl in W1 W2; do
+  wl_model[$wl]=$build/bench/${wl_arch[$wl]}.h5
+  if [ ! -f "${wl_model[$wl]}" ]; then
+    say "exporting seeded random ${wl_arch[$wl]} to ${wl_model[$wl]}"
+    "$py" scripts/export_torchvision.py "${wl_arch[$wl]}" -o "${wl_model[$wl]}" --seed 0 >/dev/null ||
+      { echo "bench.sh: export of ${wl_arch[$wl]} failed" >&2; exit 2; }
+  fi
+done
+# W1: 32 images in batches of 8 (4 batches: both ranks of -n 2 get work).
+# W2: 8 images in batches of 4 (with batch 8 there would be one batch and -n 2 would
+# leave a rank idle). DNNBrain's loop is timed on a subset (it is 10-100x slower).
+if [ "$quick" = 1 ]; then
+  wl_images=([W1]=16 [W2]=2) wl_batch=([W1]=8 [W2]=1) wl_dnnbrain=([W1]=2 [W2]=1)
+else
+  wl_images=([W1]=32 [W2]=8) wl_batch=([W1]=8 [W2]=4) wl_dnnbrain=([W1]=8 [W2]=2)
+fi
+say "making 32 test images from $(basename "$photo")"
+"$py" bench/bench_images.py "$photo" "$work/img" 32 > "$work/all.txt" ||
+  { echo "bench.sh: making the test images failed" >&2; exit 2; }
+for wl in W1 W2; do
+  head -n "${wl_images[$wl]}" "$work/all.txt" > "$work/$wl.txt"
+  head -n "${wl_dnnbrain[$wl]}" "$work/all.txt" > "$work/$wl-dnnbrain.txt"
+done
+
+# ---- binding -------------------------------------------------------------------
+
+# One run of each of --bind-to core and --bind-to none for the two main configurations
+# on W1; the faster one is used from then on. (--bind-to core with one rank pins both
+# of its BLAS threads to one core.) In --quick mode these probes are also the
+# measurements of those two configurations.
+declare -A best_bind
+for cfg in "1 2" "2 1"; do
+  set -- $cfg
+  salpipe_run W1 "$1" "$2" none 4 probe; r_none=$last_rate
+  salpipe_run W1 "$1" "$2" core 4 probe; r_core=$last_rate
+  if faster "$r_core" "$r_none"; then best_bind[$1]=core; else best_bind[$1]=none; fi
+  say "binding for -n $1 threads=$2: --bind-to ${best_bind[$1]}"
+done
+
+# ---- 1, 2, 3: salpipe and PyTorch, round robin ----------------------------------
+
+# Each repetition runs every configuration once, so a change of load during the
+# benchmark hits all of them alike; the report takes the median over repetitions.
+# salpipe runs are WL RANKS THREADS COMPRESSION: -n 1 threads=1 is there for the
+# scaling target (-n 2 against one single-threaded rank), compression 0 shows what
+# deflate costs. PyTorch: DNNBrain's loop on a subset, both batched strategies.
+if [ "$quick" = 1 ]; then
+  runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W2 1 2 4" "W2 2 1 4" "W2 1 1 4")
+else
+  runs=("W1 1 2 4" "W1 2 1 4" "W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 1 1 0"
+        "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 1 2 0" "W2 2 1 0")
+fi
+for ((rep = 1; rep <= reps; rep++)); do
+  say "---- repetition $rep of $reps"
+  for run in "${runs[@]}"; do
+    set -- $run
+    salpipe_run "$1" "$2" "$3" "${best_bind[$2]}" "$4" main
+  done
+  for wl in W1 W2; do
+    torch_run "$wl" dnnbrain dnnbrain "$work/$wl-dnnbrain.txt"
+    for strategy in retain repeat; do
+      dump=()
+      [ "$rep" = 1 ] && dump=(--dump "$work/$wl-torch-$strategy.npy")
+      torch_run "$wl" "batched-$strategy" batched "$work/$wl.txt" \
+        --batch "${wl_batch[$wl]}" --strategy "$strategy" "${dump[@]}"
+    done
+  done
+done
+
+# Same maps? salpipe's output against PyTorch's maps of the first image. float32 maps
+# of deep units differ by up to a few percent between any two implementations (max-pool
+# near-ties, docs/saliency.md); a wrong image order or rule would differ by ~100%.
+for wl in W1 W2; do
+  out=$(ls "$work"/out/$wl-n1-t2-*-c4.h5 2>/dev/null | head -n 1)
+  if [ -n "$out" ] && [ -f "$work/$wl-torch-retain.npy" ]; then
+    "$py" bench/bench_report.py check "$wl" "$out" "$work/$wl-torch-retain.npy" \
+      "${wl_images[$wl]}" >> "$rec" || fail "check $wl" "bench_report.py check failed"
+  fi
+done
+
+# ---- roofline: counted FLOPs, sgemm rate, the core alone ----------------------------
+
+for wl in W1 W2; do
+  say "counting $wl's FLOPs (bench_counts, batch ${wl_batch[$wl]})"
+  if c=$(OPENBLAS_NUM_THREADS=2 "$build/bench/bench_counts" "${wl_model[$wl]}" "${wl_batch[$wl]}" 2>&1); then
+    record "{\"kind\":\"counts\",\"wl\":\"$wl\",\"batch\":${wl_batch[$wl]},$(echo "$c" | sed 's/^\(.*\)=\(.*\)$/"\1":\2/' | paste -sd,)}"
+  else
+    fail "bench_counts $wl" "$c"
+  fi
+done
+
+sgemm_n=2048 sgemm_reps=$([ "$quick" = 1 ] && echo 5 || echo 9)
+say "OpenBLAS sgemm ${sgemm_n}^3: 1 thread, 2 threads, and 2 processes x 1 thread"
+for t in 1 2; do
+  if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/sgemm_rate" $sgemm_n $sgemm_reps); then
+    record "{\"kind\":\"sgemm\",\"procs\":1,\"threads\":$t,\"n\":$sgemm_n,\"gflops\":[$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)]}"
+  else
+    fail "sgemm $t threads" "$s"
+  fi
+done
+# Two single-threaded processes at once, placed as salpipe's -n 2 ranks are.
+if s=$("$mpirun" -n 2 $(bindflags "${best_bind[2]}") -x OPENBLAS_NUM_THREADS=1 \
+         "$build/bench/sgemm_rate" $sgemm_n $sgemm_reps 2>&1); then
+  record "{\"kind\":\"sgemm\",\"procs\":2,\"threads\":1,\"n\":$sgemm_n,\"bind\":\"${best_bind[2]}\",\"gflops\":[$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2 | paste -sd,)]}"
+else
+  fail "sgemm 2 x 1 thread" "$s"
+fi
+
+core_reps=$([ "$quick" = 1 ] && echo 3 || echo 5)
+for wl in W1 W2; do
+  [ "$quick" = 1 ] && [ "$wl" = W2 ] && continue
+  for t in 2 1; do
+    [ "$wl" = W2 ] && [ "$t" = 1 ] && continue
+    say "core alone ($wl, bench_core batch ${wl_batch[$wl]}, $t thread(s), $core_reps runs)"
+    if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/bench_core" "${wl_model[$wl]}" "${wl_batch[$wl]}" $core_reps f32 2>&1); then
+      record "{\"kind\":\"core\",\"wl\":\"$wl\",\"threads\":$t,\"batch\":${wl_batch[$wl]},\"median_ms\":$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)}"
+    else
+      fail "bench_core $wl $t threads" "$s"
+    fi
+  done
+done
+
+# ---- peak memory per rank (W1, batch 8) --------------------------------------------
+
+for cfg in "1 2" "2 1"; do
+  set -- $cfg
+  tag=W1-mem-n$1
+  write_config "$work/$tag.toml" "${wl_model[W1]}" "$work/W1.txt" 8 "$2" 4 "$work/out/$tag.h5"
+  say "peak memory: W1, -n $1 threads=$2, batch 8"
+  if "$mpirun" -n "$1" $(bindflags "${best_bind[$1]}") "$py" bench/memwrap.py "$work/$tag" \
+       "$salpipe" --overwrite --quiet "$work/$tag.toml" > "$work/log/$tag.log" 2>&1; then
+    record "{\"kind\":\"mem\",\"wl\":\"W1\",\"ranks\":$1,\"threads\":$2,\"batch\":8,\"per_rank\":[$(cat "$work/$tag".[0-9]*.json | paste -sd,)]}"
+  else
+    fail "memory -n $1" "see $work/log/$tag.log: $(tail -n 3 "$work/log/$tag.log")"
+  fi
+done
+
+# ---- rank 0's writing capacity -----------------------------------------------------
+
+# tests/test_output's bench mode: deflate rate per core, and H5Dwrite_chunk of
+# compressed chunks into a file with flushes, on a real W1 map (the first one).
+say "writer capacity (test_output bench)"
+map=$work/map.raw
+out=$(ls "$work"/out/W1-n1-t2-*-c4.h5 2>/dev/null | head -n 1)
+[ -n "$out" ] && "$py" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')['saliency'][0, 0, 0].astype('<f4').tofile(sys.argv[2])" "$out" "$map"
+if s=$("$build/tests/test_output" bench "$work/writer" "$map" 2>&1); then
+  echo "$s" > "$work/log/writer.log"
+  "$py" bench/bench_report.py writer "$work/log/writer.log" >> "$rec" || fail writer "cannot parse $work/log/writer.log"
+else
+  fail writer "$s"
+fi
+
+# ---- report ------------------------------------------------------------------------
+
+record "{\"kind\":\"meta_end\",\"load_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+rm -f "$work"/out/*.h5 "$work/writer/bench.h5"
+"$py" bench/bench_report.py report "$rec" bench/results/latest.json bench/results/latest.txt ||
+  { echo "bench.sh: report failed; raw records in $rec" >&2; exit 1; }
+cat bench/results/latest.txt
+"$py" scripts/bench_plot.py bench/results/latest.json docs/img/performance.png ||
+  { echo "bench.sh: plot failed" >&2; failed=1; }
+exit $failed
