@@ -17,15 +17,29 @@
 
 #include "layers.h"
 
+/* The output columns ox whose input column x = ox*sw - pw + kx lies inside 0..W-1:
+ * [*lo, *hi). Computing them once per kernel column keeps the inner loops free of
+ * branches, so they vectorize. */
+static void valid_columns(const sal_layer *L, int kx, int *lo, int *hi) {
+    int first = L->pw - kx, last = L->in_w - 1 + L->pw - kx; /* bounds on ox*sw */
+    int a = first <= 0 ? 0 : (first + L->sw - 1) / L->sw;
+    int b = last < 0 ? 0 : last / L->sw + 1;
+    *lo = a;
+    *hi = b < L->out_w ? b : L->out_w;
+    if (*hi < *lo) *hi = *lo;
+}
+
 /* Rows of col (K, ld) at column offset 0 from one group's channels of in
  * (Cg, H, W); zero padding. */
 static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
-    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w, sw = L->sw;
     for (int c = 0; c < Cg; c++)
         for (int ky = 0; ky < L->kh; ky++)
             for (int kx = 0; kx < L->kw; kx++) {
                 real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
                 const real *plane = in + (size_t)c * H * W;
+                int lo, hi;
+                valid_columns(L, kx, &lo, &hi);
                 for (int oy = 0; oy < OH; oy++) {
                     int y = oy * L->sh - L->ph + ky;
                     real *dst = row + (size_t)oy * OW;
@@ -34,31 +48,34 @@ static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer
                         continue;
                     }
                     const real *src = plane + (size_t)y * W;
-                    for (int ox = 0; ox < OW; ox++) {
-                        int x = ox * L->sw - L->pw + kx;
-                        dst[ox] = (x >= 0 && x < W) ? src[x] : 0;
-                    }
+                    const int off = kx - L->pw;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
+                    for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * sw + off];
+                    for (int ox = hi; ox < OW; ox++) dst[ox] = 0;
                 }
             }
 }
 
 /* din (Cg, H, W) += scatter of col (K, ld); the adjoint of im2col. */
 static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_layer *L) {
-    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w, sw = L->sw;
     for (int c = 0; c < Cg; c++)
         for (int ky = 0; ky < L->kh; ky++)
             for (int kx = 0; kx < L->kw; kx++) {
                 const real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
                 real *plane = din + (size_t)c * H * W;
+                int lo, hi;
+                valid_columns(L, kx, &lo, &hi);
                 for (int oy = 0; oy < OH; oy++) {
                     int y = oy * L->sh - L->ph + ky;
                     if (y < 0 || y >= H) continue;
                     const real *src = row + (size_t)oy * OW;
                     real *dst = plane + (size_t)y * W;
-                    for (int ox = 0; ox < OW; ox++) {
-                        int x = ox * L->sw - L->pw + kx;
-                        if (x >= 0 && x < W) dst[x] += src[ox];
-                    }
+                    const int off = kx - L->pw;
+                    if (sw == 1)
+                        for (int ox = lo; ox < hi; ox++) dst[ox + off] += src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ox++) dst[ox * sw + off] += src[ox];
                 }
             }
 }
