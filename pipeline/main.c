@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,19 @@ static char **image_labels(const sp_config *c) {
     return v;
 }
 
+typedef struct {
+    pthread_t thread;
+    const char *path;
+    char hex[65], err[SAL_ERR_LEN];
+    int rc;
+} hash_job;
+
+static void *hash_model(void *arg) {
+    hash_job *h = arg;
+    h->rc = sp_sha256_file(h->path, h->hex, h->err, sizeof h->err);
+    return NULL;
+}
+
 /* mkdir -p; 0 when the directory exists afterwards. */
 static int make_dirs(const char *path) {
     char buf[4096];
@@ -221,15 +235,18 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         print_plan(cfg, *model, plan);
         return SP_EXIT_OK;
     }
-    if (sal_model_load_params(*model, plan->precision, NULL, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
+    /* Hashing the model file (for provenance and resume checks) takes as long as
+     * loading it: do both at once. */
+    hash_job hj = {.path = cfg->model_path, .rc = -1};
+    int threaded = !pthread_create(&hj.thread, NULL, hash_model, &hj);
+    if (!threaded) hash_model(&hj);
+    int loaded = sal_model_load_params(*model, plan->precision, NULL, err, sizeof err);
+    if (threaded) pthread_join(hj.thread, NULL);
+    if (loaded || hj.rc) {
+        fprintf(stderr, "salpipe: %s\n", loaded ? err : hj.err);
         return SP_EXIT_CONFIG;
     }
-    char sha[65];
-    if (sp_sha256_file(cfg->model_path, sha, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return SP_EXIT_CONFIG;
-    }
+    const char *sha = hj.hex;
     const char *layers[cfg->ntargets], *methods[cfg->nmethods];
     int32_t units[cfg->ntargets];
     for (int t = 0; t < cfg->ntargets; t++) {
