@@ -14,8 +14,11 @@
 # docs/img/performance.png. Scratch files (models, images, outputs, logs) go to
 # DIR/bench/. Exit status 0 when every measurement ran, 1 when some failed (the
 # report lists them), 2 on a usage or setup error.
+# The whole script is one { ... } block, so bash reads all of it before running any:
+# editing this file while a benchmark runs cannot change the running one.
+{
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 repo=$PWD
 
 quick=0 reps=3 build=build dobuild=1
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=${2:?--reps needs a number}; shift ;;
     --build) build=${2:?--build needs a directory}; shift ;;
     --no-build) dobuild=0 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,10 +46,15 @@ photo=$repo/../shared/data/n03223299_27176.JPEG
 [ -f "$photo" ] || { echo "bench.sh: $photo not found (the shared/ directory next to the repo)" >&2; exit 2; }
 
 if [ "$dobuild" = 1 ]; then
-  cmake -S . -B "$build" -DPython3_EXECUTABLE="$py" >/dev/null &&
-    cmake --build "$build" -j "$(nproc)" \
-      --target salpipe bench_core sgemm_rate bench_counts test_output >/dev/null ||
-    { echo "bench.sh: build failed (cmake --build $build)" >&2; exit 2; }
+  blog=$(mktemp)
+  if ! { cmake -S . -B "$build" -DPython3_EXECUTABLE="$py" &&
+         cmake --build "$build" -j "$(nproc)" \
+           --target salpipe bench_core sgemm_rate bench_counts test_output; } > "$blog" 2>&1; then
+    tail -n 30 "$blog" >&2
+    echo "bench.sh: build failed (cmake --build $build), full log in $blog" >&2
+    exit 2
+  fi
+  rm -f "$blog"
 fi
 build=$(cd "$build" && pwd)
 salpipe=$build/pipeline/salpipe
@@ -66,14 +74,12 @@ failed=0
 now() { date +%s.%N; }
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 record() { printf '%s\n' "$1" >> "$rec"; }
+first() { [ -f "$1" ] && echo "$1"; }  # the first of a glob's matches, if any
 fail() {  # section, message
   say "FAILED: $1: $2"
   record "{\"kind\":\"error\",\"section\":\"$1\",\"message\":\"$(printf '%s' "$2" | tr '"\\\n' "'/ ")\"}"
   failed=1
 }
-join() { local IFS=,; echo "$*"; }
-# mpirun binding flags: none | core
-bindflags() { echo "--bind-to $1"; }
 
 # write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT
 write_config() {
@@ -108,20 +114,22 @@ salpipe_run() {
   write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out"
   last_rate=0
   t0=$(now)
-  if ! "$mpirun" -n "$n" $(bindflags "$bind") "$salpipe" --overwrite "$cfg" > "$log" 2>&1; then
-    fail "salpipe $tag" "exit status $?, see $log: $(tail -n 3 "$log")"
+  "$mpirun" -n "$n" --bind-to "$bind" "$salpipe" --overwrite "$cfg" > "$log" 2>&1
+  local status=$?
+  t1=$(now)
+  if [ $status -ne 0 ]; then
+    fail "salpipe $tag" "exit status $status, see $log: $(tail -n 3 "$log")"
     return 1
   fi
-  t1=$(now)
-  dt=$(echo "$t1 - $t0" | bc -l)
-  last_rate=$(echo "$maps / $dt" | bc -l)
+  dt=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')
+  last_rate=$(awk -v m="$maps" -v t="$dt" 'BEGIN { printf "%.4f", m / t }')
   rate=$(grep -o '[0-9.]* maps/s' "$log" | tail -n 1 | cut -d' ' -f1)
   say "salpipe $wl -n $n threads=$t --bind-to $bind compression $comp: $(printf '%.2f s, %.2f maps/s' "$dt" "$last_rate")"
   record "{\"kind\":\"salpipe\",\"wl\":\"$wl\",\"role\":\"$role\",\"ranks\":$n,\"threads\":$t,\"bind\":\"$bind\",\"compression\":$comp,\"batch\":$batch,\"images\":${wl_images[$wl]},\"maps\":$maps,\"times\":[$dt],\"reported_maps_per_s\":[${rate:-null}],\"output\":\"$out\"}"
 }
 
 faster() {  # rateA rateB: succeeds when A > B
-  [ "$(echo "$1 > $2" | bc -l)" = 1 ]
+  awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'
 }
 
 torch_run() {  # WL TAG MODE LISTFILE [bench_torch.py options]: one repetition, recorded
@@ -129,7 +137,7 @@ torch_run() {  # WL TAG MODE LISTFILE [bench_torch.py options]: one repetition, 
   local log=$work/log/torch-$wl-$tag.log
   if OMP_NUM_THREADS=2 "$py" bench/bench_torch.py "$mode" "${wl_arch[$wl]}" "$list" 540,23 \
        --reps 1 --threads 2 "$@" > "$log" 2> "$log.err"; then
-    say "PyTorch $wl $tag: $(grep -o '"maps_per_s": [0-9.e+-]*' "$log" | cut -d' ' -f2) maps/s"
+    say "PyTorch $wl $tag: $(printf '%.2f' "$(grep -o '"maps_per_s": [0-9.e+-]*' "$log" | cut -d' ' -f2)") maps/s"
     record "{\"kind\":\"torch\",\"wl\":\"$wl\",\"result\":$(tail -n 1 "$log")}"
   else
     fail "torch $wl $tag" "see $log.err: $(tail -n 2 "$log.err")"
@@ -178,7 +186,8 @@ done
 # measurements of those two configurations.
 declare -A best_bind
 for cfg in "1 2" "2 1"; do
-  set -- $cfg
+  read -r n t <<< "$cfg"
+  set -- "$n" "$t"
   salpipe_run W1 "$1" "$2" none 4 probe; r_none=$last_rate
   salpipe_run W1 "$1" "$2" core 4 probe; r_core=$last_rate
   if faster "$r_core" "$r_none"; then best_bind[$1]=core; else best_bind[$1]=none; fi
@@ -201,7 +210,8 @@ fi
 for ((rep = 1; rep <= reps; rep++)); do
   say "---- repetition $rep of $reps"
   for run in "${runs[@]}"; do
-    set -- $run
+    read -r w n t c <<< "$run"
+    set -- "$w" "$n" "$t" "$c"
     salpipe_run "$1" "$2" "$3" "${best_bind[$2]}" "$4" main
   done
   for wl in W1 W2; do
@@ -219,7 +229,7 @@ done
 # of deep units differ by up to a few percent between any two implementations (max-pool
 # near-ties, docs/saliency.md); a wrong image order or rule would differ by ~100%.
 for wl in W1 W2; do
-  out=$(ls "$work"/out/$wl-n1-t2-*-c4.h5 2>/dev/null | head -n 1)
+  out=$(first "$work/out/$wl"-n1-t2-*-c4.h5)
   if [ -n "$out" ] && [ -f "$work/$wl-torch-retain.npy" ]; then
     "$py" bench/bench_report.py check "$wl" "$out" "$work/$wl-torch-retain.npy" \
       "${wl_images[$wl]}" >> "$rec" || fail "check $wl" "bench_report.py check failed"
@@ -240,15 +250,15 @@ done
 sgemm_n=2048 sgemm_reps=$([ "$quick" = 1 ] && echo 5 || echo 9)
 say "OpenBLAS sgemm ${sgemm_n}^3: 1 thread, 2 threads, and 2 processes x 1 thread"
 for t in 1 2; do
-  if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/sgemm_rate" $sgemm_n $sgemm_reps); then
+  if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/sgemm_rate" "$sgemm_n" "$sgemm_reps"); then
     record "{\"kind\":\"sgemm\",\"procs\":1,\"threads\":$t,\"n\":$sgemm_n,\"gflops\":[$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)]}"
   else
     fail "sgemm $t threads" "$s"
   fi
 done
 # Two single-threaded processes at once, placed as salpipe's -n 2 ranks are.
-if s=$("$mpirun" -n 2 $(bindflags "${best_bind[2]}") -x OPENBLAS_NUM_THREADS=1 \
-         "$build/bench/sgemm_rate" $sgemm_n $sgemm_reps 2>&1); then
+if s=$("$mpirun" -n 2 --bind-to "${best_bind[2]}" -x OPENBLAS_NUM_THREADS=1 \
+         "$build/bench/sgemm_rate" "$sgemm_n" "$sgemm_reps" 2>&1); then
   record "{\"kind\":\"sgemm\",\"procs\":2,\"threads\":1,\"n\":$sgemm_n,\"bind\":\"${best_bind[2]}\",\"gflops\":[$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2 | paste -sd,)]}"
 else
   fail "sgemm 2 x 1 thread" "$s"
@@ -260,7 +270,7 @@ for wl in W1 W2; do
   for t in 2 1; do
     [ "$wl" = W2 ] && [ "$t" = 1 ] && continue
     say "core alone ($wl, bench_core batch ${wl_batch[$wl]}, $t thread(s), $core_reps runs)"
-    if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/bench_core" "${wl_model[$wl]}" "${wl_batch[$wl]}" $core_reps f32 2>&1); then
+    if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/bench_core" "${wl_model[$wl]}" "${wl_batch[$wl]}" "$core_reps" f32 2>&1); then
       record "{\"kind\":\"core\",\"wl\":\"$wl\",\"threads\":$t,\"batch\":${wl_batch[$wl]},\"median_ms\":$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)}"
     else
       fail "bench_core $wl $t threads" "$s"
@@ -271,11 +281,12 @@ done
 # ---- peak memory per rank (W1, batch 8) --------------------------------------------
 
 for cfg in "1 2" "2 1"; do
-  set -- $cfg
+  read -r n t <<< "$cfg"
+  set -- "$n" "$t"
   tag=W1-mem-n$1
   write_config "$work/$tag.toml" "${wl_model[W1]}" "$work/W1.txt" 8 "$2" 4 "$work/out/$tag.h5"
   say "peak memory: W1, -n $1 threads=$2, batch 8"
-  if "$mpirun" -n "$1" $(bindflags "${best_bind[$1]}") "$py" bench/memwrap.py "$work/$tag" \
+  if "$mpirun" -n "$1" --bind-to "${best_bind[$1]}" "$py" bench/memwrap.py "$work/$tag" \
        "$salpipe" --overwrite --quiet "$work/$tag.toml" > "$work/log/$tag.log" 2>&1; then
     record "{\"kind\":\"mem\",\"wl\":\"W1\",\"ranks\":$1,\"threads\":$2,\"batch\":8,\"per_rank\":[$(cat "$work/$tag".[0-9]*.json | paste -sd,)]}"
   else
@@ -289,7 +300,7 @@ done
 # compressed chunks into a file with flushes, on a real W1 map (the first one).
 say "writer capacity (test_output bench)"
 map=$work/map.raw
-out=$(ls "$work"/out/W1-n1-t2-*-c4.h5 2>/dev/null | head -n 1)
+out=$(first "$work"/out/W1-n1-t2-*-c4.h5)
 [ -n "$out" ] && "$py" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')['saliency'][0, 0, 0].astype('<f4').tofile(sys.argv[2])" "$out" "$map"
 if s=$("$build/tests/test_output" bench "$work/writer" "$map" 2>&1); then
   echo "$s" > "$work/log/writer.log"
@@ -305,6 +316,8 @@ rm -f "$work"/out/*.h5 "$work/writer/bench.h5"
 "$py" bench/bench_report.py report "$rec" bench/results/latest.json bench/results/latest.txt ||
   { echo "bench.sh: report failed; raw records in $rec" >&2; exit 1; }
 cat bench/results/latest.txt
+grep -q '^== measurements that FAILED' bench/results/latest.txt && failed=1
 "$py" scripts/bench_plot.py bench/results/latest.json docs/img/performance.png ||
   { echo "bench.sh: plot failed" >&2; failed=1; }
 exit $failed
+}

@@ -4,8 +4,9 @@
     /usr/bin/python3 scripts/bench_plot.py [bench/results/latest.json] [docs/img/performance.png]
 
 Bars: every salpipe configuration measured (hatched: compression 0), DNNBrain's PyTorch
-loop and both batched PyTorch strategies; log scale, since the DNNBrain loop is one to
-two orders of magnitude slower. The value is printed on each bar.
+loop and both batched PyTorch strategies, on a log scale; the value is printed on each
+bar. Dashed lines on W1: issue 6's targets (30x DNNBrain's loop, 2.5x the best batched
+PyTorch).
 """
 import json
 import sys
@@ -34,6 +35,8 @@ def main():
     dst = sys.argv[2] if len(sys.argv) > 2 else "docs/img/performance.png"
     res = json.load(open(src))
     wls = list(res["workloads"].items())
+    if not wls:
+        sys.exit(f"bench_plot.py: no salpipe measurement in {src}, nothing to plot")
     fig, axes = plt.subplots(1, len(wls), figsize=(6.5 * len(wls), 5.2), squeeze=False)
     for ax, (wl, w) in zip(axes[0], wls):
         data = bars(w)
@@ -52,18 +55,19 @@ def main():
         ax.set_title(f"{wl}: {arch}, {s0['images']} images, {s0['maps']} maps")
         ax.set_ylabel("maps/s (higher is better, log scale)")
         ax.grid(axis="y", which="both", alpha=0.3)
-        # issue 6's throughput targets: 30x DNNBrain's loop, 2.5x the batched PyTorch
-        tt = w.get("torch", {})
+        # issue 6's throughput targets (for W1): 30x DNNBrain's loop, 2.5x batched PyTorch
+        tt = w.get("torch", {}) if wl == "W1" else {}
         goals = []
         if "dnnbrain" in tt:
             goals.append((30 * tt["dnnbrain"]["maps_per_s"], "30x DNNBrain loop", "#d62728"))
         best = max((t["maps_per_s"] for k, t in tt.items() if k.startswith("batched")), default=0)
         if best:
             goals.append((2.5 * best, "2.5x batched PyTorch", "#ff7f0e"))
-        for y, label, color in goals:
+        goals.sort()
+        for i, (y, label, color) in enumerate(goals):
             ax.axhline(y, color=color, linestyle="--", linewidth=1)
-            ax.text(len(data) - 0.5, y * 1.05, f"target: {label}", color=color, ha="right",
-                    va="bottom", fontsize=8)
+            ax.text(len(data) - 0.5, y * (1.05 if i else 0.95), f"target: {label}", color=color,
+                    ha="right", va="bottom" if i else "top", fontsize=8)
         top = max([d[1] for d in data] + [g[0] for g in goals])
         ax.set_ylim(min(d[1] for d in data) / 2, top * 3)
     m = res["meta"]
