@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -296,6 +297,21 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
     return SP_EXIT_OK;
 }
 
+/* MPI_Bcast from rank 0 that waits by polling with short sleeps: Open MPI's
+ * blocking calls spin, and a rank spinning while rank 0 works (its setup, its last
+ * batch) takes a core from it when ranks fill the node. */
+static void bcast_patiently(void *buf, int count, MPI_Datatype type) {
+    MPI_Request req;
+    int done = 0;
+    MPI_CHECK(MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &req));
+    for (;;) {
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Broadcasts rank 0's verdict, then (when it is to go on) the plan. */
 static int share_plan(int rank, int verdict, sp_plan *plan) {
     int32_t head[2] = {verdict, 0};
@@ -309,7 +325,7 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
         }
         head[1] = (int32_t)bytes;
     }
-    MPI_CHECK(MPI_Bcast(head, 2, MPI_INT32_T, 0, MPI_COMM_WORLD));
+    bcast_patiently(head, 2, MPI_INT32_T);
     if (head[0] != SP_EXIT_OK) {
         free(buf);
         return head[0];
@@ -424,7 +440,7 @@ int main(int argc, char **argv) {
             }
             out = NULL;
         }
-        MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
+        bcast_patiently(&rc, 1, MPI_INT);
         sal_model_attach_params(model, plan.precision, NULL);
         MPI_CHECK(MPI_Win_free(&win));
     }

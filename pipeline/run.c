@@ -54,6 +54,8 @@ typedef struct {
     int io_failed;
     char io_err[SAL_ERR_LEN];
     int done, failed, skipped, pending_images;
+    int flushes;           /* the first batch is flushed at once, later ones at
+                            * most once a second                               */
     double last_flush;
     sp_progress progress;
 } coordinator;
@@ -283,11 +285,12 @@ static void write_batch(coordinator *c, const char *buf, size_t len) {
         if (st == 1) c->done++;
         else c->failed++;
     }
-    if (!c->io_failed && now() - c->last_flush >= 1.0) {
+    if (!c->io_failed && (c->flushes == 0 || now() - c->last_flush >= 1.0)) {
         if (sp_output_flush(ctx->out, err, sizeof err)) {
             c->io_failed = 1;
             snprintf(c->io_err, sizeof c->io_err, "%s", err);
         }
+        c->flushes++;
         c->last_flush = now();
     }
     if (!ctx->quiet)
@@ -330,12 +333,15 @@ static void *coordinate(void *arg) {
         }
         MPI_CHECK(MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD,
                            MPI_STATUS_IGNORE));
-        pthread_mutex_lock(&c->lock);
-        if (count > 8) write_batch(c, buf, (size_t)count);
-        int k = next_batch(c);
-        pthread_mutex_unlock(&c->lock);
+        /* Answer first, write after: the rank computes while rank 0 writes. */
+        int k = next_batch_locked(c);
         MPI_CHECK(MPI_Send(&k, 1, MPI_INT, st.MPI_SOURCE, TAG_ASSIGN, MPI_COMM_WORLD));
         if (k < 0) active--;
+        if (count > 8) {
+            pthread_mutex_lock(&c->lock);
+            write_batch(c, buf, (size_t)count);
+            pthread_mutex_unlock(&c->lock);
+        }
     }
     free(buf);
     return NULL;
