@@ -11,3 +11,8 @@ add_test(NAME demo_check
                  ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/demo_figure.png)
 set_tests_properties(demo_check PROPERTIES LABELS mpi FIXTURES_REQUIRED demo_output
                      RESOURCE_LOCK demo_out TIMEOUT 300)
+add_test(NAME previews_gray
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/demo/check_gray_previews.py
+                 $<TARGET_FILE:salpipe> ${CMAKE_SOURCE_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/previews_gray)
+set_tests_properties(previews_gray PROPERTIES LABELS unit TIMEOUT 120)
