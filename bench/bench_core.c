@@ -11,18 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "salcore.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -58,17 +48,17 @@ int main(int argc, char **argv) {
     }
     double *times = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (sal_engine_run(e, input, batch, maps, NULL, NULL, NULL, err, sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        times[r] = now() - t0;
+        times[r] = bench_now() - t0;
     }
-    qsort(times, reps, sizeof(double), cmp);
+    double median = bench_median(times, reps);
     printf("salpipe core: batch %d, 1 forward + %d backward per image: median %.1f ms "
            "(%.1f ms per image), %.2f GFLOP per run\n",
-           batch, 4, times[reps / 2] * 1e3, times[reps / 2] * 1e3 / batch,
+           batch, 4, median * 1e3, median * 1e3 / batch,
            sal_engine_last_flops(e) * 1e-9);
     sal_engine_free(e);
     sal_model_free(m);

@@ -10,16 +10,7 @@
 
 #include <cblas.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 2048, reps = argc > 2 ? atoi(argv[2]) : 5;
@@ -33,12 +24,12 @@ int main(int argc, char **argv) {
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
     for (int r = 0; r < reps; r++) {
-        double t = now();
+        double t = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        rate[r] = 2.0 * n * n * n / (now() - t) * 1e-9;
+        rate[r] = 2.0 * n * n * n / (bench_now() - t) * 1e-9;
     }
-    qsort(rate, reps, sizeof(double), cmp);
-    printf("sgemm %dx%d: median %.1f GFLOP/s over %d runs\n", n, n, rate[reps / 2], reps);
+    double median = bench_median(rate, reps);
+    printf("sgemm %dx%d: median %.1f GFLOP/s over %d runs\n", n, n, median, reps);
     free(a);
     free(b);
     free(c);
