@@ -11,11 +11,14 @@
  * (H5Z_FILTER_DEFLATE) reads any zlib stream (header, deflate blocks, Adler-32).
  *
  * The low mantissa bytes of a gradient are close to random: deflate cannot shrink
- * them and spends most of its time trying. So the byte planes below the top two
- * go into the stream as stored blocks (level 0) and only the top two (sign,
- * exponent, high mantissa) are deflated at the dataset's level, switching levels
- * inside one stream with deflateParams. Any HDF5 decodes it as usual; the result
- * is about as small as deflating everything, at less than half the time.
+ * them and spends most of its time trying (on a float32 AlexNet map only the top
+ * plane, sign and exponent, shrinks at all). So each byte plane is first tried: a
+ * 16 KiB sample of it, taken from four places, is deflated at level 1, and a plane
+ * that does not shrink by 3% goes into the stream as stored blocks (level 0); the
+ * others are deflated at the dataset's level, switching levels inside one stream
+ * with deflateParams. Any HDF5 decodes it as usual. On real maps the result is a
+ * little smaller than deflating everything, in less than a third of the time; on
+ * data whose every plane is regular (exact zeros, smooth images) it is deflate.
  */
 #include <limits.h>
 #include <string.h>
@@ -56,6 +59,23 @@ static void shuffle(unsigned char *out, const unsigned char *in, size_t nbytes,
     memcpy(out + n * s, in, nbytes - n * s);
 }
 
+/* Whether deflate shrinks a byte plane of n bytes: a level-1 trial on a sample. */
+static int worth_deflating(const unsigned char *p, size_t n) {
+    enum { PIECE = 4096, PIECES = 4 };
+    unsigned char sample[PIECE * PIECES], out[PIECE * PIECES + 1024];
+    size_t len = 0;
+    if (n <= sizeof sample) {
+        memcpy(sample, p, n);
+        len = n;
+    } else {
+        for (size_t k = 0; k < PIECES; k++, len += PIECE)
+            memcpy(sample + len, p + k * (n - PIECE) / (PIECES - 1), PIECE);
+    }
+    uLongf got = sizeof out;
+    if (compress2(out, &got, sample, (uLong)len, 1) != Z_OK) return 1;
+    return got < len - len / 32;
+}
+
 size_t sp_chunk_compress(void *out, const void *in, size_t nbytes, size_t elem_size,
                          int level, void *scratch) {
     if (!out || !in || nbytes == 0 || elem_size == 0 || level < 0 || level > 9)
@@ -64,33 +84,39 @@ size_t sp_chunk_compress(void *out, const void *in, size_t nbytes, size_t elem_s
         memcpy(out, in, nbytes);
         return nbytes;
     }
-    const void *src = in;
+    const unsigned char *src = in;
+    size_t n = nbytes / elem_size;
     /* HDF5 leaves the bytes alone when there is nothing to regroup. */
-    if (elem_size > 1 && nbytes / elem_size > 1) {
+    int shuffled = elem_size > 1 && n > 1;
+    if (shuffled) {
         if (!scratch) return 0;
         shuffle(scratch, in, nbytes, elem_size);
         src = scratch;
     }
     size_t bound = sp_chunk_bound(nbytes);
     if (bound == 0) return 0;
-    /* Bytes of the planes stored as they are: all but the top two. */
-    size_t n = nbytes / elem_size, raw = elem_size > 2 && n > 1 ? (elem_size - 2) * n : 0;
+    /* Pieces of the stream: each byte plane (plus, on the last, any bytes past
+     * n * elem_size), or the whole buffer when it was not shuffled. */
+    size_t pieces = shuffled ? elem_size : 1;
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (deflateInit(&z, raw ? 0 : level) != Z_OK) return 0;
     z.next_out = out;
     z.avail_out = (uInt)bound;
-    z.next_in = (Bytef *)src;
-    z.avail_in = (uInt)raw;
-    int ok = 1;
-    if (raw) {
-        ok = deflate(&z, Z_NO_FLUSH) == Z_OK && z.avail_in == 0 &&
-             deflateParams(&z, level, Z_DEFAULT_STRATEGY) == Z_OK;
+    int ok = 1, cur = -1;
+    for (size_t j = 0; ok && j < pieces; j++) {
+        size_t off = j * n, len = j + 1 < pieces ? n : nbytes - off;
+        if (!shuffled) off = 0, len = nbytes;
+        int lv = worth_deflating(src + off, len) ? level : 0;
+        if (cur < 0) ok = deflateInit(&z, lv) == Z_OK;
+        else if (lv != cur) ok = deflateParams(&z, lv, Z_DEFAULT_STRATEGY) == Z_OK;
+        if (!ok) break;
+        cur = lv;
+        z.next_in = (Bytef *)src + off;
+        z.avail_in = (uInt)len;
+        ok = j + 1 < pieces ? deflate(&z, Z_NO_FLUSH) == Z_OK && z.avail_in == 0
+                            : deflate(&z, Z_FINISH) == Z_STREAM_END;
     }
-    z.next_in = (Bytef *)src + raw;
-    z.avail_in = (uInt)(nbytes - raw);
-    ok = ok && deflate(&z, Z_FINISH) == Z_STREAM_END;
     size_t len = z.total_out;
-    deflateEnd(&z);
+    if (cur >= 0) deflateEnd(&z);
     return ok ? len : 0;
 }

@@ -75,5 +75,8 @@ size_t sp_chunk_compress(void *out, const void *in, size_t nbytes, size_t elem_s
 
 /* SHA-256 of a file as 64 hex digits + NUL into hex[65]. */
 int sp_sha256_file(const char *path, char hex[65], char *err, size_t errlen);
+/* Whether sp_sha256_file may use the CPU's SHA instructions (the default when it
+ * has them); returns whether it will. For tests, which check both ways. */
+int sp_sha256_hardware(int allow);
 
 #endif

@@ -1,11 +1,23 @@
 /*
  * SHA-256 (FIPS 180-4, section 6.2) of a whole file, to record which model made an
  * output file and to refuse resuming it with another one. Streams the file in
- * 64 KiB reads; no dependency beyond libc.
+ * 1 MiB reads; no dependency beyond libc.
+ *
+ * Rank 0 hashes the model before any rank can start (a 244 MB AlexNet file), so on
+ * x86-64 CPUs with the SHA extensions the compression function runs on them: 0.12 s
+ * instead of 0.8 s for that file. The portable C function is the reference; the test
+ * (tests/test_output.c) runs both against FIPS 180-4 vectors and Python's hashlib.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SHA_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #include "output.h"
 
@@ -69,6 +81,78 @@ static void sha256_block(uint32_t h[8], const unsigned char *p) {
     h[7] += hh;
 }
 
+#ifdef SHA_X86
+/* The same compression function on the SHA extensions. The state lives in two
+ * registers as the instructions want it: (A,B,E,F) and (C,D,G,H), A and C in the top
+ * lane. SHA256RNDS2 does two rounds, so each group of four message words takes two;
+ * after two rounds the old (A,B,E,F) is the new (C,D,G,H), which is why the two
+ * registers swap roles inside a group. SHA256MSG1/MSG2 extend the schedule: for words
+ * t..t+3, MSG1 adds sigma0(W[t-15]) to W[t-16], the ALIGNR adds W[t-7], and MSG2 adds
+ * sigma1(W[t-2]), using its own first results for the last two lanes. */
+__attribute__((target("sha,sse4.1,ssse3")))
+static void sha256_blocks_x86(uint32_t h[8], const unsigned char *p, size_t nblocks) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0xB1); /* B A D C */
+    __m128i efgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(h + 4)), 0x1B);
+    __m128i abef = _mm_alignr_epi8(t, efgh, 8);      /* F E B A */
+    __m128i cdgh = _mm_blend_epi16(efgh, t, 0xF0);   /* H G D C */
+    for (; nblocks--; p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, m[4];
+        for (int g = 0; g < 16; g++) {
+            __m128i *w = &m[g & 3];
+            if (g < 4) {
+                *w = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+            } else {
+                const __m128i prev = m[(g + 3) & 3], prev2 = m[(g + 2) & 3];
+                __m128i x = _mm_sha256msg1_epu32(*w, m[(g + 1) & 3]);
+                x = _mm_add_epi32(x, _mm_alignr_epi8(prev, prev2, 4));
+                *w = _mm_sha256msg2_epu32(x, prev);
+            }
+            __m128i wk = _mm_add_epi32(*w, _mm_loadu_si128((const __m128i *)(K + 4 * g)));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    t = _mm_shuffle_epi32(abef, 0x1B);                /* A B E F */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);             /* G H C D */
+    _mm_storeu_si128((__m128i *)h, _mm_blend_epi16(t, cdgh, 0xF0));
+    _mm_storeu_si128((__m128i *)(h + 4), _mm_alignr_epi8(cdgh, t, 8));
+}
+
+static int x86_has_sha(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 29) & 1;
+}
+#endif
+
+/* -1: not decided yet; 0: portable C; 1: SHA extensions. */
+static _Atomic int use_hw = -1;
+
+int sp_sha256_hardware(int allow) {
+#ifdef SHA_X86
+    use_hw = allow && x86_has_sha();
+#else
+    (void)allow;
+    use_hw = 0;
+#endif
+    return use_hw;
+}
+
+static void sha256_blocks(uint32_t h[8], const unsigned char *p, size_t nblocks) {
+    if (use_hw < 0) sp_sha256_hardware(1);
+#ifdef SHA_X86
+    if (use_hw) {
+        sha256_blocks_x86(h, p, nblocks);
+        return;
+    }
+#endif
+    for (; nblocks--; p += 64) sha256_block(h, p);
+}
+
 static void sha256_init(sha256 *s) {
     static const uint32_t H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
@@ -86,10 +170,12 @@ static void sha256_update(sha256 *s, const unsigned char *p, size_t n) {
         p += k;
         n -= k;
         if (s->nblk < 64) return;
-        sha256_block(s->h, s->blk);
+        sha256_blocks(s->h, s->blk, 1);
         s->nblk = 0;
     }
-    for (; n >= 64; p += 64, n -= 64) sha256_block(s->h, p);
+    sha256_blocks(s->h, p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
     memcpy(s->blk, p, n);
     s->nblk = n;
 }
@@ -112,14 +198,21 @@ int sp_sha256_file(const char *path, char hex[65], char *err, size_t errlen) {
                  strerror(errno));
         return -1;
     }
-    static _Thread_local unsigned char buf[1 << 16];
+    enum { BUF = 1 << 20 };
+    unsigned char *buf = malloc(BUF);
+    if (!buf) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory computing its SHA-256", path);
+        return -1;
+    }
     sha256 s;
     sha256_init(&s);
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&s, buf, n);
+    while ((n = fread(buf, 1, BUF, f)) > 0) sha256_update(&s, buf, n);
     int bad = ferror(f);
     int e = errno;
     fclose(f);
+    free(buf);
     if (bad) {
         snprintf(err, errlen, "%s: read error while computing its SHA-256: %s", path,
                  strerror(e));

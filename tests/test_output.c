@@ -318,8 +318,13 @@ static void test_sha256(const char *dir, const char *py, const char *script) {
          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
         {"million_a", 1000000, NULL, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
     };
-    static const long lens[] = {1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 65535, 65536, 65537, 300001};
-    char path[1024], manifest[1024], hex[65], err[1024];
+    static const long lens[] = {1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 65535, 65536, 65537,
+                                300001, 1048575, 1048576, 1048577, 2500003};
+    char path[1024], manifest[1024], hex[65], hex_c[65], err[1024];
+    /* The SHA-instruction path when the CPU has it, checked against the portable C
+     * function on every file as well as against the vectors and hashlib. */
+    int hw = sp_sha256_hardware(1);
+    printf("sha256: %s\n", hw ? "SHA instructions and portable C" : "portable C only");
     snprintf(manifest, sizeof manifest, "%s/sha256_manifest.txt", dir);
     FILE *man = fopen(manifest, "w");
     int nv = sizeof v / sizeof *v, nl = sizeof lens / sizeof *lens;
@@ -334,6 +339,11 @@ static void test_sha256(const char *dir, const char *py, const char *script) {
         }
         fclose(f);
         CHECK(sp_sha256_file(path, hex, err, sizeof err) == 0, "%s", err);
+        sp_sha256_hardware(0);
+        CHECK(sp_sha256_file(path, hex_c, err, sizeof err) == 0, "%s", err);
+        sp_sha256_hardware(1);
+        CHECK(strcmp(hex, hex_c) == 0, "length %ld: %s with the SHA instructions, %s without",
+              len, hex, hex_c);
         if (k < nv) CHECK(strcmp(hex, v[k].hex) == 0, "%s: %s", v[k].name, hex);
         fprintf(man, "%s %s\n", hex, path);
     }
