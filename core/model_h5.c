@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,30 @@ int mh5_check_dataset(mh5 *c, hid_t g, const char *name, int rank, const int64_t
     return r;
 }
 
+/* Whether no element is NaN or infinite: all exponent bits set. An integer test
+ * the compiler vectorises, since this runs over every weight at every start; the
+ * loop below finds and names the first bad element only when there is one. */
+static int all_finite(const void *buf, int64_t count, int as_double) {
+    const unsigned char *p = buf;
+    int bad = 0;
+    if (as_double) {
+        const uint64_t e = 0x7ff0000000000000u;
+        for (int64_t i = 0; i < count; i++) {
+            uint64_t u;
+            memcpy(&u, p + 8 * i, 8);
+            bad |= (u & e) == e;
+        }
+    } else {
+        const uint32_t e = 0x7f800000u;
+        for (int64_t i = 0; i < count; i++) {
+            uint32_t u;
+            memcpy(&u, p + 4 * i, 4);
+            bad |= (u & e) == e;
+        }
+    }
+    return !bad;
+}
+
 int mh5_read_dataset(mh5 *c, hid_t g, const char *name, int as_double, void *buf,
                      int64_t count) {
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
@@ -292,6 +317,7 @@ int mh5_read_dataset(mh5 *c, hid_t g, const char *name, int as_double, void *buf
                         name, why[0] ? why : "HDF5 read error");
     }
     H5Dclose(d);
+    if (all_finite(buf, count, as_double)) return 0;
     for (int64_t i = 0; i < count; i++) {
         double v = as_double ? ((const double *)buf)[i] : (double)((const float *)buf)[i];
         if (isfinite(v)) continue;

@@ -164,6 +164,7 @@ static char **image_labels(const sp_config *c) {
 
 typedef struct {
     pthread_t thread;
+    int threaded;
     const char *path;
     char hex[65], err[SAL_ERR_LEN];
     int rc;
@@ -191,9 +192,12 @@ static int make_dirs(const char *path) {
     return 0;
 }
 
-/* Rank 0's setup: everything up to an open output. Returns an exit code. */
+/* Rank 0's setup, first part: config, model header and plan, all checked. Starts
+ * hashing the model file (hj), which the output records; rank 0 then loads the
+ * weights (share_weights) while the hash runs, and open_output joins it. Returns an
+ * exit code. */
 static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_plan *plan,
-                       sp_output **out, int8_t **status) {
+                       hash_job *hj) {
     char err[SAL_ERR_LEN];
     if (sp_config_load(o->file, cfg, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
@@ -236,18 +240,27 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         print_plan(cfg, *model, plan);
         return SP_EXIT_OK;
     }
-    /* Hashing the model file (for provenance and resume checks) takes as long as
-     * loading it: do both at once. */
-    hash_job hj = {.path = cfg->model_path, .rc = -1};
-    int threaded = !pthread_create(&hj.thread, NULL, hash_model, &hj);
-    if (!threaded) hash_model(&hj);
-    int loaded = sal_model_load_params(*model, plan->precision, NULL, err, sizeof err);
-    if (threaded) pthread_join(hj.thread, NULL);
-    if (loaded || hj.rc) {
-        fprintf(stderr, "salpipe: %s\n", loaded ? err : hj.err);
+    /* Hashing the model file (for provenance and resume checks) takes about as long
+     * as loading it: do both at once. */
+    hj->path = cfg->model_path;
+    hj->rc = -1;
+    hj->threaded = !pthread_create(&hj->thread, NULL, hash_model, hj);
+    if (!hj->threaded) hash_model(hj);
+    return SP_EXIT_OK;
+}
+
+/* Rank 0's setup, second part, once the weights are loaded: the output file (and
+ * the previews directory). Returns an exit code. */
+static int open_output(const options *o, const sp_config *cfg, const sal_model *model,
+                       sp_plan *plan, hash_job *hj, sp_output **out, int8_t **status) {
+    char err[SAL_ERR_LEN];
+    if (hj->threaded) pthread_join(hj->thread, NULL);
+    hj->threaded = 0;
+    if (hj->rc) {
+        fprintf(stderr, "salpipe: %s\n", hj->err);
         return SP_EXIT_CONFIG;
     }
-    const char *sha = hj.hex;
+    const char *sha = hj->hex;
     const char *layers[cfg->ntargets], *methods[cfg->nmethods];
     int32_t units[cfg->ntargets];
     for (int t = 0; t < cfg->ntargets; t++) {
@@ -270,7 +283,7 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         .target_units = units, .methods = methods, .salpipe_version = SALPIPE_VERSION,
         .config_path = cfg->config_path, .config_text = cfg->config_text,
         .model_path = cfg->model_path, .model_sha256 = sha,
-        .model_name = sal_model_name(*model), .preprocess = &plan->pre};
+        .model_name = sal_model_name(model), .preprocess = &plan->pre};
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", cfg->output_path);
     char *slash = strrchr(dir, '/');
@@ -344,18 +357,20 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
 }
 
 /* Puts the weights in one MPI-3 shared-memory window per node, so a node running
- * 64 ranks holds one copy, not 64. Rank 0 has already loaded (and so checked) them:
- * it copies its block into its node's window; the first rank of every other node
- * reads the file into its window; the other ranks attach. Returns the model
- * (opened on ranks other than 0); *win must be freed with MPI_Win_free. */
-static sal_model *share_weights(int rank, const sp_plan *plan, sal_model *m, MPI_Win *win) {
+ * 64 ranks holds one copy, not 64: the first rank of every node reads the file
+ * straight into its node's window, the other ranks attach. Rank 0 opened (and
+ * checked) the model before; the others open it here. A load error on rank 0 is an
+ * ordinary error (exit 2), elsewhere it aborts the job. Returns an exit code;
+ * *model is set, and *win must be freed with MPI_Win_free, either way. */
+static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_Win *win) {
     char err[SAL_ERR_LEN];
-    if (rank != 0 && sal_model_open(plan->model_path, &m, err, sizeof err)) {
+    if (rank != 0 && sal_model_open(plan->model_path, model, err, sizeof err)) {
         fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
     }
+    sal_model *m = *model;
     MPI_Comm node;
-    int node_rank;
+    int node_rank, rc = SP_EXIT_OK;
     MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL,
                                   &node));
     MPI_CHECK(MPI_Comm_rank(node, &node_rank));
@@ -364,11 +379,13 @@ static sal_model *share_weights(int rank, const sp_plan *plan, sal_model *m, MPI
     MPI_CHECK(MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
                                       node, &base, win));
     if (node_rank == 0) {
-        if (rank == 0)
-            memcpy(base, sal_model_params(m, plan->precision), bytes);
-        else if (sal_model_load_params(m, plan->precision, base, err, sizeof err)) {
-            fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
-            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+        if (sal_model_load_params(m, plan->precision, base, err, sizeof err)) {
+            if (rank != 0) {
+                fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
+                MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
+            }
+            fprintf(stderr, "salpipe: %s\n", err);
+            rc = SP_EXIT_CONFIG;
         }
     } else {
         MPI_Aint size;
@@ -377,9 +394,9 @@ static sal_model *share_weights(int rank, const sp_plan *plan, sal_model *m, MPI
     }
     MPI_CHECK(MPI_Win_fence(0, *win));
     MPI_CHECK(MPI_Barrier(node));
-    sal_model_attach_params(m, plan->precision, base);
+    if (rc == SP_EXIT_OK) sal_model_attach_params(m, plan->precision, base);
     MPI_CHECK(MPI_Comm_free(&node));
-    return m;
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -423,27 +440,36 @@ int main(int argc, char **argv) {
     sal_model *model = NULL;
     sp_output *out = NULL;
     int8_t *status = NULL;
-    if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &out, &status);
+    hash_job hj = {0};
+    if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &hj);
     if (o.check) rc = rc ? rc : -1; /* nothing to compute: others stop */
     rc = share_plan(rank, rc, &plan);
     if (rc == -1) rc = SP_EXIT_OK;
     else if (rc == SP_EXIT_OK) {
         MPI_Win win;
-        model = share_weights(rank, &plan, model, &win);
-        sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
-        rc = sp_run(&ctx);
-        if (rank == 0) {
-            char err[SAL_ERR_LEN];
-            if (sp_output_close(out, err, sizeof err) && rc != SP_EXIT_IO) {
-                fprintf(stderr, "salpipe: output error: %s\n", err);
-                rc = SP_EXIT_IO;
-            }
-            out = NULL;
-        }
+        rc = share_weights(rank, &plan, &model, &win);
+        /* Rank 0's verdict on the weights and the output, which the others wait
+         * for without spinning. */
+        if (rank == 0 && rc == SP_EXIT_OK)
+            rc = open_output(&o, &cfg, model, &plan, &hj, &out, &status);
         bcast_patiently(&rc, 1, MPI_INT);
+        if (rc == SP_EXIT_OK) {
+            sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
+            rc = sp_run(&ctx);
+            if (rank == 0) {
+                char err[SAL_ERR_LEN];
+                if (sp_output_close(out, err, sizeof err) && rc != SP_EXIT_IO) {
+                    fprintf(stderr, "salpipe: output error: %s\n", err);
+                    rc = SP_EXIT_IO;
+                }
+                out = NULL;
+            }
+            bcast_patiently(&rc, 1, MPI_INT);
+        }
         sal_model_attach_params(model, plan.precision, NULL);
         MPI_CHECK(MPI_Win_free(&win));
     }
+    if (hj.threaded) pthread_join(hj.thread, NULL);
     if (out) {
         char err[SAL_ERR_LEN];
         sp_output_close(out, err, sizeof err);

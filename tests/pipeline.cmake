@@ -14,6 +14,7 @@
 #   pipeline_output_unwritable output directory cannot be created: exit 3        [unit]
 #   pipeline_output_disk_full  output cannot grow mid-run: exit 3, resumable     [unit]
 #   pipeline_bad_images        corrupt/missing images recorded, exit 1, retried   [unit]
+#   pipeline_bad_weights       NaN/Inf weights: exit 2, alone and -n 2, no output  [mpi]
 #   pipeline_cli               --check, --layers, --version, --help, bad option   [unit]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
@@ -63,4 +64,5 @@ pipeline_test(pipeline_output_mismatch test_errors.py unit 300 1 mismatch)
 pipeline_test(pipeline_output_unwritable test_errors.py unit 120 1 unwritable)
 pipeline_test(pipeline_output_disk_full test_errors.py unit 300 1 disk-full)
 pipeline_test(pipeline_bad_images test_errors.py unit 300 1 bad-images)
+pipeline_test(pipeline_bad_weights test_errors.py mpi 300 2 bad-weights)
 pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VERSION})

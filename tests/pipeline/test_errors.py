@@ -9,6 +9,10 @@
     test_errors.py disk-full     the output cannot grow mid-run (RLIMIT_FSIZE, as on a
                                  full disk): exit 3; the rerun completes, same bits
     test_errors.py bad-images    corrupt and missing images among good ones
+    test_errors.py bad-weights   a model whose header is fine but whose weights hold a
+                                 NaN or an Inf: exit 2 naming the file and dataset,
+                                 alone and with 2 ranks; no output created, an
+                                 existing one untouched
     test_errors.py cli           --check, --layers, --version, --help, unknown option
     (all take --salpipe, --model, --tiny, --data, --work)
 
@@ -315,6 +319,38 @@ def run_bad_images(args):
           f"{d2['activation'][0]} vs {d2['activation'][3]}")
 
 
+def run_bad_weights(args):
+    """Weights are read after the plan is shared (straight into the node's shared
+    window), so these errors come from another place than the config's."""
+    bad = os.path.join(args.data, "bad")
+    imgs = {"files": [os.path.join(bad, "good_a.png")]}
+    models = os.path.dirname(args.tiny)
+    kept = os.path.join(args.work, "kept.h5")
+    good = write_config(os.path.join(args.work, "good.toml"), args.tiny, imgs,
+                        [("conv1", [1])], kept, run={"batch": 1})
+    r = salpipe(args, [good])
+    require(r.rc == 0, "the good tiny model: exit 0", f"exit {r.rc}")
+    before = read_output(kept)
+    for name, word in (("bad_nan.h5", "NaN"), ("bad_inf.h5", "Inf")):
+        model = os.path.join(models, name)
+        for ranks in (None, 2):
+            how = "alone" if ranks is None else f"-n {ranks}"
+            print(f"\n== {name}, {how}")
+            for out, what in (("new.h5", "a new output"), (kept, "an existing output")):
+                cfg = write_config(os.path.join(args.work, "bad.toml"), model, imgs,
+                                   [("conv1", [1])], out, run={"batch": 1})
+                r = salpipe(args, [cfg], ranks=ranks, timeout=120)
+                check(r.rc == 2, f"{what}: exit 2", f"exit {r.rc}")
+                check(name in r.err and word in r.err and "dataset" in r.err,
+                      f"{what}: stderr names {name}, the dataset and '{word}'")
+                # (mpiexec adds its own banner about the exit status)
+                ours = [l for l in r.err.splitlines() if l.startswith("salpipe")]
+                check(len(ours) == 1, "one message, from one rank", f"{len(ours)} lines")
+            check(not os.path.exists(os.path.join(args.work, "new.h5")),
+                  "no new output file created")
+            check_same_outputs(before, read_output(kept), "the existing output untouched")
+
+
 def run_cli(args):
     bad = os.path.join(args.data, "bad")
     cfg = write_config(os.path.join(args.work, "check.toml"), args.model,
@@ -375,7 +411,7 @@ def run_cli(args):
 def main():
     ap = parser(__doc__)
     ap.add_argument("mode", choices=("config", "mismatch", "unwritable", "disk-full",
-                                     "bad-images", "cli"))
+                                     "bad-images", "bad-weights", "cli"))
     ap.add_argument("case", nargs="?", choices=sorted(CASES))
     ap.add_argument("--version", default="", help="the project version --version prints")
     args = ap.parse_args()
@@ -387,7 +423,7 @@ def main():
     else:
         {"mismatch": run_mismatch, "unwritable": run_unwritable,
          "disk-full": run_disk_full, "bad-images": run_bad_images,
-         "cli": run_cli}[args.mode](args)
+         "bad-weights": run_bad_weights, "cli": run_cli}[args.mode](args)
 
 
 if __name__ == "__main__":
