@@ -8,14 +8,26 @@
  *   backward  y (OCg, g*P) = dout of g samples gathered side by side
  *             dcol (K, g*P) = W_G^T x y, then col2im into din (g, C, H, W)
  *
+ * The backward GEMM and col2im run block by block: dcol as a whole is tens of MB,
+ * and col2im re-reading it from L3 or memory cost more than the GEMM takes. Each
+ * block, whole images by whole channels, fits in L2 and is scattered while there.
+ * OpenBLAS repacks both operands on every call, y per channel block and W per image
+ * block, so the blocks stay a few hundred rows and columns each.
+ *
  * Each output element is the same K-long dot product whatever g is, but OpenBLAS
  * may choose another kernel for another GEMM width, so the last bits can depend on
- * g and on the batch. Results are deterministic for a given batch, which is what
+ * g, the blocks and the batch. Results are deterministic for a given batch, which is what
  * salpipe's bit-for-bit promise relies on (fixed batches, see pipeline/run.h).
  */
 #include <string.h>
 
 #include "layers.h"
+
+/* Backward blocks (see above): dcol bytes per block, about an L2 less OpenBLAS's
+ * packed panels, and columns per block (rounded to whole images); the rows fill
+ * the rest. Measured on Zen 4 with AlexNet. */
+#define SAL_DCOL_BLOCK_BYTES ((size_t)1 << 20)
+#define SAL_DCOL_BLOCK_COLUMNS 1024
 
 /* The output columns ox whose input column x = ox*sw - pw + kx lies inside 0..W-1:
  * [*lo, *hi). Computing them once per kernel column keeps the inner loops free of
@@ -56,10 +68,12 @@ static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer
             }
 }
 
-/* din (Cg, H, W) += scatter of col (K, ld); the adjoint of im2col. */
+/* din (Cg, H, W) = scatter of col (K, ld); the adjoint of im2col. Each plane is
+ * zeroed just before its scatter, when it is about to be in cache anyway. */
 static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_layer *L) {
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w, sw = L->sw;
-    for (int c = 0; c < Cg; c++)
+    for (int c = 0; c < Cg; c++) {
+        memset(din + (size_t)c * H * W, 0, sizeof(real) * H * W);
         for (int ky = 0; ky < L->kh; ky++)
             for (int kx = 0; kx < L->kw; kx++) {
                 const real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
@@ -78,6 +92,7 @@ static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_laye
                         for (int ox = lo; ox < hi; ox++) dst[ox * sw + off] += src[ox];
                 }
             }
+    }
 }
 
 void R(conv_forward)(real *out, const real *in, int n, const real *weight,
@@ -110,7 +125,12 @@ void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
     const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
     const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
-    memset(din, 0, sizeof(real) * n * in_elems);
+    const size_t kk = (size_t)L->kh * L->kw, plane = (size_t)L->in_h * L->in_w;
+    /* Block shape: ib images (ib*P columns) by cb channels (cb*kk rows). */
+    int ib = (int)((SAL_DCOL_BLOCK_COLUMNS + P / 2) / P);
+    if (ib < 1) ib = 1;
+    int cb = (int)(SAL_DCOL_BLOCK_BYTES / (sizeof(real) * kk * ib * P));
+    if (cb < 1) cb = 1;
     for (int i0 = 0; i0 < n; i0 += g) {
         const int gn = n - i0 < g ? n - i0 : g;
         const size_t ld = gn * P;
@@ -121,11 +141,19 @@ void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
                     memcpy(y + oc * ld + j * P,
                            dout + (i0 + j) * out_elems + ((size_t)grp * OCg + oc) * P,
                            sizeof(real) * P);
-            cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)ld, OCg, 1,
-                       weight + (size_t)grp * OCg * K, (int)K, y, (int)ld, 0, dcol, (int)ld);
-            for (int j = 0; j < gn; j++)
-                col2im(din + (i0 + j) * in_elems + (size_t)grp * Cg * L->in_h * L->in_w,
-                       dcol + j * P, ld, Cg, L);
+            for (int j0 = 0; j0 < gn; j0 += ib) {
+                const int jn = gn - j0 < ib ? gn - j0 : ib;
+                const size_t cols = jn * P;
+                for (int c0 = 0; c0 < Cg; c0 += cb) {
+                    const int cn = Cg - c0 < cb ? Cg - c0 : cb;
+                    cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cn * kk),
+                               (int)cols, OCg, 1, weight + (size_t)grp * OCg * K + c0 * kk,
+                               (int)K, y + j0 * P, (int)ld, 0, dcol, (int)cols);
+                    for (int j = 0; j < jn; j++)
+                        col2im(din + (i0 + j0 + j) * in_elems + ((size_t)grp * Cg + c0) * plane,
+                               dcol + j * P, cols, cn, L);
+                }
+            }
         }
     }
 }
