@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "bench_util.h"
-#include "salcore.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -24,28 +23,8 @@ int main(int argc, char **argv) {
     char err[SAL_ERR_LEN];
     sal_model *m;
     sal_engine *e;
-    if (sal_model_open(argv[1], &m, err, sizeof err) ||
-        sal_model_load_params(m, p, NULL, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
-    int fc3 = sal_model_find_layer(m, "fc3");
-    sal_target t[2] = {{fc3, 539}, {fc3, 22}};
-    sal_method meth[2] = {SAL_METHOD_VANILLA, SAL_METHOD_GUIDED};
-    if (fc3 < 0 || sal_engine_init(&e, m, p, batch, t, 2, meth, 2, err, sizeof err)) {
-        fprintf(stderr, "%s\n", fc3 < 0 ? "model has no fc3" : err);
-        return 2;
-    }
-    const sal_preprocess *pre = sal_model_preprocess(m);
-    size_t in = (size_t)pre->channels * pre->height * pre->width;
-    size_t rs = p == SAL_F64 ? 8 : 4;
-    char *input = malloc(rs * in * batch), *maps = malloc(rs * in * batch * 4);
-    srand(1);
-    for (size_t i = 0; i < in * batch; i++) {
-        double v = rand() / (double)RAND_MAX * 4 - 2;
-        if (p == SAL_F64) ((double *)input)[i] = v;
-        else ((float *)input)[i] = (float)v;
-    }
+    void *input, *maps;
+    if (bench_setup("bench_core", argv[1], p, batch, &m, &e, &input, &maps)) return 2;
     double *times = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
         double t0 = bench_now();

@@ -9,26 +9,7 @@ import time
 import torch
 import torchvision
 
-
-class RuleReLU(torch.autograd.Function):
-    mode = "vanilla"
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        if RuleReLU.mode == "vanilla":
-            return g * (x > 0)
-        return g * (x > 0) * (g > 0)
-
-
-class Wrap(torch.nn.Module):
-    def forward(self, x):
-        return RuleReLU.apply(x)
+from bench_torch import RuleReLU, prepare_batched
 
 
 def main():
@@ -37,21 +18,15 @@ def main():
     reps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)().eval()
-    for seq in (model.features, model.classifier):
-        for i, mod in enumerate(seq):
-            if isinstance(mod, torch.nn.ReLU):
-                seq[i] = Wrap()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = prepare_batched(getattr(torchvision.models, arch)().eval())
     x = torch.rand(batch, 3, 224, 224) * 4 - 2
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         xi = x.clone().requires_grad_(True)
         out = model(xi)
-        for mode in ("vanilla", "guided"):
-            RuleReLU.mode = mode
+        for guided in (None, True):
+            RuleReLU.guided = guided
             for unit in (539, 22):
                 xi.grad = None
                 out[:, unit].sum().backward(retain_graph=True)
