@@ -23,6 +23,7 @@
 #include "previews.h"
 #include "progress.h"
 #include "run.h"
+#include "team.h"
 
 enum { TAG_WORK = 1, TAG_ASSIGN = 2 };
 
@@ -36,7 +37,8 @@ typedef struct {
     char *input;           /* (batch, C, H, W)                                 */
     char *maps;            /* (batch, T, M, C, H, W)                           */
     char *acts;            /* (batch, T)                                       */
-    char *scratch;         /* shuffle scratch, map_bytes                       */
+    char *scratch;         /* shuffle scratch, map_bytes per team thread       */
+    sp_team *team;         /* [run] threads: decodes and compresses in parallel */
     int *slot;             /* per batch position: engine row or -1 (failed)    */
     char (*errors)[SAL_ERR_LEN];
     sp_previews *previews; /* NULL when no previews are asked for              */
@@ -44,6 +46,12 @@ typedef struct {
     int rank;
     char *packed;          /* result of one batch                              */
     size_t packed_cap, packed_len;
+    size_t zbound;         /* room reserved in packed for one compressed map   */
+    int first;             /* the batch being computed: its first image        */
+    int nz;                /* maps of the batch to compress                    */
+    size_t *zoff;          /* per map: its reserved place in packed            */
+    const char **zsrc;     /* per map: the map                                 */
+    size_t *zlen;          /* per map: compressed size                         */
 } worker;
 
 /* Rank 0's shared state; `lock` guards everything below it. */
@@ -80,6 +88,10 @@ static void worker_free(worker *w) {
     free(w->maps);
     free(w->acts);
     free(w->scratch);
+    sp_team_free(w->team);
+    free(w->zoff);
+    free(w->zsrc);
+    free(w->zlen);
     free(w->slot);
     free(w->errors);
     free(w->packed);
@@ -100,12 +112,16 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     w->rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
     w->in_elems = (size_t)p->pre.channels * p->pre.height * p->pre.width;
     w->map_bytes = w->in_elems * w->rs;
-    w->packed_cap = 8 + B * (12 + SAL_ERR_LEN + p->ntargets * w->rs +
-                             TM * (8 + sp_chunk_bound(w->map_bytes)));
+    w->zbound = sp_chunk_bound(w->map_bytes);
+    w->packed_cap = 8 + B * (12 + SAL_ERR_LEN + p->ntargets * w->rs + TM * (8 + w->zbound));
+    w->team = sp_team_init(p->threads);
     w->input = malloc(B * w->map_bytes);
     w->maps = malloc(B * TM * w->map_bytes);
     w->acts = malloc(B * p->ntargets * w->rs);
-    w->scratch = malloc(w->map_bytes);
+    w->scratch = malloc(sp_team_size(w->team) * w->map_bytes);
+    w->zoff = malloc(B * TM * sizeof *w->zoff);
+    w->zsrc = malloc(B * TM * sizeof *w->zsrc);
+    w->zlen = malloc(B * TM * sizeof *w->zlen);
     w->slot = malloc(B * sizeof *w->slot);
     w->errors = malloc(B * sizeof *w->errors);
     w->packed = malloc(w->packed_cap);
@@ -114,8 +130,8 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
         worker_free(w);
         return -1;
     }
-    if (!w->input || !w->maps || !w->acts || !w->scratch || !w->slot || !w->errors ||
-        !w->packed || !w->pixels) {
+    if (!w->input || !w->maps || !w->acts || !w->scratch || !w->team || !w->zoff ||
+        !w->zsrc || !w->zlen || !w->slot || !w->errors || !w->packed || !w->pixels) {
         snprintf(err, errlen, "out of memory for batch %d (%zu MiB of maps); lower [run] batch",
                  p->batch, (size_t)(B * TM * w->map_bytes) >> 20);
         worker_free(w);
@@ -130,22 +146,61 @@ static void pack(worker *w, const void *p, size_t n) {
 }
 static void pack_i32(worker *w, int32_t v) { pack(w, &v, sizeof v); }
 
+/* Team loop body: decodes and preprocesses image i of the batch into input row i;
+ * slot[i] = 0, or -1 with errors[i] set. */
+static void decode_one(void *arg, int i, int thread) {
+    worker *w = arg;
+    const sp_plan *p = w->plan;
+    w->errors[i][0] = 0;
+    sal_image *px = w->previews ? &w->pixels[i] : NULL;
+    w->slot[i] = sal_image_preprocess(w->input + i * w->map_bytes, px,
+                                      p->image_paths[w->first + i], &p->pre, p->precision, 0,
+                                      w->errors[i], SAL_ERR_LEN) ? -1 : 0;
+    (void)thread;
+}
+
+/* Team loop body: compresses map q into its reserved place in packed. */
+static void compress_one(void *arg, int q, int thread) {
+    worker *w = arg;
+    w->zlen[q] = sp_chunk_compress(w->packed + w->zoff[q] + sizeof(int64_t), w->zsrc[q],
+                                   w->map_bytes, w->rs, w->plan->compression,
+                                   w->scratch + thread * w->map_bytes);
+}
+
+/* Closes the gaps the compressed maps left in packed (each had zbound bytes
+ * reserved), writing every map's size before it. Data only moves down. */
+static void close_gaps(worker *w) {
+    size_t rd = 0, wr = 0;
+    for (int q = 0; q < w->nz; q++) {
+        size_t gap = w->zoff[q] - rd;
+        memmove(w->packed + wr, w->packed + rd, gap);
+        wr += gap;
+        int64_t zz = (int64_t)w->zlen[q];
+        memcpy(w->packed + wr, &zz, sizeof zz);
+        memmove(w->packed + wr + sizeof zz, w->packed + w->zoff[q] + sizeof zz, w->zlen[q]);
+        wr += sizeof zz + w->zlen[q];
+        rd = w->zoff[q] + sizeof zz + w->zbound;
+    }
+    memmove(w->packed + wr, w->packed + rd, w->packed_len - rd);
+    w->packed_len = wr + (w->packed_len - rd);
+}
+
 /* Decodes, runs and compresses batch k into w->packed. Never fails as a whole:
  * an image that cannot be read, or a batch the engine refuses, is recorded as
- * failed images. */
+ * failed images. Decoding and compression run on the team, the engine on
+ * OpenBLAS's threads. */
 static void compute_batch(worker *w, int k) {
     const sp_plan *p = w->plan;
-    const int first = batch_first(p, k), count = batch_count(p, k);
+    const int count = batch_count(p, k);
     const int TM = p->ntargets * p->nmethods;
+    w->first = batch_first(p, k);
+    sp_team_run(w->team, count, decode_one, w);
     int n = 0;
     for (int i = 0; i < count; i++) {
-        w->errors[i][0] = 0;
-        sal_image *px = w->previews ? &w->pixels[i] : NULL;
-        if (sal_image_preprocess(w->input + n * w->map_bytes, px, p->image_paths[first + i],
-                                 &p->pre, p->precision, 0, w->errors[i], SAL_ERR_LEN))
-            w->slot[i] = -1;
-        else
-            w->slot[i] = n++;
+        if (w->slot[i] < 0) continue;
+        if (i != n) memmove(w->input + n * w->map_bytes, w->input + i * w->map_bytes,
+                            w->map_bytes);
+        w->slot[i] = n++;
     }
     if (n > 0) {
         char err[SAL_ERR_LEN];
@@ -160,33 +215,32 @@ static void compute_batch(worker *w, int k) {
     for (int i = 0; w->previews && i < count; i++) {
         char err[SAL_ERR_LEN];
         if (w->slot[i] >= 0 &&
-            sp_previews_write(w->previews, first + i, &w->pixels[i],
+            sp_previews_write(w->previews, w->first + i, &w->pixels[i],
                               w->maps + (size_t)w->slot[i] * TM * w->map_bytes, err, sizeof err))
             fprintf(stderr, "salpipe: rank %d: preview not written: %s\n", w->rank, err);
         sal_image_free(&w->pixels[i]);
     }
     w->packed_len = 0;
+    w->nz = 0;
     pack_i32(w, k);
     pack_i32(w, count);
     for (int i = 0; i < count; i++) {
         int s = w->slot[i];
         size_t len = strlen(w->errors[i]);
-        pack_i32(w, first + i);
+        pack_i32(w, w->first + i);
         pack_i32(w, s >= 0 ? 1 : -1);
         pack_i32(w, (int32_t)len);
         pack(w, w->errors[i], len);
         if (s < 0) continue;
         pack(w, w->acts + (size_t)s * p->ntargets * w->rs, p->ntargets * w->rs);
         for (int j = 0; j < TM; j++) {
-            const char *map = w->maps + ((size_t)s * TM + j) * w->map_bytes;
-            char *dst = w->packed + w->packed_len + sizeof(int64_t);
-            size_t z = sp_chunk_compress(dst, map, w->map_bytes, w->rs, p->compression,
-                                         w->scratch);
-            int64_t zz = (int64_t)z;
-            memcpy(w->packed + w->packed_len, &zz, sizeof zz);
-            w->packed_len += sizeof zz + z;
+            w->zoff[w->nz] = w->packed_len;
+            w->zsrc[w->nz++] = w->maps + ((size_t)s * TM + j) * w->map_bytes;
+            w->packed_len += sizeof(int64_t) + w->zbound;
         }
     }
+    sp_team_run(w->team, w->nz, compress_one, w);
+    close_gaps(w);
 }
 
 /* ---- rank 0: scheduling and writing ------------------------------------------ */

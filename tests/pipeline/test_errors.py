@@ -292,6 +292,27 @@ def run_bad_images(args):
     for i in failed:
         check(names[i] in r.err, f"stderr mentions {names[i]}")
 
+    print("\n== the same with threads = 3 and batch = 6: decoded in parallel, one batch")
+    # Failed images sit between good ones in one batch, so the good ones are moved
+    # down to consecutive engine rows: a wrong row would give another image's maps.
+    cfg3 = write_config(os.path.join(work, "bad_t3.toml"), args.tiny, {"files": names},
+                        [("fc2", [2]), ("conv1", [1])], "bad_t3.h5",
+                        run={"batch": 6, "threads": 3})
+    r3 = salpipe(args, [cfg3])
+    check(r3.rc == 1, "threads 3: exit 1", f"exit {r3.rc}")
+    require(os.path.exists(os.path.join(work, "bad_t3.h5")), "threads 3: output exists")
+    d3 = read_output(os.path.join(work, "bad_t3.h5"))
+    check(list(d3["status"]) == list(st), "threads 3: same /status", f"{d3['status']}")
+    check(list(d3["error"]) == list(d["error"]), "threads 3: same /error",
+          f"{d3['error']}")
+    for k in ("saliency", "activation"):
+        a, b = d[k][good], d3[k][good]
+        scale = np.abs(a).max()
+        check(scale > 0 and np.abs(a - b).max() <= 1e-5 * scale,
+              f"threads 3: /{k} of the good images as with batch 2, threads 1",
+              f"max |diff| {np.abs(a - b).max():.3g}, max |value| {scale:.3g}")
+        check(np.isnan(d3[k][failed]).all(), f"threads 3: /{k} NaN for the failed images")
+
     print("\n== rerun: only the failed images are retried")
     # A good image is replaced by other content: a rerun that recomputed it would
     # change its maps. The missing image appears: it must now be computed.
