@@ -310,19 +310,11 @@ static int open_output(const options *o, const sp_config *cfg, const sal_model *
     return SP_EXIT_OK;
 }
 
-/* MPI_Bcast from rank 0 that waits by polling with short sleeps: Open MPI's
- * blocking calls spin, and a rank spinning while rank 0 works (its setup, its last
- * batch) takes a core from it when ranks fill the node. */
+/* MPI_Bcast from rank 0 that waits without spinning. */
 static void bcast_patiently(void *buf, int count, MPI_Datatype type) {
     MPI_Request req;
-    int done = 0;
     MPI_CHECK(MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &req));
-    for (;;) {
-        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
-        if (done) return;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    sp_wait_patiently(&req);
 }
 
 /* Broadcasts rank 0's verdict, then (when it is to go on) the plan. */
@@ -392,8 +384,12 @@ static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_W
         int unit;
         MPI_CHECK(MPI_Win_shared_query(*win, 0, &size, &unit, &base));
     }
+    /* The node's other ranks wait for its leader's load without spinning; the fence
+     * then finds everyone there and makes the leader's writes visible. */
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibarrier(node, &req));
+    sp_wait_patiently(&req);
     MPI_CHECK(MPI_Win_fence(0, *win));
-    MPI_CHECK(MPI_Barrier(node));
     if (rc == SP_EXIT_OK) sal_model_attach_params(m, plan->precision, base);
     MPI_CHECK(MPI_Comm_free(&node));
     return rc;

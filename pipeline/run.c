@@ -361,6 +361,14 @@ static void sleep_briefly(void) {
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
+void sp_wait_patiently(MPI_Request *req) {
+    for (int done = 0;;) {
+        MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+        if (done) return;
+        sleep_briefly();
+    }
+}
+
 /* Rank 0's second thread: answers the other ranks until each has been told to stop. */
 static void *coordinate(void *arg) {
     coordinator *c = arg;
@@ -460,8 +468,11 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
     int32_t hello[2] = {-1, 0};
     MPI_CHECK(MPI_Send(hello, sizeof hello, MPI_BYTE, 0, TAG_WORK, MPI_COMM_WORLD));
     for (;;) {
+        /* The answer can wait for rank 0's lock while it writes its own batch. */
         int k;
-        MPI_CHECK(MPI_Recv(&k, 1, MPI_INT, 0, TAG_ASSIGN, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        MPI_Request req;
+        MPI_CHECK(MPI_Irecv(&k, 1, MPI_INT, 0, TAG_ASSIGN, MPI_COMM_WORLD, &req));
+        sp_wait_patiently(&req);
         if (k < 0) break;
         compute_batch(w, k);
         MPI_CHECK(MPI_Send(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,

@@ -9,6 +9,7 @@
 #ifndef SP_RUN_H
 #define SP_RUN_H
 
+#include <mpi.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -33,5 +34,12 @@ typedef struct {
  * on rank 0 it says how the whole job went, on other ranks it is SP_EXIT_OK unless
  * this rank could not start. Failures of single images are recorded, not fatal. */
 int sp_run(sp_run_ctx *ctx);
+
+/* Waits for req by polling with short sleeps. Open MPI's blocking calls spin, and a
+ * rank spinning while another works (rank 0's setup, writing and last batch, a node
+ * leader's loading of the weights) takes a core from it when ranks fill the node.
+ * Only for small messages and synchronisations: a large transfer over a transport
+ * that needs the waiting side to progress it would be slowed down. */
+void sp_wait_patiently(MPI_Request *req);
 
 #endif
