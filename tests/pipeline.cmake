@@ -16,10 +16,21 @@
 #   pipeline_bad_images        corrupt/missing images recorded, exit 1, retried   [unit]
 #   pipeline_bad_weights       NaN/Inf weights: exit 2, alone and -n 2, no output  [mpi]
 #   pipeline_cli               --check, --layers, --version, --help, bad option   [unit]
+#   pipeline_team              the decode/compress thread team (test_team.c)       [unit]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
 # set it too), and --oversubscribe is passed only for -n 3.
+
+# The thread team that decodes and compresses when [run] threads > 1 (test_team.c).
+find_package(Threads REQUIRED)
+add_executable(test_team ${CMAKE_CURRENT_LIST_DIR}/test_team.c
+               ${PROJECT_SOURCE_DIR}/pipeline/team.c)
+target_include_directories(test_team PRIVATE ${PROJECT_SOURCE_DIR}/pipeline)
+target_link_libraries(test_team PRIVATE Threads::Threads)
+add_test(NAME pipeline_team COMMAND test_team)
+set_tests_properties(pipeline_team PROPERTIES LABELS unit TIMEOUT 120)
+
 if(NOT DEFINED SALPIPE_SHARED_DIR)
   set(SALPIPE_SHARED_DIR "${CMAKE_SOURCE_DIR}/../shared" CACHE PATH
       "Directory with the shared test data (data/n03223299_27176.JPEG)")
