@@ -10,9 +10,12 @@
  *
  * The backward GEMM and col2im run block by block: dcol as a whole is tens of MB,
  * and col2im re-reading it from L3 or memory cost more than the GEMM takes. Each
- * block, whole images by whole channels, fits in L2 and is scattered while there.
- * OpenBLAS repacks both operands on every call, y per channel block and W per image
- * block, so the blocks stay a few hundred rows and columns each.
+ * block, whole channels by whole images (or, when one image's plane is wider than a
+ * block, by whole output rows of one image), fits in L2 and is scattered while
+ * there. OpenBLAS repacks both operands on every call, y per channel block and W
+ * per column block, so the blocks stay a few hundred rows and columns each: a block
+ * of a 224x224 VGG plane cut down to one channel instead of to some output rows
+ * had OpenBLAS repack all of y for every channel, a quarter of VGG16's time.
  *
  * Each output element is the same K-long dot product whatever g is, but OpenBLAS
  * may choose another kernel for another GEMM width, so the last bits can depend on
@@ -68,22 +71,24 @@ static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer
             }
 }
 
-/* din (Cg, H, W) = scatter of col (K, ld); the adjoint of im2col. Each plane is
- * zeroed just before its scatter, when it is about to be in cache anyway. */
-static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_layer *L) {
-    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w, sw = L->sw;
+/* din (Cg, H, W) += scatter of col (K, ld) holding output rows [oy0, oy1) (column
+ * (oy - oy0)*OW + ox); the adjoint of im2col. The scatter of rows from 0 zeroes each
+ * plane first, when it is about to be in cache anyway; later row ranges add to it. */
+static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_layer *L,
+                   int oy0, int oy1) {
+    const int H = L->in_h, W = L->in_w, OW = L->out_w, sw = L->sw;
     for (int c = 0; c < Cg; c++) {
-        memset(din + (size_t)c * H * W, 0, sizeof(real) * H * W);
+        if (oy0 == 0) memset(din + (size_t)c * H * W, 0, sizeof(real) * H * W);
         for (int ky = 0; ky < L->kh; ky++)
             for (int kx = 0; kx < L->kw; kx++) {
                 const real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
                 real *plane = din + (size_t)c * H * W;
                 int lo, hi;
                 valid_columns(L, kx, &lo, &hi);
-                for (int oy = 0; oy < OH; oy++) {
+                for (int oy = oy0; oy < oy1; oy++) {
                     int y = oy * L->sh - L->ph + ky;
                     if (y < 0 || y >= H) continue;
-                    const real *src = row + (size_t)oy * OW;
+                    const real *src = row + (size_t)(oy - oy0) * OW;
                     real *dst = plane + (size_t)y * W;
                     const int off = kx - L->pw;
                     if (sw == 1)
@@ -126,10 +131,15 @@ void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
     const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
     const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
     const size_t kk = (size_t)L->kh * L->kw, plane = (size_t)L->in_h * L->in_w;
-    /* Block shape: ib images (ib*P columns) by cb channels (cb*kk rows). */
-    int ib = (int)((SAL_DCOL_BLOCK_COLUMNS + P / 2) / P);
-    if (ib < 1) ib = 1;
-    int cb = (int)(SAL_DCOL_BLOCK_BYTES / (sizeof(real) * kk * ib * P));
+    /* Block shape: columns of ib whole images, or of rb output rows of one image
+     * when a plane alone is wider than a block; rows of cb channels (cb*kk). */
+    const int OH = L->out_h, OW = L->out_w;
+    int rb = OH, ib = (int)((SAL_DCOL_BLOCK_COLUMNS + P / 2) / P);
+    if (ib < 1) {
+        ib = 1;
+        rb = SAL_DCOL_BLOCK_COLUMNS / OW > 1 ? SAL_DCOL_BLOCK_COLUMNS / OW : 1;
+    }
+    int cb = (int)(SAL_DCOL_BLOCK_BYTES / (sizeof(real) * kk * ib * rb * OW));
     if (cb < 1) cb = 1;
     for (int i0 = 0; i0 < n; i0 += g) {
         const int gn = n - i0 < g ? n - i0 : g;
@@ -143,15 +153,20 @@ void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
                            sizeof(real) * P);
             for (int j0 = 0; j0 < gn; j0 += ib) {
                 const int jn = gn - j0 < ib ? gn - j0 : ib;
-                const size_t cols = jn * P;
                 for (int c0 = 0; c0 < Cg; c0 += cb) {
                     const int cn = Cg - c0 < cb ? Cg - c0 : cb;
-                    cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cn * kk),
-                               (int)cols, OCg, 1, weight + (size_t)grp * OCg * K + c0 * kk,
-                               (int)K, y + j0 * P, (int)ld, 0, dcol, (int)cols);
-                    for (int j = 0; j < jn; j++)
-                        col2im(din + (i0 + j0 + j) * in_elems + ((size_t)grp * Cg + c0) * plane,
-                               dcol + j * P, cols, cn, L);
+                    for (int r0 = 0; r0 < OH; r0 += rb) {
+                        const int r1 = OH - r0 < rb ? OH : r0 + rb;
+                        const size_t span = (size_t)(r1 - r0) * OW, cols = jn * span;
+                        cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cn * kk),
+                                   (int)cols, OCg, 1,
+                                   weight + (size_t)grp * OCg * K + c0 * kk, (int)K,
+                                   y + j0 * P + (size_t)r0 * OW, (int)ld, 0, dcol, (int)cols);
+                        for (int j = 0; j < jn; j++)
+                            col2im(din + (i0 + j0 + j) * in_elems +
+                                       ((size_t)grp * Cg + c0) * plane,
+                                   dcol + j * span, cols, cn, L, r0, r1);
+                    }
                 }
             }
         }

@@ -178,6 +178,11 @@ static int test_conv_random(rng *r) {
         {"conv 3x2 kernel s(1,2) p(1,0)", 2, 7, 9, 3, 3, 2, 1, 2, 1, 0, 1},
         {"conv 1x4 kernel s(2,1) p(0,2)", 3, 6, 5, 2, 1, 4, 2, 1, 0, 2, 1},
         {"conv 1x1", 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 1},
+        /* Output planes of more than two backward blocks (2 x 1024 columns): the
+         * backward runs in blocks of output rows (24+24+2, 22+22+2, 1+1+1). */
+        {"conv 3x3 s1 p1, 50x42 plane (row blocks)", 1, 50, 42, 2, 3, 3, 1, 1, 1, 1, 1},
+        {"conv 3x3 s2 p1, 92x92 plane (row blocks)", 1, 92, 92, 2, 3, 3, 2, 2, 1, 1, 1},
+        {"conv 3x3 groups 2, 3x1200 plane (row each)", 2, 3, 1200, 2, 3, 3, 1, 1, 1, 1, 2},
     };
     int fail = 0;
     for (size_t k = 0; k < LEN(cases); k++) {
