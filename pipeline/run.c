@@ -48,9 +48,8 @@ typedef struct {
     size_t packed_cap, packed_len;
     size_t zbound;         /* room reserved in packed for one compressed map   */
     int first;             /* the batch being computed: its first image        */
-    int nz;                /* maps of the batch to compress                    */
+    int nz;                /* maps of the batch to compress: maps[0..nz)       */
     size_t *zoff;          /* per map: its reserved place in packed            */
-    const char **zsrc;     /* per map: the map                                 */
     size_t *zlen;          /* per map: compressed size                         */
 } worker;
 
@@ -90,7 +89,6 @@ static void worker_free(worker *w) {
     free(w->scratch);
     sp_team_free(w->team);
     free(w->zoff);
-    free(w->zsrc);
     free(w->zlen);
     free(w->slot);
     free(w->errors);
@@ -120,7 +118,6 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     w->acts = malloc(B * p->ntargets * w->rs);
     w->scratch = malloc(sp_team_size(w->team) * w->map_bytes);
     w->zoff = malloc(B * TM * sizeof *w->zoff);
-    w->zsrc = malloc(B * TM * sizeof *w->zsrc);
     w->zlen = malloc(B * TM * sizeof *w->zlen);
     w->slot = malloc(B * sizeof *w->slot);
     w->errors = malloc(B * sizeof *w->errors);
@@ -131,7 +128,7 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
         return -1;
     }
     if (!w->input || !w->maps || !w->acts || !w->scratch || !w->team || !w->zoff ||
-        !w->zsrc || !w->zlen || !w->slot || !w->errors || !w->packed || !w->pixels) {
+        !w->zlen || !w->slot || !w->errors || !w->packed || !w->pixels) {
         snprintf(err, errlen, "out of memory for batch %d (%zu MiB of maps); lower [run] batch",
                  p->batch, (size_t)(B * TM * w->map_bytes) >> 20);
         worker_free(w);
@@ -159,10 +156,12 @@ static void decode_one(void *arg, int i, int thread) {
     (void)thread;
 }
 
-/* Team loop body: compresses map q into its reserved place in packed. */
+/* Team loop body: compresses map q (the engine's maps of the images it ran, in
+ * order) into its reserved place in packed. */
 static void compress_one(void *arg, int q, int thread) {
     worker *w = arg;
-    w->zlen[q] = sp_chunk_compress(w->packed + w->zoff[q] + sizeof(int64_t), w->zsrc[q],
+    w->zlen[q] = sp_chunk_compress(w->packed + w->zoff[q] + sizeof(int64_t),
+                                   w->maps + (size_t)q * w->map_bytes,
                                    w->map_bytes, w->rs, w->plan->compression,
                                    w->scratch + thread * w->map_bytes);
 }
@@ -233,9 +232,9 @@ static void compute_batch(worker *w, int k) {
         pack(w, w->errors[i], len);
         if (s < 0) continue;
         pack(w, w->acts + (size_t)s * p->ntargets * w->rs, p->ntargets * w->rs);
+        /* Engine rows run in image order, so these are maps s*TM .. s*TM+TM-1. */
         for (int j = 0; j < TM; j++) {
-            w->zoff[w->nz] = w->packed_len;
-            w->zsrc[w->nz++] = w->maps + ((size_t)s * TM + j) * w->map_bytes;
+            w->zoff[w->nz++] = w->packed_len;
             w->packed_len += sizeof(int64_t) + w->zbound;
         }
     }
