@@ -165,9 +165,47 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
     if (n < 1 || n > e->max_batch)
         return fail(err, errlen, "engine: batch of %d images, engine sized for 1..%d", n,
                     e->max_batch);
+    e->decided = n;
     if (e->prec == SAL_F64)
         return sal_engine_run_f64(e, input, n, maps, activations, cb, cb_ctx);
     return sal_engine_run_f32(e, input, n, maps, activations, cb, cb_ctx);
+}
+
+const uint8_t *sal_engine_relu_mask(const sal_engine *e, int layer) {
+    return layer >= 0 && layer <= e->last_layer && e->decided ? e->relu_mask[layer] : NULL;
+}
+
+const int32_t *sal_engine_argmax(const sal_engine *e, int layer) {
+    return layer >= 0 && layer <= e->last_layer && e->decided ? e->argmax[layer] : NULL;
+}
+
+int sal_engine_copy_decisions(sal_engine *dst, const sal_engine *src, int n, char *err,
+                              size_t errlen) {
+    if (dst->m != src->m)
+        return fail(err, errlen, "engine: decisions can only be copied between engines of "
+                    "one model");
+    if (n < 1 || n > src->decided || n > dst->max_batch)
+        return fail(err, errlen, "engine: %d images of decisions asked, source has %d, "
+                    "destination takes up to %d", n, src->decided, dst->max_batch);
+    if (src->last_layer < dst->last_layer)
+        return fail(err, errlen, "engine: source forward stopped at layer %d, destination "
+                    "needs decisions up to layer %d", src->last_layer, dst->last_layer);
+    for (int i = 0; i <= dst->last_layer; i++) {
+        size_t elems = (size_t)n * engine_layer_elems(dst->m, i);
+        if (dst->relu_mask[i]) memcpy(dst->relu_mask[i], src->relu_mask[i], elems);
+        if (dst->argmax[i])
+            memcpy(dst->argmax[i], src->argmax[i], sizeof(int32_t) * elems);
+    }
+    dst->decided = n;
+    return 0;
+}
+
+int sal_engine_backward(sal_engine *e, int n, void *maps, char *err, size_t errlen) {
+    if (n < 1 || n > e->decided)
+        return fail(err, errlen, "engine: backward of %d images, forward decisions exist "
+                    "for %d", n, e->decided);
+    if (e->prec == SAL_F64) return sal_engine_backward_f64(e, n, maps);
+    return sal_engine_backward_f32(e, n, maps);
 }
 
 size_t sal_engine_workspace_bytes(const sal_engine *e) { return e->arena_bytes; }

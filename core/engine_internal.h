@@ -36,6 +36,8 @@ struct sal_engine {
     uint8_t **relu_mask;             /* per layer: (max_batch, out elems) or NULL*/
     int32_t **argmax;                /* per layer: (max_batch, out elems) or NULL*/
 
+    int decided;                     /* images whose masks/argmaxes are set: the
+                                      * last run's n, or what a copy brought     */
     double flops;                    /* counted by the last run                  */
 };
 
@@ -46,5 +48,7 @@ int sal_engine_run_f32(sal_engine *e, const void *input, int n, void *maps,
                        void *activations, sal_layer_cb cb, void *cb_ctx);
 int sal_engine_run_f64(sal_engine *e, const void *input, int n, void *maps,
                        void *activations, sal_layer_cb cb, void *cb_ctx);
+int sal_engine_backward_f32(sal_engine *e, int n, void *maps);
+int sal_engine_backward_f64(sal_engine *e, int n, void *maps);
 
 #endif

@@ -165,13 +165,11 @@ static real *backward_chunk(sal_engine *e, int n, int s0, int count) {
     return buf[cur];
 }
 
-int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
-                      void *activations, sal_layer_cb cb, void *cb_ctx) {
-    e->flops = 0;
-    forward(e, input, n, activations, cb, cb_ctx);
+/* Every (image, target, method) backward pass of a batch of n images whose forward
+ * decisions (ReLU masks, max-pool argmaxes) are in e; maps as sal_engine_run. */
+static void backward_all(sal_engine *e, int n, real *maps) {
     const size_t in_elems = engine_layer_elems(e->m, -1);
     const int total = n * e->nseeds;
-    real *out = maps;
     for (int s0 = 0; s0 < total; s0 += e->bwd_chunk) {
         int count = total - s0 < e->bwd_chunk ? total - s0 : e->bwd_chunk;
         const real *g = backward_chunk(e, n, s0, count);
@@ -179,8 +177,21 @@ int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
             int s = s0 + k, img = s % n, seed_i = s / n;
             size_t slot = ((size_t)img * e->ntargets + e->seed_target[seed_i]) * e->nmethods +
                           e->seed_method[seed_i];
-            memcpy(out + slot * in_elems, g + k * in_elems, sizeof(real) * in_elems);
+            memcpy(maps + slot * in_elems, g + k * in_elems, sizeof(real) * in_elems);
         }
     }
+}
+
+int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
+                      void *activations, sal_layer_cb cb, void *cb_ctx) {
+    e->flops = 0;
+    forward(e, input, n, activations, cb, cb_ctx);
+    backward_all(e, n, maps);
+    return 0;
+}
+
+int R(sal_engine_backward)(sal_engine *e, int n, void *maps) {
+    e->flops = 0;
+    backward_all(e, n, maps);
     return 0;
 }

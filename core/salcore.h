@@ -158,6 +158,29 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
                    void *activations, sal_layer_cb cb, void *cb_ctx, char *err,
                    size_t errlen);
 
+/* ---- for tests: the forward's discrete decisions ------------------------------
+ * A map depends on its forward pass through continuous values and through discrete
+ * decisions: each ReLU's mask (x > 0) and each max-pool's argmax. These calls let a
+ * test recompute one precision's maps under another precision's decisions (the
+ * float32 oracle in tests/test_reference.c), so that a near-tie decided differently
+ * in float32 and float64 does not count as an error. */
+
+/* Layer `layer`'s ReLU mask of the last run, (n, out elems), 1 where the input was
+ * > 0; NULL when the layer is not a ReLU, lies above the deepest target, or no run
+ * happened. Valid until the next run. */
+const uint8_t *sal_engine_relu_mask(const sal_engine *e, int layer);
+/* Layer `layer`'s max-pool argmax of the last run, (n, C, OH, OW), each the index
+ * y*W + x within the input plane; NULL as above. */
+const int32_t *sal_engine_argmax(const sal_engine *e, int layer);
+/* Copies the decisions of src's last run, first n images, into dst: same model,
+ * src's forward reaching at least dst's deepest target. Fails with a message,
+ * leaving dst untouched, otherwise. */
+int sal_engine_copy_decisions(sal_engine *dst, const sal_engine *src, int n, char *err,
+                              size_t errlen);
+/* Runs only the backward passes of sal_engine_run for n images, with the decisions
+ * the engine holds (its last run's or copied ones); maps as sal_engine_run. */
+int sal_engine_backward(sal_engine *e, int n, void *maps, char *err, size_t errlen);
+
 /* Bytes of working memory the engine holds (excluding the model's parameters). */
 size_t sal_engine_workspace_bytes(const sal_engine *e);
 

@@ -48,3 +48,81 @@ foreach(_arch alexnet vgg11 vgg11_bn)
   set_tests_properties(reference_${_arch}_cleanup PROPERTIES
     LABELS reference FIXTURES_CLEANUP reference_${_arch})
 endforeach()
+
+# Mutation checks of the float32 oracle (issue 10): each builds test_reference against
+# a salcore whose float32 copy carries one deliberate bug (the float64 copy is the
+# real one, so the float64 half of the test still passes), or perturbs the float32
+# input or maps, and passes only when the float32 oracle reports failures
+# (--expect-f32-fail). On AlexNet's photo input, ~15 s each.
+#   relu_rule      conv2_relu applies another method's backward rule
+#   argmax         max-pool records the element right of the first maximum
+#   pool_backward  max-pool backward routes each plane's first window one element off
+#   gray           1% of the input pixels one gray level off (a preprocessing slip)
+#   scale          every float32 map times 1.001
+set(_mut_dir ${CMAKE_CURRENT_BINARY_DIR}/mutants)
+get_target_property(_real_sources salcore_f32 SOURCES)
+
+# salcore_mutant(NAME FILE FROM TO): core/FILE with the one occurrence of FROM
+# replaced by TO, compiled as float32; configuring fails when FROM is not found
+# exactly once, so a mutant never silently stops mutating.
+function(salcore_mutant name file from to)
+  set(_path ${PROJECT_SOURCE_DIR}/core/${file})
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_path})
+  file(READ ${_path} _src)
+  string(FIND "${_src}" "${from}" _first)
+  string(FIND "${_src}" "${from}" _last REVERSE)
+  if(_first EQUAL -1 OR NOT _first EQUAL _last)
+    message(FATAL_ERROR "mutant ${name}: '${from}' is not in core/${file} exactly once; "
+                        "update the mutant in tests/reference.cmake")
+  endif()
+  string(REPLACE "${from}" "${to}" _src "${_src}")
+  file(WRITE ${_mut_dir}/${name}/${file} "${_src}")
+  set(_srcs "")
+  foreach(_s ${_real_sources})
+    if(_s STREQUAL file)
+      list(APPEND _srcs ${_mut_dir}/${name}/${file})
+    else()
+      list(APPEND _srcs ${PROJECT_SOURCE_DIR}/core/${_s})
+    endif()
+  endforeach()
+  add_library(salcore_f32_${name} OBJECT ${_srcs})
+  target_include_directories(salcore_f32_${name} PRIVATE ${PROJECT_SOURCE_DIR}/core
+                             ${OpenBLAS_INCLUDE_DIRS})
+  target_compile_definitions(salcore_f32_${name} PRIVATE SAL_DOUBLE=0)
+  add_library(salcore_${name} STATIC
+    ${PROJECT_SOURCE_DIR}/core/model.c ${PROJECT_SOURCE_DIR}/core/model_h5.c
+    ${PROJECT_SOURCE_DIR}/core/engine.c
+    $<TARGET_OBJECTS:salcore_f32_${name}> $<TARGET_OBJECTS:salcore_f64>)
+  target_include_directories(salcore_${name} PUBLIC ${PROJECT_SOURCE_DIR}/core
+                             ${OpenBLAS_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(salcore_${name} PUBLIC ${OpenBLAS_LIBRARIES} ${HDF5_C_LIBRARIES} m)
+  target_compile_definitions(salcore_${name} PUBLIC ${HDF5_DEFINITIONS})
+  add_executable(test_reference_${name} ${CMAKE_CURRENT_SOURCE_DIR}/test_reference.c)
+  target_link_libraries(test_reference_${name} PRIVATE salcore_${name})
+endfunction()
+
+salcore_mutant(relu_rule net.c
+  "sal_method rule = e->methods[e->seed_method[s / n]];"
+  "sal_method rule = e->methods[e->seed_method[s / n]];
+                if (!strcmp(v.L->name, \"conv2_relu\"))
+                    rule = rule == SAL_METHOD_GUIDED ? SAL_METHOD_VANILLA : SAL_METHOD_GUIDED;")
+salcore_mutant(argmax maxpool.c
+  "argmax[o] = best;"
+  "argmax[o] = best + (best % W < x1 - 1);")
+salcore_mutant(pool_backward maxpool.c
+  "d[a[o]] += g[o];"
+  "d[a[o] + (o == 0 && (size_t)a[o] + 1 < in_plane)] += g[o];")
+
+set(_alex_model ${_ref_dir}/alexnet.h5)
+set(_alex_ref ${_ref_dir}/alexnet_reference.h5)
+foreach(_mut relu_rule argmax pool_backward gray scale)
+  if(_mut STREQUAL gray OR _mut STREQUAL scale)
+    set(_cmd test_reference ${_alex_model} ${_alex_ref} --perturb ${_mut})
+  else()
+    set(_cmd test_reference_${_mut} ${_alex_model} ${_alex_ref})
+  endif()
+  add_test(NAME reference_alexnet_mutant_${_mut}
+           COMMAND ${_cmd} --inputs 1 --expect-f32-fail)
+  set_tests_properties(reference_alexnet_mutant_${_mut} PROPERTIES
+    LABELS reference FIXTURES_REQUIRED reference_alexnet TIMEOUT 300 PROCESSORS 2)
+endforeach()
