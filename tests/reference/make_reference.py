@@ -23,9 +23,10 @@ Output (HDF5): /input_f64, /input_f32 (N,3,224,224); /layers/<name> float64 (K,.
 for the first K inputs (--layer-inputs, default all: VGG's layer outputs take
 ~130 MB per image), with attribute f32_rel_err (max |torch f32 - torch f64| /
 max |torch f64|); /maps_f64, /maps_f32 (N,T,M,3,224,224); /act_f64, /act_f32 (N,T);
-/act_scale (N,T), the mean |output| over the target channel (|value| for a linear
-unit), the scale activation errors are measured against; root attributes arch, seed,
-layer_names, target_layers, target_units (1-based), methods, inputs.
+/act_scale (N,T), the mean |output| over the target channel (over the whole layer
+for a linear unit, whose own value can cancel far below its terms), the scale
+activation errors are measured against; root attributes arch, seed, layer_names,
+target_layers, target_units (1-based), methods, inputs.
 """
 import argparse
 import time
@@ -166,7 +167,10 @@ def run(layers, x):
         per_image = y.mean(dim=(1, 2)) if y.dim() == 3 else y
         acts[:, t] = per_image.detach().numpy()
         ya = y.detach().abs()
-        scales[:, t] = (ya.mean(dim=(1, 2)) if y.dim() == 3 else ya).numpy()
+        # A linear unit's value can cancel to far below its terms, so its scale is
+        # the mean |output| of the whole layer, the size rounding errors have there.
+        whole = outs[lname].detach().abs()
+        scales[:, t] = (ya.mean(dim=(1, 2)) if y.dim() == 3 else whole.mean(dim=1)).numpy()
         # Images are independent (eval mode), so the gradient of the batch sum holds
         # each image's own map.
         scalar = per_image.sum()
