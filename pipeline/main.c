@@ -17,6 +17,7 @@
 #include "check.h"
 #include "config.h"
 #include "output.h"
+#include "peers.h"
 #include "plan.h"
 #include "run.h"
 
@@ -26,7 +27,12 @@
 
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+/* A stop request; when mpirun sends it because a rank died, the check names that
+ * rank at once (mpirun's SIGKILL may follow before the work loop looks). */
+static void on_signal(int sig) {
+    stop_signal = sig;
+    sp_peers_check();
+}
 
 static const char usage[] =
     "usage: salpipe CONFIG.toml              run the job (alone or under mpirun)\n"
@@ -434,6 +440,8 @@ int main(int argc, char **argv) {
         return SP_EXIT_CONFIG;
     }
 
+    sp_peers_init(rank, size);
+
     /* From here on a stop request is remembered, even during setup: the run then
      * computes nothing and exits 4, with the output consistent. */
     struct sigaction sa = {0};
@@ -451,6 +459,7 @@ int main(int argc, char **argv) {
     hash_job hj = {0};
     sp_output_lock *lock = NULL;
     if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &hj, &lock);
+    if (rank == 0 && cfg.output_path) sp_peers_set_output(cfg.output_path);
     if (o.check) rc = rc ? rc : -1; /* nothing to compute: others stop */
     rc = share_plan(rank, rc, &plan);
     if (rc == -1) rc = SP_EXIT_OK;
@@ -472,6 +481,11 @@ int main(int argc, char **argv) {
                     rc = SP_EXIT_IO;
                 }
                 out = NULL;
+                /* A dead rank cannot take part in the collective end. */
+                if (sp_peers_lost()) {
+                    sp_output_lock_release(lock);
+                    MPI_Abort(MPI_COMM_WORLD, rc);
+                }
             }
             bcast_patiently(&rc, 1, MPI_INT);
         }

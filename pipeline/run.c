@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "image.h"
+#include "peers.h"
 #include "previews.h"
 #include "progress.h"
 #include "run.h"
@@ -59,6 +60,7 @@ typedef struct {
     pthread_mutex_t lock;
     int nbatches, next;    /* batches of the whole list; next to hand out      */
     int io_failed;
+    int lost;              /* a rank died: hand out no more batches            */
     char io_err[SAL_ERR_LEN];
     int done, failed, skipped, pending_images;
     int flushes;           /* the first batch is flushed at once, later ones at
@@ -248,7 +250,7 @@ static void compute_batch(worker *w, int k) {
  * is stopping. Caller holds the lock. */
 static int next_batch(coordinator *c) {
     const sp_plan *p = c->ctx->plan;
-    if (*c->ctx->stop || c->io_failed) return -1;
+    if (*c->ctx->stop || c->io_failed || c->lost) return -1;
     while (c->next < c->nbatches) {
         int k = c->next++;
         for (int i = 0; i < batch_count(p, k); i++)
@@ -360,25 +362,54 @@ static void sleep_briefly(void) {
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
-void sp_wait_patiently(MPI_Request *req) {
+/* Waits for req, sleeping between tests when patient; ends the job when a rank
+ * this one watches has died (peers.h), which would otherwise leave it waiting for
+ * ever under a launcher that does not end the job itself. */
+static void wait_for(MPI_Request *req, int patient) {
     for (int done = 0;;) {
         MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
         if (done) return;
-        sleep_briefly();
+        if (sp_peers_poll()) MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
+        if (patient) sleep_briefly();
     }
 }
 
-/* Rank 0's second thread: answers the other ranks until each has been told to stop. */
+void sp_wait_patiently(MPI_Request *req) { wait_for(req, 1); }
+
+/* Counts the ranks not yet told to stop that have died (peers.h) as stopped, and
+ * stops handing out batches once one has. Returns how many it found. */
+static int drop_dead(coordinator *c, char *stopped) {
+    int n = 0;
+    for (int r = 1; r < c->ctx->size; r++)
+        if (!stopped[r] && sp_peers_dead(r)) {
+            stopped[r] = 1;
+            n++;
+        }
+    if (n) {
+        pthread_mutex_lock(&c->lock);
+        c->lost = 1;
+        pthread_mutex_unlock(&c->lock);
+    }
+    return n;
+}
+
+/* Rank 0's second thread: answers the other ranks until each has been told to stop
+ * or has died. */
 static void *coordinate(void *arg) {
     coordinator *c = arg;
     int active = c->ctx->size - 1;
-    char *buf = NULL;
+    char *buf = NULL, *stopped = calloc((size_t)c->ctx->size, 1);
     size_t cap = 0;
+    if (!stopped) {
+        fprintf(stderr, "salpipe: rank 0: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+    }
     while (active > 0) {
         int flag = 0, count = 0;
         MPI_Status st;
         MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_WORK, MPI_COMM_WORLD, &flag, &st));
         if (!flag) {
+            if (sp_peers_poll()) active -= drop_dead(c, stopped);
             sleep_briefly();
             continue;
         }
@@ -397,7 +428,10 @@ static void *coordinate(void *arg) {
         /* Answer first, write after: the rank computes while rank 0 writes. */
         int k = next_batch_locked(c);
         MPI_CHECK(MPI_Send(&k, 1, MPI_INT, st.MPI_SOURCE, TAG_ASSIGN, MPI_COMM_WORLD));
-        if (k < 0) active--;
+        if (k < 0 && !stopped[st.MPI_SOURCE]) {
+            stopped[st.MPI_SOURCE] = 1;
+            active--;
+        }
         if (count > 8) {
             pthread_mutex_lock(&c->lock);
             write_batch(c, buf, (size_t)count);
@@ -405,6 +439,7 @@ static void *coordinate(void *arg) {
         }
     }
     free(buf);
+    free(stopped);
     return NULL;
 }
 
@@ -455,6 +490,11 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
     if (!ctx->quiet)
         fprintf(stderr, "salpipe: %d images done, %d failed, %d not done this run\n",
                 p->nimages - left - failed, failed, left);
+    if (left && (c.lost || sp_peers_lost())) {
+        fprintf(stderr, "salpipe: stopped because a rank died, with %d images left; run the "
+                "same command again to resume\n", left);
+        return SP_EXIT_STOPPED;
+    }
     if (left) {
         fprintf(stderr, "salpipe: stopped by signal %d with %d images left; run the same "
                 "command again to resume\n", (int)*ctx->stop, left);
@@ -474,8 +514,11 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
         sp_wait_patiently(&req);
         if (k < 0) break;
         compute_batch(w, k);
-        MPI_CHECK(MPI_Send(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,
-                           MPI_COMM_WORLD));
+        /* A send that may never complete if rank 0 dies: wait for it watching rank 0,
+         * spinning as MPI_Send would (a large message needs this side's progress). */
+        MPI_CHECK(MPI_Isend(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,
+                            MPI_COMM_WORLD, &req));
+        wait_for(&req, 0);
     }
     (void)ctx;
 }
