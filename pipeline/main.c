@@ -42,8 +42,9 @@ static const char usage[] =
     "       salpipe --version | --help\n"
     "options: --quiet (no progress lines)\n"
     "exit status: 0 all images done, 1 some images failed (recorded in the output),\n"
-    "             2 usage/config/model error, 3 output I/O error,\n"
-    "             4 stopped by SIGTERM/SIGUSR1/SIGINT before the end (run again to resume)\n";
+    "             2 usage/config/model error, 3 output I/O error or output in use by\n"
+    "             another job or program, 4 stopped by SIGTERM/SIGUSR1/SIGINT or because\n"
+    "             a rank died, before the end (run again to resume)\n";
 
 typedef struct {
     int check, layers, overwrite, quiet;
@@ -489,6 +490,8 @@ int main(int argc, char **argv) {
             }
             bcast_patiently(&rc, 1, MPI_INT);
         }
+        /* Past the last wait: from here ranks leave, which is not a death. */
+        sp_peers_disarm();
         sal_model_attach_params(model, plan.precision, NULL);
         MPI_CHECK(MPI_Win_free(&win));
     }
@@ -502,6 +505,7 @@ int main(int argc, char **argv) {
     sal_model_free(model);
     sp_plan_free(&plan);
     sp_config_free(&cfg);
+    sp_peers_disarm();
     MPI_Finalize();
     return rc;
 }

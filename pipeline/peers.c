@@ -35,10 +35,13 @@ typedef struct {
 } watched;
 
 static struct {
+    int rank;
+    int reporter;         /* rank 0, or the rank that reports rank 0's death     */
+    atomic_int printed;   /* this process has said which rank died               */
     watched *w;
     int n;
-    atomic_int reported;  /* the message was printed                             */
     atomic_int lost;      /* ranks found dead                                    */
+    atomic_int disarmed;  /* the job is ending: check nothing                    */
     double next_poll;
 } peers;
 
@@ -94,6 +97,17 @@ static void describe(watched *w, const whereabouts *who, const char *output) {
 
 static whereabouts *all;
 
+/* Async-signal-safe: prints w's message, once per process. */
+static void say(const watched *w) {
+    if (!w->msg[0] || atomic_exchange(&peers.printed, 1)) return;
+    ssize_t len = (ssize_t)strlen(w->msg), off = 0;
+    while (off < len) {
+        ssize_t k = write(2, w->msg + off, (size_t)(len - off));
+        if (k <= 0) break;
+        off += k;
+    }
+}
+
 void sp_peers_init(int rank, int size) {
     whereabouts me;
     memset(&me, 0, sizeof me);
@@ -107,33 +121,35 @@ void sp_peers_init(int rank, int size) {
     char state;
     int known = read_stat("/proc/self/stat", &state, &me.start) == 1 && boot[0] && ns[0];
     all = malloc(sizeof *all * (size_t)size);
-    peers.w = calloc((size_t)size, sizeof *peers.w);
-    int ok = all && peers.w;
-    int every = 0;
+    int ok = all != NULL, every = 0;
     MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    if (!every) goto none;
+    if (!every) {
+        free(all);
+        all = NULL;
+        return;
+    }
     if (!known) me.space[0] = 0; /* matches nobody: not watched, watches nobody */
     MPI_Allgather(&me, sizeof me, MPI_BYTE, all, sizeof me, MPI_BYTE, MPI_COMM_WORLD);
-    if (!me.space[0]) return;
+    int n = 0;
+    for (int r = 0; r < size && me.space[0]; r++) n += r != rank && !strcmp(all[r].space, me.space);
+    if (n == 0 || !(peers.w = calloc((size_t)n, sizeof *peers.w))) return;
     /* Who reports rank 0's death: the lowest other rank that can see it. */
     int reporter = -1;
     for (int r = 1; r < size && reporter < 0; r++)
         if (!strcmp(all[r].space, all[0].space)) reporter = r;
-    for (int r = 0; r < size; r++) {
-        if (r == rank || strcmp(all[r].space, me.space) || (rank != 0 && r != 0)) continue;
+    /* Rank 0 last: found dead after another rank, its death is rank 0's abort. */
+    for (int i = 1; i <= size; i++) {
+        int r = i % size;
+        if (r == rank || strcmp(all[r].space, me.space)) continue;
         watched *w = &peers.w[peers.n++];
         w->rank = r;
         w->pid = all[r].pid;
         w->start = all[r].start;
         snprintf(w->stat_path, sizeof w->stat_path, "/proc/%d/stat", (int)all[r].pid);
-        if (rank == 0 || rank == reporter) describe(w, &all[r], NULL);
+        if (rank == 0 || r == 0) describe(w, &all[r], NULL);
     }
-    return;
-none:
-    free(all);
-    free(peers.w);
-    all = NULL;
-    peers.w = NULL;
+    peers.rank = rank;
+    peers.reporter = rank == 0 || rank == reporter;
 }
 
 void sp_peers_set_output(const char *path) {
@@ -142,7 +158,7 @@ void sp_peers_set_output(const char *path) {
 }
 
 int sp_peers_check(void) {
-    for (int i = 0; i < peers.n; i++) {
+    for (int i = 0; i < peers.n && !atomic_load(&peers.disarmed); i++) {
         watched *w = &peers.w[i];
         if (atomic_load(&w->dead)) continue;
         char state;
@@ -150,17 +166,19 @@ int sp_peers_check(void) {
         int alive = read_stat(w->stat_path, &state, &start);
         if (alive < 0 || (alive == 1 && start == w->start)) continue;
         if (atomic_exchange(&w->dead, 1)) continue;
-        atomic_fetch_add(&peers.lost, 1);
-        if (w->msg[0] && !atomic_exchange(&peers.reported, 1)) {
-            ssize_t len = (ssize_t)strlen(w->msg), off = 0;
-            while (off < len) {
-                ssize_t k = write(2, w->msg + off, (size_t)(len - off));
-                if (k <= 0) break;
-                off += k;
-            }
-        }
+        /* Only the first death this rank sees is news: the ones after it follow
+         * from it (rank 0 ends the job with MPI_Abort). */
+        if (atomic_fetch_add(&peers.lost, 1) == 0 && peers.reporter) say(w);
     }
     return atomic_load(&peers.lost);
+}
+
+void sp_peers_say_why(void) {
+    for (int i = 0; i < peers.n; i++)
+        if (atomic_load(&peers.w[i].dead) && peers.w[i].msg[0]) {
+            say(&peers.w[i]);
+            return;
+        }
 }
 
 int sp_peers_poll(void) {
@@ -172,10 +190,16 @@ int sp_peers_poll(void) {
     return sp_peers_check();
 }
 
+int sp_peers_give_up(void) {
+    return sp_peers_poll() && (peers.rank == 0 || sp_peers_dead(0));
+}
+
 int sp_peers_dead(int r) {
     for (int i = 0; i < peers.n; i++)
         if (peers.w[i].rank == r) return atomic_load(&peers.w[i].dead);
     return 0;
 }
+
+void sp_peers_disarm(void) { atomic_store(&peers.disarmed, 1); }
 
 int sp_peers_lost(void) { return atomic_load(&peers.lost) > 0; }

@@ -60,7 +60,6 @@ typedef struct {
     pthread_mutex_t lock;
     int nbatches, next;    /* batches of the whole list; next to hand out      */
     int io_failed;
-    int lost;              /* a rank died: hand out no more batches            */
     char io_err[SAL_ERR_LEN];
     int done, failed, skipped, pending_images;
     int flushes;           /* the first batch is flushed at once, later ones at
@@ -250,7 +249,7 @@ static void compute_batch(worker *w, int k) {
  * is stopping. Caller holds the lock. */
 static int next_batch(coordinator *c) {
     const sp_plan *p = c->ctx->plan;
-    if (*c->ctx->stop || c->io_failed || c->lost) return -1;
+    if (*c->ctx->stop || c->io_failed) return -1;
     while (c->next < c->nbatches) {
         int k = c->next++;
         for (int i = 0; i < batch_count(p, k); i++)
@@ -369,47 +368,46 @@ static void wait_for(MPI_Request *req, int patient) {
     for (int done = 0;;) {
         MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
         if (done) return;
-        if (sp_peers_poll()) MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
+        if (sp_peers_give_up()) {
+            sp_peers_say_why();
+            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
+        }
         if (patient) sleep_briefly();
     }
 }
 
 void sp_wait_patiently(MPI_Request *req) { wait_for(req, 1); }
 
-/* Counts the ranks not yet told to stop that have died (peers.h) as stopped, and
- * stops handing out batches once one has. Returns how many it found. */
-static int drop_dead(coordinator *c, char *stopped) {
-    int n = 0;
-    for (int r = 1; r < c->ctx->size; r++)
-        if (!stopped[r] && sp_peers_dead(r)) {
-            stopped[r] = 1;
-            n++;
-        }
-    if (n) {
-        pthread_mutex_lock(&c->lock);
-        c->lost = 1;
-        pthread_mutex_unlock(&c->lock);
-    }
-    return n;
+/* A rank of rank 0's node has died (peers.h) and the launcher has not ended the
+ * job: makes what has been written durable and ends the job at once (its other
+ * ranks may wait for the dead one; the batches in hand are lost, as when mpirun
+ * ends a job). Runs on the coordinator thread; the main thread makes no MPI
+ * calls while it runs. */
+static void end_for_dead_rank(coordinator *c) {
+    sp_run_ctx *ctx = c->ctx;
+    char err[SAL_ERR_LEN];
+    int left = 0;
+    pthread_mutex_lock(&c->lock);
+    if (!c->io_failed && sp_output_flush(ctx->out, err, sizeof err))
+        fprintf(stderr, "salpipe: output error: %s\n", err);
+    for (int i = 0; i < ctx->plan->nimages; i++) left += ctx->status[i] != 1;
+    fprintf(stderr, "salpipe: ending the job because a rank died, with %d images left; run "
+            "the same command again to resume\n", left);
+    MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
 }
 
-/* Rank 0's second thread: answers the other ranks until each has been told to stop
- * or has died. */
+/* Rank 0's second thread: answers the other ranks until each has been told to stop. */
 static void *coordinate(void *arg) {
     coordinator *c = arg;
     int active = c->ctx->size - 1;
-    char *buf = NULL, *stopped = calloc((size_t)c->ctx->size, 1);
+    char *buf = NULL;
     size_t cap = 0;
-    if (!stopped) {
-        fprintf(stderr, "salpipe: rank 0: out of memory\n");
-        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
-    }
     while (active > 0) {
         int flag = 0, count = 0;
         MPI_Status st;
         MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_WORK, MPI_COMM_WORLD, &flag, &st));
         if (!flag) {
-            if (sp_peers_poll()) active -= drop_dead(c, stopped);
+            if (sp_peers_give_up()) end_for_dead_rank(c);
             sleep_briefly();
             continue;
         }
@@ -428,10 +426,7 @@ static void *coordinate(void *arg) {
         /* Answer first, write after: the rank computes while rank 0 writes. */
         int k = next_batch_locked(c);
         MPI_CHECK(MPI_Send(&k, 1, MPI_INT, st.MPI_SOURCE, TAG_ASSIGN, MPI_COMM_WORLD));
-        if (k < 0 && !stopped[st.MPI_SOURCE]) {
-            stopped[st.MPI_SOURCE] = 1;
-            active--;
-        }
+        if (k < 0) active--;
         if (count > 8) {
             pthread_mutex_lock(&c->lock);
             write_batch(c, buf, (size_t)count);
@@ -439,7 +434,6 @@ static void *coordinate(void *arg) {
         }
     }
     free(buf);
-    free(stopped);
     return NULL;
 }
 
@@ -490,7 +484,7 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
     if (!ctx->quiet)
         fprintf(stderr, "salpipe: %d images done, %d failed, %d not done this run\n",
                 p->nimages - left - failed, failed, left);
-    if (left && (c.lost || sp_peers_lost())) {
+    if (left && sp_peers_lost()) {
         fprintf(stderr, "salpipe: stopped because a rank died, with %d images left; run the "
                 "same command again to resume\n", left);
         return SP_EXIT_STOPPED;
