@@ -119,6 +119,20 @@ int sp_output_lock_take(const char *path, sp_output_lock **out, char *err, size_
                 /* The lock holds without its text; only a refused job's message
                  * loses the holder's name. */
             }
+            /* Fail fast on an output another program is writing; sp_output_open
+             * checks again, on the descriptor it keeps. */
+            int fd = open(path, O_RDONLY | O_CLOEXEC), rc2 = SP_OUT_OK;
+            char warning[SAL_ERR_LEN];
+            snprintf(warning, sizeof warning, "%s", err);
+            if (fd >= 0) {
+                rc2 = spo_refuse_other_writers(fd, path, err, errlen);
+                close(fd);
+            }
+            if (rc2) {
+                sp_output_lock_release(l);
+                return rc2;
+            }
+            snprintf(err, errlen, "%s", warning);
             *out = l;
             return SP_OUT_OK;
         }
