@@ -17,6 +17,7 @@
 #include "check.h"
 #include "config.h"
 #include "output.h"
+#include "peers.h"
 #include "plan.h"
 #include "run.h"
 
@@ -26,7 +27,12 @@
 
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+/* A stop request; when mpirun sends it because a rank died, the check names that
+ * rank at once (mpirun's SIGKILL may follow before the work loop looks). */
+static void on_signal(int sig) {
+    stop_signal = sig;
+    sp_peers_check();
+}
 
 static const char usage[] =
     "usage: salpipe CONFIG.toml              run the job (alone or under mpirun)\n"
@@ -36,8 +42,9 @@ static const char usage[] =
     "       salpipe --version | --help\n"
     "options: --quiet (no progress lines)\n"
     "exit status: 0 all images done, 1 some images failed (recorded in the output),\n"
-    "             2 usage/config/model error, 3 output I/O error,\n"
-    "             4 stopped by SIGTERM/SIGUSR1/SIGINT before the end (run again to resume)\n";
+    "             2 usage/config/model error, 3 output I/O error or output in use by\n"
+    "             another job or program, 4 stopped by SIGTERM/SIGUSR1/SIGINT or because\n"
+    "             a rank died, before the end (run again to resume)\n";
 
 typedef struct {
     int check, layers, overwrite, quiet;
@@ -191,12 +198,34 @@ static int make_dirs(const char *path) {
     return 0;
 }
 
-/* Rank 0's setup, first part: config, model header and plan, all checked. Starts
- * hashing the model file (hj), which the output records; rank 0 then loads the
- * weights (share_weights) while the hash runs, and open_output joins it. Returns an
- * exit code. */
+/* Takes the output's writer lock (creating its directory), so a second job on the
+ * same output is refused at once, before anything is loaded or written. */
+static int lock_output(const char *path, sp_output_lock **lock) {
+    char dir[4096], err[SAL_ERR_LEN];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        if (make_dirs(dir)) {
+            fprintf(stderr, "salpipe: %s: cannot create the output directory %s: %s\n", path,
+                    dir, strerror(errno));
+            return SP_EXIT_IO;
+        }
+    }
+    if (sp_output_lock_take(path, lock, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_IO;
+    }
+    if (err[0]) fprintf(stderr, "salpipe: %s\n", err);
+    return SP_EXIT_OK;
+}
+
+/* Rank 0's setup, first part: config, model header and plan, all checked, and the
+ * output's lock taken. Starts hashing the model file (hj), which the output
+ * records; rank 0 then loads the weights (share_weights) while the hash runs, and
+ * open_output joins it. Returns an exit code. */
 static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_plan *plan,
-                       hash_job *hj) {
+                       hash_job *hj, sp_output_lock **lock) {
     char err[SAL_ERR_LEN];
     if (sp_config_load(o->file, cfg, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
@@ -239,6 +268,8 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         print_plan(cfg, *model, plan);
         return SP_EXIT_OK;
     }
+    int rc = lock_output(cfg->output_path, lock);
+    if (rc) return rc;
     /* Hashing the model file (for provenance and resume checks) takes about as long
      * as loading it: do both at once. */
     hj->path = cfg->model_path;
@@ -251,7 +282,8 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
 /* Rank 0's setup, second part, once the weights are loaded: the output file (and
  * the previews directory). Returns an exit code. */
 static int open_output(const options *o, const sp_config *cfg, const sal_model *model,
-                       sp_plan *plan, hash_job *hj, sp_output **out, int8_t **status) {
+                       sp_plan *plan, hash_job *hj, sp_output_lock *lock, sp_output **out,
+                       int8_t **status) {
     char err[SAL_ERR_LEN];
     if (hj->threaded) pthread_join(hj->thread, NULL);
     hj->threaded = 0;
@@ -282,19 +314,7 @@ static int open_output(const options *o, const sp_config *cfg, const sal_model *
         .target_units = units, .methods = methods, .salpipe_version = SALPIPE_VERSION,
         .config_path = cfg->config_path, .config_text = cfg->config_text,
         .model_path = cfg->model_path, .model_sha256 = sha,
-        .model_name = sal_model_name(model), .preprocess = &plan->pre};
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", cfg->output_path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = 0;
-        if (make_dirs(dir)) {
-            fprintf(stderr, "salpipe: %s: cannot create the output directory %s: %s\n",
-                    cfg->output_path, dir, strerror(errno));
-            free(labels);
-            return SP_EXIT_IO;
-        }
-    }
+        .model_name = sal_model_name(model), .preprocess = &plan->pre, .lock = lock};
     int rc = sp_output_open(cfg->output_path, &lay, o->overwrite, out, *status, err, sizeof err);
     free(labels);
     if (rc) {
@@ -421,6 +441,8 @@ int main(int argc, char **argv) {
         return SP_EXIT_CONFIG;
     }
 
+    sp_peers_init(rank, size);
+
     /* From here on a stop request is remembered, even during setup: the run then
      * computes nothing and exits 4, with the output consistent. */
     struct sigaction sa = {0};
@@ -436,7 +458,9 @@ int main(int argc, char **argv) {
     sp_output *out = NULL;
     int8_t *status = NULL;
     hash_job hj = {0};
-    if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &hj);
+    sp_output_lock *lock = NULL;
+    if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &hj, &lock);
+    if (rank == 0 && cfg.output_path) sp_peers_set_output(cfg.output_path);
     if (o.check) rc = rc ? rc : -1; /* nothing to compute: others stop */
     rc = share_plan(rank, rc, &plan);
     if (rc == -1) rc = SP_EXIT_OK;
@@ -446,7 +470,7 @@ int main(int argc, char **argv) {
         /* Rank 0's verdict on the weights and the output, which the others wait
          * for without spinning. */
         if (rank == 0 && rc == SP_EXIT_OK)
-            rc = open_output(&o, &cfg, model, &plan, &hj, &out, &status);
+            rc = open_output(&o, &cfg, model, &plan, &hj, lock, &out, &status);
         bcast_patiently(&rc, 1, MPI_INT);
         if (rc == SP_EXIT_OK) {
             sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
@@ -458,9 +482,16 @@ int main(int argc, char **argv) {
                     rc = SP_EXIT_IO;
                 }
                 out = NULL;
+                /* A dead rank cannot take part in the collective end. */
+                if (sp_peers_lost()) {
+                    sp_output_lock_release(lock);
+                    MPI_Abort(MPI_COMM_WORLD, rc);
+                }
             }
             bcast_patiently(&rc, 1, MPI_INT);
         }
+        /* Past the last wait: from here ranks leave, which is not a death. */
+        sp_peers_disarm();
         sal_model_attach_params(model, plan.precision, NULL);
         MPI_CHECK(MPI_Win_free(&win));
     }
@@ -469,10 +500,12 @@ int main(int argc, char **argv) {
         char err[SAL_ERR_LEN];
         sp_output_close(out, err, sizeof err);
     }
+    sp_output_lock_release(lock);
     free(status);
     sal_model_free(model);
     sp_plan_free(&plan);
     sp_config_free(&cfg);
+    sp_peers_disarm();
     MPI_Finalize();
     return rc;
 }

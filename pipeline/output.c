@@ -20,8 +20,8 @@
  * writing", which would make every reader refuse the file after a crash.
  *
  * Other HDF5 readers can open the file while a run writes it (they see the last
- * flush): HDF5's own file lock is off, and a second writer is kept out by an
- * open-file-description lock of our own.
+ * flush): HDF5's own file lock is off. A second salpipe is kept out by the lock on
+ * PATH.lock, other writers by flock (output_lock.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,7 +53,8 @@ struct sp_output {
     char *path;
     hid_t file, fapl;
     spo_dsets d;
-    int fd;                  /* ours, for the writer lock                        */
+    int fd;                  /* ours, holding flock(LOCK_SH) against HDF5 writers */
+    sp_output_lock *own_lock; /* taken here when the caller gave none            */
     int nimages, ntargets, nmethods;
     size_t esize;            /* 4 or 8: bytes of one map value                   */
     size_t raw_chunk_bytes;  /* C*H*W*esize                                      */
@@ -117,26 +119,6 @@ static int oserr(char *err, size_t errlen, int code, int e, const char *fmt, ...
 
 /* ---- file handles and locks ------------------------------------------------- */
 
-/* A write lock on one byte far past any data, held by our open file description
- * (not the process, so HDF5 opening and closing the file does not drop it). */
-static int lock_range(int fd, int cmd, short type) {
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = type;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = (off_t)1 << 62;
-    fl.l_len = 1;
-    int rc = fcntl(fd, cmd, &fl);
-    if (rc == 0 && cmd == F_OFD_GETLK) return fl.l_type != F_UNLCK;
-    return rc;
-}
-
-/* 0 locked (or locks unsupported here), 1 another writer holds it. */
-static int take_lock(int fd) {
-    if (lock_range(fd, F_OFD_SETLK, F_WRLCK) == 0) return 0;
-    return errno == EAGAIN || errno == EACCES;
-}
-
 static hid_t make_fapl(void) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return -1;
@@ -177,6 +159,7 @@ static void free_output(sp_output *o) {
     if (o->file >= 0) H5Fclose(o->file);
     if (o->fapl >= 0) H5Pclose(o->fapl);
     if (o->fd >= 0) close(o->fd);
+    sp_output_lock_release(o->own_lock);
     for (int i = 0; i < o->npend; i++) free(o->pend[i].error);
     free(o->pend);
     free(o->acts);
@@ -201,11 +184,8 @@ static int resume(sp_output *o, const sp_output_layout *lay, int8_t *status, cha
     if (o->fd < 0)
         return oserr(err, errlen, SP_OUT_IOERR, errno,
                      "%s: exists, but cannot be opened for writing to resume it", path);
-    if (take_lock(o->fd)) {
-        snprintf(err, errlen, "%s: another salpipe run is writing this file; wait for it, "
-                 "or use another [output] path", path);
-        return SP_OUT_IOERR;
-    }
+    int rc = spo_refuse_other_writers(o->fd, path, err, errlen);
+    if (rc) return rc;
     if (spo_journal_recover(o->fd) < 0)
         return oserr(err, errlen, SP_OUT_IOERR, errno,
                      "%s: cannot complete the flush a kill interrupted", path);
@@ -224,7 +204,7 @@ static int resume(sp_output *o, const sp_output_layout *lay, int8_t *status, cha
                  " (damaged?); use --overwrite to replace it, or another [output] path");
         return SP_OUT_MISMATCH;
     }
-    int rc = spo_layout_check(o->file, path, lay, &o->d, err, errlen);
+    rc = spo_layout_check(o->file, path, lay, &o->d, err, errlen);
     if (rc) return rc;
     if (H5Dread(o->d.status, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                 o->disk_status) < 0)
@@ -260,14 +240,11 @@ static int create(sp_output *o, const sp_output_layout *lay, int8_t *status, cha
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return oserr(err, errlen, SP_OUT_IOERR, EISDIR, "%s: cannot create the output", path);
+        /* Never replace a file another program is writing. */
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        int busy = fd >= 0 && lock_range(fd, F_OFD_GETLK, F_WRLCK) == 1;
+        int busy = fd >= 0 ? spo_refuse_other_writers(fd, path, err, errlen) : 0;
         if (fd >= 0) close(fd);
-        if (busy) {
-            snprintf(err, errlen, "%s: another salpipe run is writing this file; it cannot "
-                     "be overwritten now", path);
-            return SP_OUT_IOERR;
-        }
+        if (busy) return busy;
     }
     size_t n = strlen(path) + sizeof ".partial";
     char *tmp = malloc(n);
@@ -288,13 +265,7 @@ static int create(sp_output *o, const sp_output_layout *lay, int8_t *status, cha
         free(tmp);
         return SP_OUT_IOERR;
     }
-    if (take_lock(o->fd)) {
-        snprintf(err, errlen, "%s: another salpipe run is creating it (%s)", path, tmp);
-        close(o->fd);
-        o->fd = -1;
-        free(tmp);
-        return SP_OUT_IOERR;
-    }
+    flock(o->fd, LOCK_SH | LOCK_NB); /* held: HDF5 writers stay out, readers not */
     if (ftruncate(o->fd, 0) < 0) {
         oserr(err, errlen, SP_OUT_IOERR, errno, "%s: cannot truncate", tmp);
         goto fail;
@@ -379,6 +350,10 @@ int sp_output_open(const char *path, const sp_output_layout *lay, int overwrite,
     }
     int rc;
     struct stat st;
+    if (!lay->lock && (rc = sp_output_lock_take(path, &o->own_lock, err, errlen))) {
+        free_output(o);
+        return rc;
+    }
     if (overwrite) {
         rc = create(o, lay, status, err, errlen);
     } else if (stat(path, &st) == 0) {

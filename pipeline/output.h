@@ -23,6 +23,8 @@
 
 enum { SP_OUT_OK = 0, SP_OUT_MISMATCH = 2, SP_OUT_IOERR = 3 }; /* = exit codes */
 
+typedef struct sp_output_lock sp_output_lock;
+
 typedef struct {
     int nimages, ntargets, nmethods;
     int channels, height, width;
@@ -36,11 +38,30 @@ typedef struct {
     const char *salpipe_version, *config_path, *config_text;
     const char *model_path, *model_sha256, *model_name;
     const sal_preprocess *preprocess; /* with the resize mode in effect          */
+    sp_output_lock *lock;        /* the writer's lock, taken by the caller (who
+                                  * releases it after sp_output_close); NULL:
+                                  * sp_output_open takes it, sp_output_close
+                                  * releases it                                 */
 } sp_output_layout;
 
 typedef struct sp_output sp_output;
 
+/* One writer per output (output_lock.c): takes an exclusive lock on PATH.lock,
+ * which records "salpipe pid N on host H since T", before anything of PATH is
+ * touched. Returns SP_OUT_OK with *lock set (err[0] == 0, or a warning in err
+ * when the file system has no locks and the run goes on unlocked), or
+ * SP_OUT_IOERR with err naming the file and, when another salpipe holds the
+ * lock, its host and pid. A lock dies with its holder: it is never stale. */
+int sp_output_lock_take(const char *path, sp_output_lock **lock, char *err,
+                        size_t errlen);
+
+/* Removes PATH.lock and releases the lock (NULL: nothing). */
+void sp_output_lock_release(sp_output_lock *lock);
+
 /* Creates the file, or (overwrite == 0 and the file exists) opens it to resume.
+ * Refuses (SP_OUT_IOERR) while another salpipe holds the lock (see lay->lock), or
+ * another program has PATH open for writing (an existing PATH is then neither
+ * resumed nor replaced).
  * On resume, refuses (SP_OUT_MISMATCH) a file made for another model (SHA-256),
  * image list, targets, methods, precision or preprocessing, with a message that
  * says which differs and to use --overwrite. status[nimages] receives /status

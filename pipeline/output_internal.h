@@ -49,6 +49,12 @@ int spo_use_journal_driver(hid_t fapl);
  * open read-write on fd. 1 replayed, 0 nothing to do, -1 I/O error (errno). */
 int spo_journal_recover(int fd);
 
+/* SP_OUT_IOERR with err set when a program other than us has the file open on
+ * fd open for writing: one holding HDF5's flock (LOCK_EX), or on this host any
+ * descriptor open for writing. Else takes flock(LOCK_SH) on fd, which keeps HDF5
+ * writers out (not readers) until fd is closed, and returns SP_OUT_OK. */
+int spo_refuse_other_writers(int fd, const char *path, char *err, size_t errlen);
+
 /* Variable-length UTF-8 string type (caller closes). */
 hid_t spo_vlen_str(void);
 

@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "image.h"
+#include "peers.h"
 #include "previews.h"
 #include "progress.h"
 #include "run.h"
@@ -360,12 +361,39 @@ static void sleep_briefly(void) {
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
-void sp_wait_patiently(MPI_Request *req) {
+/* Waits for req, sleeping between tests when patient; ends the job when a rank
+ * this one watches has died (peers.h), which would otherwise leave it waiting for
+ * ever under a launcher that does not end the job itself. */
+static void wait_for(MPI_Request *req, int patient) {
     for (int done = 0;;) {
         MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
         if (done) return;
-        sleep_briefly();
+        if (sp_peers_give_up()) {
+            sp_peers_say_why();
+            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
+        }
+        if (patient) sleep_briefly();
     }
+}
+
+void sp_wait_patiently(MPI_Request *req) { wait_for(req, 1); }
+
+/* A rank of rank 0's node has died (peers.h) and the launcher has not ended the
+ * job: makes what has been written durable and ends the job at once (its other
+ * ranks may wait for the dead one; the batches in hand are lost, as when mpirun
+ * ends a job). Runs on the coordinator thread; the main thread makes no MPI
+ * calls while it runs. */
+static void end_for_dead_rank(coordinator *c) {
+    sp_run_ctx *ctx = c->ctx;
+    char err[SAL_ERR_LEN];
+    int left = 0;
+    pthread_mutex_lock(&c->lock);
+    if (!c->io_failed && sp_output_flush(ctx->out, err, sizeof err))
+        fprintf(stderr, "salpipe: output error: %s\n", err);
+    for (int i = 0; i < ctx->plan->nimages; i++) left += ctx->status[i] != 1;
+    fprintf(stderr, "salpipe: ending the job because a rank died, with %d images left; run "
+            "the same command again to resume\n", left);
+    MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
 }
 
 /* Rank 0's second thread: answers the other ranks until each has been told to stop. */
@@ -379,6 +407,7 @@ static void *coordinate(void *arg) {
         MPI_Status st;
         MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_WORK, MPI_COMM_WORLD, &flag, &st));
         if (!flag) {
+            if (sp_peers_give_up()) end_for_dead_rank(c);
             sleep_briefly();
             continue;
         }
@@ -455,6 +484,11 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
     if (!ctx->quiet)
         fprintf(stderr, "salpipe: %d images done, %d failed, %d not done this run\n",
                 p->nimages - left - failed, failed, left);
+    if (left && sp_peers_lost()) {
+        fprintf(stderr, "salpipe: stopped because a rank died, with %d images left; run the "
+                "same command again to resume\n", left);
+        return SP_EXIT_STOPPED;
+    }
     if (left) {
         fprintf(stderr, "salpipe: stopped by signal %d with %d images left; run the same "
                 "command again to resume\n", (int)*ctx->stop, left);
@@ -474,8 +508,11 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
         sp_wait_patiently(&req);
         if (k < 0) break;
         compute_batch(w, k);
-        MPI_CHECK(MPI_Send(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,
-                           MPI_COMM_WORLD));
+        /* A send that may never complete if rank 0 dies: wait for it watching rank 0,
+         * spinning as MPI_Send would (a large message needs this side's progress). */
+        MPI_CHECK(MPI_Isend(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,
+                            MPI_COMM_WORLD, &req));
+        wait_for(&req, 0);
     }
     (void)ctx;
 }

@@ -9,6 +9,9 @@
 #   pipeline_format            h5py layout, attributes, dimension scales, xarray  [unit]
 #   pipeline_kill_resume       SIGKILL at several points, resumed: same bits       [mpi]
 #   pipeline_signal_resume     SIGTERM / SIGUSR1: exit 4, resumed: same bits       [mpi]
+#   pipeline_faults_<case>     a rank SIGKILLed (worker, rank 0) under -n 3, a second
+#                              job or another writer on the output: no hang, the
+#                              message, the exit code, resumed: same bits          [mpi]
 #   pipeline_config_<case>     one config error each: exit 2, file/key/line named  [unit]
 #   pipeline_output_mismatch   another config's output: exit 2, --overwrite       [unit]
 #   pipeline_output_unwritable output directory cannot be created: exit 3        [unit]
@@ -65,6 +68,11 @@ pipeline_test(pipeline_format test_format.py unit 600 1)
 # Timing matters (kills at chosen moments): PROCESSORS 2 keeps other tests off the cores.
 pipeline_test(pipeline_kill_resume test_resume.py mpi 600 2 kill)
 pipeline_test(pipeline_signal_resume test_resume.py mpi 600 2 signal)
+# Faults of a running job (test_faults.py): worker_kill and rank0_kill about 60-90 s
+# each here (a reference run, two killed -n 3 runs and their resumes), the others 30 s.
+foreach(case worker_kill rank0_kill concurrent_job held_open)
+  pipeline_test(pipeline_faults_${case} test_faults.py mpi 400 2 ${case})
+endforeach()
 
 foreach(case syntax unknown_key wrong_type missing_model unknown_layer unit_zero
              unit_beyond unit_range_beyond empty_images two_sources unknown_method
