@@ -430,13 +430,48 @@ def at_tick(cl, offset, what):
     return True
 
 
+def case_at_start(args, cfg, out, ref, case_dir):
+    """Without SLURM: SIGUSR1 to the script the moment it has started mpirun (as
+    SLURM's B: signal would), when a rank would die of it."""
+    env = tc.child_env({"SALPIPE_BIN": args.salpipe, "SALPIPE_RANKS": "2",
+                        "SALPIPE_RESUBMIT": "0"})
+    log = os.path.join(case_dir, "at_start.log")
+    with open(log, "w") as f:
+        p = subprocess.Popen([SBATCH, cfg, "--overwrite"], env=env, cwd=case_dir,
+                             stdout=f, stderr=f, start_new_session=True)
+    end = time.time() + 30
+    while True:
+        with open(log) as f:
+            if "running:" in f.read():
+                break
+        if time.time() > end or p.poll() is not None:
+            fatal("the script did not start mpirun")
+        time.sleep(0.002)
+    os.kill(p.pid, signal.SIGUSR1)
+    t0 = time.monotonic()
+    try:
+        rc = p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        fatal("the script still runs 120 s after SIGUSR1")
+    with open(log) as f:
+        text = f.read()
+    print(f"    SIGUSR1 as mpirun started: exit {rc} after {time.monotonic() - t0:.1f} s")
+    tc.check(rc == 4 and "stopped by signal 10" in text,
+             "SIGUSR1 as mpirun starts: passed on once salpipe is up, a clean stop, exit 4",
+             f"exit {rc}; " + " | ".join(s for s in text.splitlines()
+                                        if "signal" in s or "exit" in s)[-300:])
+    if os.path.exists(out):
+        compare_done(out, ref, "stop as mpirun starts")
+
+
 def case_early(args, cl, script, cfg, out, ref, case_dir):
     """The job script's default warning time (300 s) with a 1-minute job: SLURM sends
     SIGUSR1 at its first time-limit check, submitted here to fall ~1-2 s after the
     job's start, while mpirun and the ranks are starting."""
     if not at_tick(cl, 26.5, "submitting"):
         print("    skipped: the signal's time cannot be aimed without the log")
-        return
+        return None
     jobid = sbatch(cl, ["--job-name=salpipe-early", "--ntasks=2", "--mem-per-cpu=100",
                         "--time=1", script, cfg, "--overwrite"], case_dir,
                    {"SALPIPE_RESUBMIT": "0", "SALPIPE_SBATCH_ARGS": ""})
@@ -453,7 +488,8 @@ def case_early(args, cl, script, cfg, out, ref, case_dir):
              "SIGUSR1 at the job's start: salpipe stopped cleanly, exit 4",
              f"{info.get('JobState')} {info.get('ExitCode')}")
     tc.check("not resubmitted" in text, "SALPIPE_RESUBMIT=0: not resubmitted, says so")
-    compare_done(out, ref, "early stop")
+    # Later: the next case is to be submitted within a few seconds.
+    return lambda: compare_done(out, ref, "stop at the job's start (SLURM)")
 
 
 def case_time_limit(args, cl, script, cfg, out, ref, case_dir):
@@ -564,17 +600,12 @@ def test(args, cl):
     shutil.copy2(SBATCH, script)
     os.symlink(args.salpipe, os.path.join(script_repo, "build", "pipeline", "salpipe"))
 
-    # This machine's speed now: 200 images.
-    cal = config(os.path.join(args.work, "cal.toml"),
-                 image_dir(os.path.join(args.work, "img_cal"), 200),
-                 os.path.join(args.work, "cal.h5"))
-    seconds = plain_run(args, cal)
-    rate = 200 * MAPS_PER_IMAGE / max(seconds - 0.5, 0.5)
-    print(f"    ~{rate:.0f} maps/s")
-
-    jobs = {}
-    for name, want in (("sc", 12), ("tl", 35)):
-        n = int(min(max(rate * want / MAPS_PER_IMAGE, 200), 20000))
+    # The scancel case has a fixed size; its plain run gives this machine's speed
+    # now, which sizes the time-limit case (~35 s of work).
+    jobs, rate = {}, None
+    for name in ("sc", "tl"):
+        want = 35
+        n = 600 if name == "sc" else int(min(max(rate * want / MAPS_PER_IMAGE, 600), 20000))
         case_dir = tc.fresh_dir(os.path.join(args.work, name))
         ref = os.path.join(args.work, f"ref_{name}.h5")
         out = os.path.join(case_dir, name + ".h5")
@@ -583,7 +614,8 @@ def test(args, cl):
             cfg_ref = config(os.path.join(args.work, f"ref_{name}.toml"), imgs, ref)
             cfg = config(os.path.join(case_dir, name + ".toml"), imgs, out)
             t = plain_run(args, cfg_ref)
-            print(f"    plain run, {n} images: {t:.1f} s")
+            rate = n * MAPS_PER_IMAGE / max(t - 0.5, 0.5)
+            print(f"    plain run, {n} images: {t:.1f} s, {rate:.0f} maps/s")
             # The time-limit case needs more than the ~15 s its first job gets.
             if name != "tl" or t > 0.7 * want or n >= 20000:
                 break
@@ -598,9 +630,12 @@ def test(args, cl):
     early_out = os.path.join(early_dir, "early.h5")
     early_cfg = config(os.path.join(early_dir, "early.toml"),
                        os.path.join(args.work, "img_tl"), early_out)
-    case_early(args, cl, script, early_cfg, early_out, ref, early_dir)
+    case_at_start(args, early_cfg, early_out, ref, early_dir)
+    early_done = case_early(args, cl, script, early_cfg, early_out, ref, early_dir)
     print("== a time limit shorter than the work")
     case_time_limit(args, cl, script, *jobs["tl"])
+    if early_done:
+        early_done()
 
 
 def main():
