@@ -11,33 +11,35 @@ on failure. Exits 77 (CTest's SKIP_RETURN_CODE) saying why when SLURM cannot run
 here: not root, a SLURM or munge program missing, or a daemon that does not start.
 
 The work: the demo model (models/fashion_mnist_cnn.h5) on copies (symlinks) of the
-demo images, 10 targets x 3 methods per image, 2 ranks. A short plain run measures
-this machine's maps/s now and sizes both jobs from it.
+demo images, 10 targets x 3 methods per image, 2 ranks. Jobs are submitted from a
+repository-like directory (scripts/salpipe.sbatch next to build/pipeline/salpipe)
+without SALPIPE_BIN or salpipe on PATH, so every job must find salpipe from where
+the script lives. Finished files are compared byte for byte (/saliency,
+/activation, /status) with a plain `mpirun -n 2 salpipe` run of the same config.
 
-time limit  a job of ~35 s of work with --time=1 (SLURM's minimum) and
-            --signal=B:USR1@20. slurmctld checks time limits every 30 s (its log
-            says "Testing job time limits" at debug2) and sends the warning at the
-            first check from 40 s before the warning time, so the test submits the
-            job 12 s after a check: the signal comes ~17 s into the job. The script
-            drains, exits 4 and resubmits itself (--dependency=singleton); the chain
-            runs until a job finishes. Checked: every job but the last was signalled,
-            salpipe stopped and the job exited 4 and resubmitted without --overwrite,
-            tasks, memory and time limit passed on, no two jobs of the chain ran at
-            once, later jobs resumed, the last job exited 0, and the file is bit for
-            bit (/saliency, /activation, /status) the one a plain `mpirun -n 2
-            salpipe` run of the same config wrote. The job script is submitted from
-            a repository-like directory (scripts/salpipe.sbatch next to
-            build/pipeline/salpipe) without SALPIPE_BIN, so every job of the chain
-            must find salpipe from where the script lives.
-scancel     a job of ~12 s of work, `scancel JOBID` once a fifth of its images are
-            done: the job ends CANCELLED, the script says it was stopped by SIGTERM
-            and does not resubmit, the file is a readable partial output; then
-            `sbatch` of the same config resumes it, and the finished file is bit for
-            bit the plain run's.
+scancel     600 images; `scancel JOBID` once a fifth are done: the job ends
+            CANCELLED, the script says it was stopped by SIGTERM and does not
+            resubmit, the file is a readable partial output; `sbatch` of the same
+            config then resumes it, and the finished file is the plain run's. The
+            plain run's speed sizes the time-limit case (~35 s of work).
+at start    without SLURM: SIGUSR1 to the script the moment it has started mpirun
+            (a rank would die of it before MPI_Init is done): a clean stop, exit 4.
+early       --time=1 with the script's own --signal=B:USR1@300: SLURM signals at its
+            first time-limit check, which the test makes fall ~2 s after the job's
+            start; a clean stop, exit 4, not resubmitted (SALPIPE_RESUBMIT=0).
+time limit  --time=1 (SLURM's minimum), --signal=B:USR1@20. slurmctld checks time
+            limits every 30 s (its debug2 log says "Testing job time limits") and
+            signals at the first check less than 30 s before the warning time, so
+            the test submits 15 s after a check: the signal comes ~15 s into the
+            job. The script drains, exits 4 and resubmits itself
+            (--dependency=singleton) until a job finishes. Checked: every job but
+            the last signalled, drained, exited 4 and resubmitted without
+            --overwrite; tasks and time limit passed on; no two jobs of the chain at
+            once; later jobs resumed; the last exited 0; the file is the plain run's.
 
-Cost: ~2.5 minutes on 2 cores (two plain reference runs, a wait of up to 30 s for
-slurmctld's clock, the two cases); the outputs (~0.1 MB per image) are deleted
-when every check passed.
+Cost: ~2.5-3.5 minutes on 2 cores (two plain runs, two waits of up to 30 s for
+slurmctld's clock, the jobs); the outputs (~0.1 MB per image) are deleted when every
+check passed.
 """
 import argparse
 import ctypes
@@ -300,7 +302,8 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
             try:
                 self.run(["scancel", "--user=root"], check=False)
                 end = time.time() + 25
-                while time.time() < end and self.run(["squeue", "-h"], check=False).stdout.strip():
+                while (time.time() < end and
+                       self.run(["squeue", "-h"], check=False).stdout.strip()):
                     time.sleep(0.5)
             except (subprocess.SubprocessError, OSError):
                 pass
@@ -370,7 +373,8 @@ def compare_done(path, ref, what):
         done = f["status"][()] == 1
         same = all(f[k][()][done].tobytes() == g[k][()][done].tobytes()
                    for k in ("saliency", "activation"))
-    tc.check(same, f"{what}: the {int(done.sum())} images done are bit for bit the plain run's")
+    tc.check(same, f"{what}: the {int(done.sum())} images done are bit for bit "
+             "the plain run's")
 
 
 def status(path):
@@ -481,7 +485,8 @@ def case_early(args, cl, script, cfg, out, ref, case_dir):
     m = re.search(r"^salpipe.sbatch: \S+ (\d\d):(\d\d):(\d\d) on ", text, re.M)
     g = re.search(r"^salpipe.sbatch: (\d\d):(\d\d):(\d\d) got SIGUSR1", text, re.M)
     if m and g:
-        secs = [int(a) * 3600 + int(b) * 60 + int(c) for a, b, c in (m.groups(), g.groups())]
+        secs = [int(a) * 3600 + int(b) * 60 + int(c)
+                for a, b, c in (m.groups(), g.groups())]
         print(f"    SIGUSR1 {(secs[1] - secs[0]) % 86400} s after the script started")
     tc.check(info.get("ExitCode") == "4:0" and "got SIGUSR1" in text and
              "stopped by signal 10" in text and "exited on signal" not in text,
@@ -505,7 +510,8 @@ def case_time_limit(args, cl, script, cfg, out, ref, case_dir):
         show_log(text, chain[-1])
         infos.append(info)
         logs.append(text)
-        print(f"    job {chain[-1]}: {info.get('JobState')}, ExitCode={info.get('ExitCode')}, "
+        print(f"    job {chain[-1]}: {info.get('JobState')}, "
+              f"ExitCode={info.get('ExitCode')}, "
               f"{info.get('StartTime')} - {info.get('EndTime')}")
         m = re.search(r"^Submitted batch job (\d+)", text, re.M)
         if not m:
@@ -586,7 +592,8 @@ def case_scancel(args, cl, script, cfg, out, ref, case_dir):
     text = job_log(case_dir, jobid)
     show_log(text, jobid)
     tc.check(info.get("ExitCode") == "0:0" and "done: every image computed" in text,
-             "resubmitted by hand: exit 0", f"{info.get('JobState')} {info.get('ExitCode')}")
+             "resubmitted by hand: exit 0",
+             f"{info.get('JobState')} {info.get('ExitCode')}")
     tc.check(f"resuming: {done} of {len(st)} images already done" in text,
              "it resumed from what the cancelled job had written")
     compare(out, ref, "scancel + resubmission")
@@ -675,7 +682,7 @@ def main():
             tc.run_main(lambda: test(args, cl))
     except SystemExit as e:
         if e.code == 0:
-            for d in ("img_cal", "img_tl", "img_sc"):
+            for d in ("img_tl", "img_sc"):
                 shutil.rmtree(os.path.join(args.work, d), ignore_errors=True)
             for root, _dirs, files in os.walk(args.work):
                 for f in files:
