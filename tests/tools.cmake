@@ -10,8 +10,9 @@
 #   tools_sbatch_usr1        SIGUSR1, then Ctrl-C: exit 4, partial; resumed     [mpi]
 #   tools_sbatch_resubmit    pretend SLURM: resubmitted on USR1, not USR2/TERM  [mpi]
 #   tools_slurm              a real SLURM started by the test: time limit ->
-#                            drain + resubmit chain; scancel + sbatch; both
-#                            bit-identical to a plain run (~2.5 min)          [mpi]
+#                            drain + resubmit chain; scancel + sbatch (both
+#                            bit-identical to a plain run); warning signal at
+#                            the job's start (2.5-3.5 min)                     [mpi]
 #   tools_matlab_mirror      read_saliency.m's start/count/permute via h5py    [unit]
 #   tools_install            cmake --install into a scratch prefix             [unit]
 if(NOT DEFINED SALPIPE_SHARED_DIR)
@@ -54,7 +55,7 @@ foreach(mode fallback usr1 resubmit)
 endforeach()
 
 # Debian's slurmctld, slurmd and munged, started and stopped by the test itself; exit
-# 77 (skipped, reason printed) where they cannot run. ~2.5 minutes, most of it a
+# 77 (skipped, reason printed) where they cannot run. 2.5-3.5 minutes, set by the
 # 1-minute time limit (SLURM's minimum) and slurmctld's 30 s check interval.
 add_test(NAME tools_slurm
   COMMAND ${Python3_EXECUTABLE} ${_tools_src}/test_slurm.py
