@@ -692,8 +692,10 @@ def main():
             print(f"    (daemon logs in {logs})")
         raise
     finally:
-        cl.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            cl.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"SKIPPED: SLURM does not start here: {skipped}\n    (logs in {logs})")
     sys.exit(SKIP)
 
