@@ -9,6 +9,10 @@
 #   tools_sbatch_fallback    the job script without SLURM: mpirun -n 2, exit 0  [mpi]
 #   tools_sbatch_usr1        SIGUSR1, then Ctrl-C: exit 4, partial; resumed     [mpi]
 #   tools_sbatch_resubmit    pretend SLURM: resubmitted on USR1, not USR2/TERM  [mpi]
+#   tools_slurm              a real SLURM started by the test: time limit ->
+#                            drain + resubmit chain; scancel + sbatch (both
+#                            bit-identical to a plain run); warning signal at
+#                            the job's start (2.5-3.5 min)                     [mpi]
 #   tools_matlab_mirror      read_saliency.m's start/count/permute via h5py    [unit]
 #   tools_install            cmake --install into a scratch prefix             [unit]
 if(NOT DEFINED SALPIPE_SHARED_DIR)
@@ -49,6 +53,15 @@ foreach(mode fallback usr1 resubmit)
     FIXTURES_REQUIRED "model_alexnet;tools_data" LABELS mpi TIMEOUT 600 PROCESSORS 2
     ENVIRONMENT "${_tools_env}")
 endforeach()
+
+# Debian's slurmctld, slurmd and munged, started and stopped by the test itself; exit
+# 77 (skipped, reason printed) where they cannot run. 2.5-3.5 minutes, set by the
+# 1-minute time limit (SLURM's minimum) and slurmctld's 30 s check interval.
+add_test(NAME tools_slurm
+  COMMAND ${Python3_EXECUTABLE} ${_tools_src}/test_slurm.py
+          --salpipe $<TARGET_FILE:salpipe> --work ${_tools_work}/slurm)
+set_tests_properties(tools_slurm PROPERTIES
+  LABELS mpi TIMEOUT 600 PROCESSORS 2 SKIP_RETURN_CODE 77 ENVIRONMENT "${_tools_env}")
 
 add_test(NAME tools_matlab_mirror
   COMMAND ${Python3_EXECUTABLE} ${_tools_src}/test_matlab_mirror.py --data ${_tools_data})

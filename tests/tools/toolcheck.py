@@ -48,6 +48,8 @@ def run_main(fn):
         fn()
     except Fatal as e:
         print(f"\nFATAL: {e}")
+        if not _failed:           # raised without a failed check (run()'s timeout)
+            _failed.append(f"fatal: {e}")
     except Exception:
         import traceback
         traceback.print_exc()
