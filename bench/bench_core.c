@@ -1,9 +1,10 @@
 /*
  * Times the core alone: one forward pass of a batch plus its backward passes for
  * fc3 units 540 and 23 with vanilla and guided (4 backward samples per image).
- *   bench_core MODEL.h5 [batch] [reps] [f32|f64]
- * Prints the median wall time per run over `reps` runs. BLAS threads come from
- * OPENBLAS_NUM_THREADS.
+ *   bench_core MODEL.h5 [batch] [reps] [f32|f64] [threads]
+ * Prints the median wall time per run over `reps` runs. With `threads`, the engine's
+ * GEMM parts run on a team of that many threads over single-threaded OpenBLAS, as in
+ * salpipe; without, BLAS threads come from OPENBLAS_NUM_THREADS.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -11,7 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "bench_util.h"
+#include "team.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -25,6 +29,12 @@ int main(int argc, char **argv) {
     sal_engine *e;
     void *input, *maps;
     if (bench_setup("bench_core", argv[1], p, batch, &m, &e, &input, &maps)) return 2;
+    sp_team *team = NULL;
+    if (argc > 5) {
+        openblas_set_num_threads(1);
+        team = sp_team_init(atoi(argv[5]));
+        sal_engine_set_parallel(e, sp_team_for, team);
+    }
     double *times = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
         double t0 = bench_now();
@@ -40,6 +50,7 @@ int main(int argc, char **argv) {
            batch, 4, median * 1e3, median * 1e3 / batch,
            sal_engine_last_flops(e) * 1e-9);
     sal_engine_free(e);
+    sp_team_free(team);
     sal_model_free(m);
     free(input);
     free(maps);

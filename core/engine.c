@@ -170,6 +170,11 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
     return sal_engine_run_f32(e, input, n, maps, activations, cb, cb_ctx);
 }
 
+void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool) {
+    e->par.pfor = pfor;
+    e->par.pool = pfor ? pool : NULL;
+}
+
 size_t sal_engine_workspace_bytes(const sal_engine *e) { return e->arena_bytes; }
 
 double sal_engine_last_flops(const sal_engine *e) { return e->flops; }

@@ -11,6 +11,7 @@
 #ifndef SAL_ENGINE_INTERNAL_H
 #define SAL_ENGINE_INTERNAL_H
 
+#include "layers.h"
 #include "model_internal.h"
 
 struct sal_engine {
@@ -36,6 +37,7 @@ struct sal_engine {
     uint8_t **relu_mask;             /* per layer: (max_batch, out elems) or NULL*/
     int32_t **argmax;                /* per layer: (max_batch, out elems) or NULL*/
 
+    sal_par par;                     /* where GEMM parts run (sal_engine_set_parallel) */
     double flops;                    /* counted by the last run                  */
 };
 
