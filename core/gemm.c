@@ -19,21 +19,32 @@
  * (about 1/(2*width) of the part's flops in copies), narrow enough that the wide
  * products of a layer give a few parts per thread. */
 #define SAL_GEMM_PART_COLUMNS 256
-/* Parts are whole multiples of this many columns (OpenBLAS's widest tile). */
+/* The number of parts, when more than one, is a multiple of this, so that 2 or 4
+ * threads get equal shares of every product (fixed whatever the thread count). */
+#define SAL_GEMM_PART_MULTIPLE 4
+/* Part boundaries are multiples of this many columns (OpenBLAS's widest tile). */
 #define SAL_GEMM_PART_ALIGN 16
 
 typedef struct {
     CBLAS_TRANSPOSE ta, tb;
-    int M, K, width, N;
+    int M, K, parts, N;
     const real *A, *B;
     int lda, ldb, ldc;
     real beta;
     real *C;
 } gemm_job;
 
+/* First column of part i of `parts`: i*N/parts rounded down to the alignment. */
+static int part_start(const gemm_job *j, int i) {
+    if (i >= j->parts) return j->N;
+    long long c = (long long)i * j->N / j->parts;
+    return (int)(c / SAL_GEMM_PART_ALIGN * SAL_GEMM_PART_ALIGN);
+}
+
 static void gemm_part(void *arg, int i) {
     const gemm_job *j = arg;
-    const int c0 = i * j->width, nc = j->N - c0 < j->width ? j->N - c0 : j->width;
+    const int c0 = part_start(j, i), nc = part_start(j, i + 1) - c0;
+    if (nc < 1) return;
     const real *B = j->tb == CblasNoTrans ? j->B + c0 : j->B + (size_t)c0 * j->ldb;
     cblas_gemm(CblasRowMajor, j->ta, j->tb, j->M, nc, j->K, 1, j->A, j->lda, B, j->ldb,
                j->beta, j->C + c0, j->ldc);
@@ -43,13 +54,13 @@ void R(gemm)(const sal_par *par, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, 
              int K, const real *A, int lda, const real *B, int ldb, real beta, real *C,
              int ldc) {
     if (M < 1 || N < 1) return;
-    /* Equal parts of about SAL_GEMM_PART_COLUMNS, rounded up to the alignment. */
     int parts = (N + SAL_GEMM_PART_COLUMNS / 2) / SAL_GEMM_PART_COLUMNS;
-    if (parts < 1) parts = 1;
-    int width = (N + parts - 1) / parts;
-    width = (width + SAL_GEMM_PART_ALIGN - 1) / SAL_GEMM_PART_ALIGN * SAL_GEMM_PART_ALIGN;
-    parts = (N + width - 1) / width;
-    gemm_job j = {ta, tb, M, K, width, N, A, B, lda, ldb, ldc, beta, C};
+    if (parts > 1)
+        parts = (parts + SAL_GEMM_PART_MULTIPLE - 1) / SAL_GEMM_PART_MULTIPLE *
+                SAL_GEMM_PART_MULTIPLE;
+    else
+        parts = 1;
+    gemm_job j = {ta, tb, M, K, parts, N, A, B, lda, ldb, ldc, beta, C};
     if (par && par->pfor && parts > 1)
         par->pfor(par->pool, parts, gemm_part, &j);
     else
