@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
            "(%.1f ms per image), %.2f GFLOP per run\n",
            batch, 4, median * 1e3, median * 1e3 / batch,
            sal_engine_last_flops(e) * 1e-9);
-    printf("process CPU time per run: median %.1f ms\n", cpu_median * 1e3);
+    printf("process CPU time per run: %.1f ms (median)\n", cpu_median * 1e3);
     sal_engine_free(e);
     sp_team_free(team);
     sal_model_free(m);
