@@ -79,6 +79,6 @@ pipeline_test(pipeline_bad_images test_errors.py unit 300 1 bad-images)
 pipeline_test(pipeline_bad_weights test_errors.py mpi 300 2 bad-weights)
 pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VERSION})
 # Issue 10: the same job with threads = 1, 2, 3 (and killed at 2, resumed at 3) gives
-# bit-identical maps; about 15 s (float32) and 25 s (float64).
+# bit-identical maps; about 30 s (float32) and 60 s (float64) on 2 busy cores.
 pipeline_test(pipeline_threads_float32 test_threads.py mpi 300 2 float32)
 pipeline_test(pipeline_threads_float64 test_threads.py mpi 300 2 float64)

@@ -12,8 +12,8 @@ shows a flushed image, resumed without mpirun with threads = 3. /saliency and
 /activation of every file must equal the threads = 1 file bit for bit.
 
 Before the fix (OpenBLAS's own threads splitting each product by thread count)
-every comparison failed, in both precisions. Cost: about 15 s (float32) and 25 s
-(float64) on 2 cores.
+every comparison failed, in both precisions. Cost: about 30 s (float32) and 60 s
+(float64) on 2 cores with other work running; several minutes under heavy load.
 """
 import os
 import time
