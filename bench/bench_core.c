@@ -1,9 +1,11 @@
 /*
  * Times the core alone: one forward pass of a batch plus its backward passes for
  * fc3 units 540 and 23 with vanilla and guided (4 backward samples per image).
- *   bench_core MODEL.h5 [batch] [reps] [f32|f64]
- * Prints the median wall time per run over `reps` runs. BLAS threads come from
- * OPENBLAS_NUM_THREADS.
+ *   bench_core MODEL.h5 [batch] [reps] [f32|f64] [threads]
+ * Prints the median wall time per run over `reps` runs, and the median CPU time of
+ * the process per run (all its threads; steadier than wall time on a busy machine). With `threads`, the engine's
+ * GEMM parts run on a team of that many threads over single-threaded OpenBLAS, as in
+ * salpipe; without, BLAS threads come from OPENBLAS_NUM_THREADS.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -11,7 +13,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "bench_util.h"
+#include "team.h"
+
+/* CPU seconds of the whole process, every thread included. */
+static double bench_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -25,24 +37,34 @@ int main(int argc, char **argv) {
     sal_engine *e;
     void *input, *maps;
     if (bench_setup("bench_core", argv[1], p, batch, &m, &e, &input, &maps)) return 2;
-    double *times = malloc(sizeof(double) * reps);
+    sp_team *team = NULL;
+    if (argc > 5) {
+        openblas_set_num_threads(1);
+        team = sp_team_init(atoi(argv[5]));
+        sal_engine_set_parallel(e, sp_team_for, team);
+    }
+    double *times = malloc(sizeof(double) * reps), *cpu = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
-        double t0 = bench_now();
+        double t0 = bench_now(), c0 = bench_cpu();
         if (sal_engine_run(e, input, batch, maps, NULL, NULL, NULL, err, sizeof err)) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
         times[r] = bench_now() - t0;
+        cpu[r] = bench_cpu() - c0;
     }
-    double median = bench_median(times, reps);
+    double median = bench_median(times, reps), cpu_median = bench_median(cpu, reps);
     printf("salpipe core: batch %d, 1 forward + %d backward per image: median %.1f ms "
            "(%.1f ms per image), %.2f GFLOP per run\n",
            batch, 4, median * 1e3, median * 1e3 / batch,
            sal_engine_last_flops(e) * 1e-9);
+    printf("process CPU time per run: %.1f ms (median)\n", cpu_median * 1e3);
     sal_engine_free(e);
+    sp_team_free(team);
     sal_model_free(m);
     free(input);
     free(maps);
     free(times);
+    free(cpu);
     return 0;
 }

@@ -20,7 +20,9 @@
  * Each output element is the same K-long dot product whatever g is, but OpenBLAS
  * may choose another kernel for another GEMM width, so the last bits can depend on
  * g, the blocks and the batch. Results are deterministic for a given batch, which is what
- * salpipe's bit-for-bit promise relies on (fixed batches, see pipeline/run.h).
+ * salpipe's bit-for-bit promise relies on (fixed batches, see pipeline/run.h). The
+ * GEMMs go through R(gemm) (gemm.c), whose parts are fixed by the GEMM's shape, so
+ * the number of threads does not change them.
  */
 #include <string.h>
 
@@ -101,7 +103,8 @@ static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_laye
 }
 
 void R(conv_forward)(real *out, const real *in, int n, const real *weight,
-                     const real *bias, const sal_layer *L, real *scratch, int g) {
+                     const real *bias, const sal_layer *L, real *scratch, int g,
+                     const sal_par *par) {
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
     const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
     const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
@@ -113,8 +116,8 @@ void R(conv_forward)(real *out, const real *in, int n, const real *weight,
             for (int j = 0; j < gn; j++)
                 im2col(col + j * P, ld, in + (i0 + j) * in_elems + (size_t)grp * Cg * L->in_h * L->in_w,
                        Cg, L);
-            cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ld, (int)K, 1,
-                       weight + (size_t)grp * OCg * K, (int)K, col, (int)ld, 0, y, (int)ld);
+            R(gemm)(par, CblasNoTrans, CblasNoTrans, OCg, (int)ld, (int)K,
+                    weight + (size_t)grp * OCg * K, (int)K, col, (int)ld, 0, y, (int)ld);
             for (int j = 0; j < gn; j++)
                 for (int oc = 0; oc < OCg; oc++) {
                     real *dst = out + (i0 + j) * out_elems + ((size_t)grp * OCg + oc) * P;
@@ -126,7 +129,7 @@ void R(conv_forward)(real *out, const real *in, int n, const real *weight,
 }
 
 void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
-                      const sal_layer *L, real *scratch, int g) {
+                      const sal_layer *L, real *scratch, int g, const sal_par *par) {
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
     const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
     const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
@@ -158,10 +161,9 @@ void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
                     for (int r0 = 0; r0 < OH; r0 += rb) {
                         const int r1 = OH - r0 < rb ? OH : r0 + rb;
                         const size_t span = (size_t)(r1 - r0) * OW, cols = jn * span;
-                        cblas_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cn * kk),
-                                   (int)cols, OCg, 1,
-                                   weight + (size_t)grp * OCg * K + c0 * kk, (int)K,
-                                   y + j0 * P + (size_t)r0 * OW, (int)ld, 0, dcol, (int)cols);
+                        R(gemm)(par, CblasTrans, CblasNoTrans, (int)(cn * kk), (int)cols, OCg,
+                                weight + (size_t)grp * OCg * K + c0 * kk, (int)K,
+                                y + j0 * P + (size_t)r0 * OW, (int)ld, 0, dcol, (int)cols);
                         for (int j = 0; j < jn; j++)
                             col2im(din + (i0 + j0 + j) * in_elems +
                                        ((size_t)grp * Cg + c0) * plane,

@@ -208,6 +208,11 @@ int sal_engine_backward(sal_engine *e, int n, void *maps, char *err, size_t errl
     return sal_engine_backward_f32(e, n, maps);
 }
 
+void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool) {
+    e->par.pfor = pfor;
+    e->par.pool = pfor ? pool : NULL;
+}
+
 size_t sal_engine_workspace_bytes(const sal_engine *e) { return e->arena_bytes; }
 
 double sal_engine_last_flops(const sal_engine *e) { return e->flops; }

@@ -11,6 +11,7 @@
 #ifndef SAL_ENGINE_INTERNAL_H
 #define SAL_ENGINE_INTERNAL_H
 
+#include "layers.h"
 #include "model_internal.h"
 
 struct sal_engine {
@@ -38,6 +39,7 @@ struct sal_engine {
 
     int decided;                     /* images whose masks/argmaxes are set: the
                                       * last run's n, or what a copy brought     */
+    sal_par par;                     /* where GEMM parts run (sal_engine_set_parallel) */
     double flops;                    /* counted by the last run                  */
 };
 

@@ -7,6 +7,7 @@
  * Legend: C,H,W = layer input shape (L->in_*), OC,OH,OW = output shape (L->out_*),
  * n = images (forward) or backward samples. All tensors are dense, C-order.
  * None of these functions allocate or fail; scratch buffers come from the caller.
+ * Those with a `par` argument run their GEMMs through R(gemm) on it (NULL: serial).
  */
 #ifndef SAL_LAYERS_H
 #define SAL_LAYERS_H
@@ -16,6 +17,21 @@
 
 #include "real.h"
 #include "salcore.h"
+
+/* Where the GEMMs' parts run: pfor(pool, n, body, arg) (sal_engine_set_parallel),
+ * or one after another when par or pfor is NULL. */
+typedef struct {
+    sal_parallel_for pfor;
+    void *pool;
+} sal_par;
+
+/* C (M, N) = op(A) op(B) + beta C, row-major, as cblas_gemm with alpha 1, but cut
+ * into parts of whole columns at boundaries that depend on N alone, each part one
+ * BLAS call, run on par (gemm.c). With a single-threaded BLAS every element is
+ * therefore the same whatever par's thread count. */
+void R(gemm)(const sal_par *par, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+             int K, const real *A, int lda, const real *B, int ldb, real beta, real *C,
+             int ldc);
 
 /* Convolutions run on groups of up to g images (or backward samples) at once, so
  * that each weight matrix takes part in one wide GEMM per group instead of one
@@ -28,10 +44,11 @@ static inline size_t conv_scratch_elems(const sal_layer *L, int g) {
 
 /* out (n,OC,OH,OW) = conv(in (n,C,H,W)) + bias, g images per GEMM. */
 void R(conv_forward)(real *out, const real *in, int n, const real *weight,
-                     const real *bias, const sal_layer *L, real *scratch, int g);
+                     const real *bias, const sal_layer *L, real *scratch, int g,
+                     const sal_par *par);
 /* din (n,C,H,W) = input gradient of n samples given dout (n,OC,OH,OW). */
 void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
-                      const sal_layer *L, real *scratch, int g);
+                      const sal_layer *L, real *scratch, int g, const sal_par *par);
 
 /* out (n,C,H,W) = in * scale[c] + shift[c] (eval-mode batch norm). */
 void R(batchnorm_forward)(real *out, const real *in, const real *scale,
@@ -62,9 +79,9 @@ void R(avgpool_backward)(real *din, const real *dout, const sal_layer *L);
 
 /* out (n,OC) = in (n,C) * weight^T + bias, with C = L->in_c (features). */
 void R(linear_forward)(real *out, const real *in, const real *weight, const real *bias,
-                       const sal_layer *L, int n);
+                       const sal_layer *L, int n, const sal_par *par);
 /* din (n,C) = dout (n,OC) * weight. */
 void R(linear_backward)(real *din, const real *dout, const real *weight,
-                        const sal_layer *L, int n);
+                        const sal_layer *L, int n, const sal_par *par);
 
 #endif

@@ -54,7 +54,7 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
         int swap = 1;
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
-            R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i]);
+            R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:
@@ -77,7 +77,7 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
             e->flops += (double)n * v.in_elems;
             break;
         case SAL_LAYER_LINEAR:
-            R(linear_forward)(out, in, v.w, v.b, v.L, n);
+            R(linear_forward)(out, in, v.w, v.b, v.L, n, &e->par);
             e->flops += 2.0 * n * v.in_elems * v.out_elems;
             break;
         case SAL_LAYER_FLATTEN:
@@ -121,7 +121,7 @@ static real *backward_chunk(sal_engine *e, int n, int s0, int count) {
         int swap = 1;
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
-            R(conv_backward)(din, dout, active, v.w, v.L, e->col, e->conv_g[i]);
+            R(conv_backward)(din, dout, active, v.w, v.L, e->col, e->conv_g[i], &e->par);
             e->flops += 2.0 * active * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:
@@ -151,7 +151,7 @@ static real *backward_chunk(sal_engine *e, int n, int s0, int count) {
             e->flops += (double)active * v.in_elems;
             break;
         case SAL_LAYER_LINEAR:
-            R(linear_backward)(din, dout, v.w, v.L, active);
+            R(linear_backward)(din, dout, v.w, v.L, active, &e->par);
             e->flops += 2.0 * active * v.in_elems * v.out_elems;
             break;
         case SAL_LAYER_FLATTEN:

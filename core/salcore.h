@@ -158,6 +158,19 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
                    void *activations, sal_layer_cb cb, void *cb_ctx, char *err,
                    size_t errlen);
 
+/* A parallel loop the caller lends the engine: runs body(arg, i) once for every i in
+ * [0, n), in any order, on any of its threads, and returns when all have run. */
+typedef void (*sal_parallel_body)(void *arg, int i);
+typedef void (*sal_parallel_for)(void *pool, int n, sal_parallel_body body, void *arg);
+
+/* Runs the engine's matrix products on pfor(pool, ...) from now on (NULL: on the
+ * calling thread, the default). Each product is cut into parts at column boundaries
+ * that depend only on its shape, and every part is one BLAS call, so with BLAS
+ * itself single-threaded (openblas_set_num_threads(1)) the maps and activations are
+ * bit-identical whatever the number of threads behind pfor. A multi-threaded BLAS
+ * still works, but its results may then depend on its thread count. Never fails. */
+void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool);
+
 /* ---- for tests: the forward's discrete decisions ------------------------------
  * A map depends on its forward pass through continuous values and through discrete
  * decisions: each ReLU's mask (x > 0) and each max-pool's argmax. These calls let a

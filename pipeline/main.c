@@ -157,7 +157,7 @@ static void print_plan(const sp_config *c, const sal_model *m, const sp_plan *p)
     printf("output    %s (%s), about %.1f MB before compression level %d\n", c->output_path,
            access(c->output_path, F_OK) ? "new" : "exists: the run would resume it",
            maps * map_bytes / 1e6, c->compression);
-    printf("batches   %d of up to %d images, %d BLAS thread(s) per rank\n",
+    printf("batches   %d of up to %d images, %d thread(s) per rank\n",
            (c->nimages + c->batch - 1) / c->batch, c->batch, c->threads);
 }
 

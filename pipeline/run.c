@@ -114,6 +114,7 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     w->zbound = sp_chunk_bound(w->map_bytes);
     w->packed_cap = 8 + B * (12 + SAL_ERR_LEN + p->ntargets * w->rs + TM * (8 + w->zbound));
     w->team = sp_team_init(p->threads);
+    sal_engine_set_parallel(w->engine, sp_team_for, w->team);
     w->input = malloc(B * w->map_bytes);
     w->maps = malloc(B * TM * w->map_bytes);
     w->acts = malloc(B * p->ntargets * w->rs);
@@ -188,7 +189,7 @@ static void close_gaps(worker *w) {
 /* Decodes, runs and compresses batch k into w->packed. Never fails as a whole:
  * an image that cannot be read, or a batch the engine refuses, is recorded as
  * failed images. Decoding and compression run on the team, the engine on
- * OpenBLAS's threads. */
+ * the team too (GEMM parts). */
 static void compute_batch(worker *w, int k) {
     const sp_plan *p = w->plan;
     const int count = batch_count(p, k);
@@ -520,7 +521,7 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
 int sp_run(sp_run_ctx *ctx) {
     worker w;
     char err[SAL_ERR_LEN];
-    openblas_set_num_threads(ctx->plan->threads);
+    openblas_set_num_threads(1); /* the team runs the engine's GEMM parts (team.h) */
     if (worker_init(&w, ctx->rank, ctx->plan, ctx->model, err, sizeof err)) {
         fprintf(stderr, "salpipe: rank %d: %s\n", ctx->rank, err);
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);

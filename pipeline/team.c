@@ -99,6 +99,22 @@ void sp_team_run(sp_team *t, int n, sp_team_fn fn, void *arg) {
     pthread_mutex_unlock(&t->lock);
 }
 
+typedef struct {
+    void (*body)(void *arg, int i);
+    void *arg;
+} plain_loop;
+
+static void run_plain(void *arg, int i, int thread) {
+    const plain_loop *p = arg;
+    (void)thread;
+    p->body(p->arg, i);
+}
+
+void sp_team_for(void *team, int n, void (*body)(void *arg, int i), void *arg) {
+    plain_loop p = {body, arg};
+    sp_team_run(team, n, run_plain, &p);
+}
+
 void sp_team_free(sp_team *t) {
     if (!t) return;
     pthread_mutex_lock(&t->lock);

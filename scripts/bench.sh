@@ -270,7 +270,8 @@ for wl in W1 W2; do
   for t in 2 1; do
     [ "$wl" = W2 ] && [ "$t" = 1 ] && continue
     say "core alone ($wl, bench_core batch ${wl_batch[$wl]}, $t thread(s), $core_reps runs)"
-    if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/bench_core" "${wl_model[$wl]}" "${wl_batch[$wl]}" "$core_reps" f32 2>&1); then
+    # as salpipe runs it: GEMM parts on a team of t threads, OpenBLAS single-threaded
+    if s=$(OPENBLAS_NUM_THREADS=1 "$build/bench/bench_core" "${wl_model[$wl]}" "${wl_batch[$wl]}" "$core_reps" f32 "$t" 2>&1); then
       record "{\"kind\":\"core\",\"wl\":\"$wl\",\"threads\":$t,\"batch\":${wl_batch[$wl]},\"median_ms\":$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)}"
     else
       fail "bench_core $wl $t threads" "$s"

@@ -20,6 +20,7 @@
 #   pipeline_bad_weights       NaN/Inf weights: exit 2, alone and -n 2, no output  [mpi]
 #   pipeline_cli               --check, --layers, --version, --help, bad option   [unit]
 #   pipeline_team              the decode/compress thread team (test_team.c)       [unit]
+#   pipeline_threads_<prec>    threads = 1, 2, 3 and a resume across them: same bits [mpi]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
@@ -85,3 +86,7 @@ pipeline_test(pipeline_output_disk_full test_errors.py unit 300 1 disk-full)
 pipeline_test(pipeline_bad_images test_errors.py unit 300 1 bad-images)
 pipeline_test(pipeline_bad_weights test_errors.py mpi 300 2 bad-weights)
 pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VERSION})
+# Issue 10: the same job with threads = 1, 2, 3 (and killed at 2, resumed at 3) gives
+# bit-identical maps; about 30 s (float32) and 60 s (float64) on 2 busy cores.
+pipeline_test(pipeline_threads_float32 test_threads.py mpi 300 2 float32)
+pipeline_test(pipeline_threads_float64 test_threads.py mpi 300 2 float64)

@@ -61,6 +61,7 @@ endforeach()
 #   scale          every float32 map times 1.001
 set(_mut_dir ${CMAKE_CURRENT_BINARY_DIR}/mutants)
 get_target_property(_real_sources salcore_f32 SOURCES)
+get_target_property(_core_sources salcore SOURCES)
 
 # salcore_mutant(NAME FILE FROM TO): core/FILE with the one occurrence of FROM
 # replaced by TO, compiled as float32; configuring fails when FROM is not found
@@ -89,10 +90,18 @@ function(salcore_mutant name file from to)
   target_include_directories(salcore_f32_${name} PRIVATE ${PROJECT_SOURCE_DIR}/core
                              ${OpenBLAS_INCLUDE_DIRS})
   target_compile_definitions(salcore_f32_${name} PRIVATE SAL_DOUBLE=0)
-  add_library(salcore_${name} STATIC
-    ${PROJECT_SOURCE_DIR}/core/model.c ${PROJECT_SOURCE_DIR}/core/model_h5.c
-    ${PROJECT_SOURCE_DIR}/core/engine.c
-    $<TARGET_OBJECTS:salcore_f32_${name}> $<TARGET_OBJECTS:salcore_f64>)
+  # salcore's own sources, with the float32 objects swapped for the mutant's.
+  set(_lib "")
+  foreach(_s ${_core_sources})
+    if(_s STREQUAL "$<TARGET_OBJECTS:salcore_f32>")
+      list(APPEND _lib "$<TARGET_OBJECTS:salcore_f32_${name}>")
+    elseif(_s MATCHES "^\\$<")
+      list(APPEND _lib "${_s}")
+    else()
+      list(APPEND _lib ${PROJECT_SOURCE_DIR}/core/${_s})
+    endif()
+  endforeach()
+  add_library(salcore_${name} STATIC ${_lib})
   target_include_directories(salcore_${name} PUBLIC ${PROJECT_SOURCE_DIR}/core
                              ${OpenBLAS_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
   target_link_libraries(salcore_${name} PUBLIC ${OpenBLAS_LIBRARIES} ${HDF5_C_LIBRARIES} m)

@@ -28,7 +28,7 @@ typedef struct {
 
 static void conv_fn(const void *ctx, real *out, const real *in) {
     const conv_ctx *c = ctx;
-    R(conv_forward)(out, in, 1, c->w, c->b, c->L, c->col, 1);
+    R(conv_forward)(out, in, 1, c->w, c->b, c->L, c->col, 1, NULL);
 }
 
 /* Direct loops: weight (OC, C/groups, kh, kw). */
@@ -66,11 +66,11 @@ static int check_conv_grouping(const char *what, const sal_layer *L, const real 
     real *o1 = alloc_nan(n * nout), *o2 = alloc_nan(n * nout);
     real *d1 = alloc_nan(n * nin), *d2 = alloc_nan(n * nin);
     for (int i = 0; i < n; i++) {
-        R(conv_forward)(o1 + i * nout, x + i * nin, 1, w, b, L, s1, 1);
-        R(conv_backward)(d1 + i * nin, dout + i * nout, 1, w, L, s1, 1);
+        R(conv_forward)(o1 + i * nout, x + i * nin, 1, w, b, L, s1, 1, NULL);
+        R(conv_backward)(d1 + i * nin, dout + i * nout, 1, w, L, s1, 1, NULL);
     }
-    R(conv_forward)(o2, x, n, w, b, L, s2, 2);
-    R(conv_backward)(d2, dout, n, w, L, s2, 2);
+    R(conv_forward)(o2, x, n, w, b, L, s2, 2, NULL);
+    R(conv_backward)(d2, dout, n, w, L, s2, 2, NULL);
     double worst = 0, scale = 0, tol = sizeof(real) == 4 ? 1e-5 : 1e-13;
     for (size_t i = 0; i < n * nout; i++) {
         worst = fmax(worst, fabs((double)o1[i] - o2[i]));
@@ -93,10 +93,10 @@ static int conv_exact(const char *what, const sal_layer *L, const real *x, const
                       const double *want_din) {
     real *col = alloc_nan(conv_scratch_elems(L, 1)), *out = alloc_nan(out_elems(L)),
          *din = alloc_nan(in_elems(L));
-    R(conv_forward)(out, x, 1, w, b, L, col, 1);
+    R(conv_forward)(out, x, 1, w, b, L, col, 1, NULL);
     int fail = check_exact(what, "forward", out, want_out, out_elems(L));
     for (size_t i = 0; i < conv_scratch_elems(L, 1); i++) col[i] = (real)NAN;
-    R(conv_backward)(din, dout, 1, w, L, col, 1);
+    R(conv_backward)(din, dout, 1, w, L, col, 1, NULL);
     fail += check_exact(what, "backward", din, want_din, in_elems(L));
     free(col), free(out), free(din);
     return fail;
@@ -205,12 +205,12 @@ static int test_conv_random(rng *r) {
         real *col = alloc_nan(want_col), *out = alloc_nan(nout), *din = alloc_nan(nin);
         double *ref = xmalloc(sizeof(double) * nout), *ref_abs = xmalloc(sizeof(double) * nout);
 
-        R(conv_forward)(out, x, 1, w, b, &L, col, 1);
+        R(conv_forward)(out, x, 1, w, b, &L, col, 1, NULL);
         conv_ref(ref, ref_abs, x, w, b, &L);
         fail += check_ref(cases[k].name, out, ref, ref_abs, nout);
 
         for (size_t i = 0; i < want_col; i++) col[i] = (real)NAN;
-        R(conv_backward)(din, dout, 1, w, &L, col, 1);
+        R(conv_backward)(din, dout, 1, w, &L, col, 1, NULL);
         conv_ctx ctx = {&L, w, b, col};
         layer_fn f = {conv_fn, &ctx, nin, nout};
         fail += check_fd(cases[k].name, &f, x, dout, din);
@@ -684,7 +684,7 @@ typedef struct {
 
 static void linear_fn(const void *ctx, real *out, const real *in) {
     const linear_ctx *c = ctx;
-    R(linear_forward)(out, in, c->w, c->b, c->L, c->n);
+    R(linear_forward)(out, in, c->w, c->b, c->L, c->n, NULL);
 }
 
 static int test_linear(rng *r) {
@@ -703,9 +703,9 @@ static int test_linear(rng *r) {
         real out[4], din[6];
         for (int i = 0; i < 4; i++) out[i] = (real)NAN;
         for (int i = 0; i < 6; i++) din[i] = (real)NAN;
-        R(linear_forward)(out, x, w, b, &L, 2);
+        R(linear_forward)(out, x, w, b, &L, 2, NULL);
         fail += check_exact("linear hand n=2", "forward", out, want_out, 4);
-        R(linear_backward)(din, dout, w, &L, 2);
+        R(linear_backward)(din, dout, w, &L, 2, NULL);
         fail += check_exact("linear hand n=2", "backward", din, want_din, 6);
     }
     static const struct {
@@ -733,9 +733,9 @@ static int test_linear(rng *r) {
                 }
                 ref[i * OC + o] = s, ref_abs[i * OC + o] = a;
             }
-        R(linear_forward)(out, x, w, b, &L, n);
+        R(linear_forward)(out, x, w, b, &L, n, NULL);
         fail += check_ref(cases[k].name, out, ref, ref_abs, nout);
-        R(linear_backward)(din, dout, w, &L, n);
+        R(linear_backward)(din, dout, w, &L, n, NULL);
         linear_ctx ctx = {&L, w, b, n};
         layer_fn f = {linear_fn, &ctx, nin, nout};
         fail += check_fd(cases[k].name, &f, x, dout, din);

@@ -3,7 +3,8 @@
  * `[run] threads` > 1: every item of every loop runs exactly once, on a thread index
  * below the team's size; the helpers really take items; loops run back to back
  * (as two per batch do) without losing or repeating one; a NULL team and a team of
- * one run the loop on the caller.
+ * one run the loop on the caller; sp_team_for, the loop lent to the engine for its
+ * GEMM parts, runs every item once too.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
@@ -80,6 +81,18 @@ static int run_and_check(sp_team *t, int n, long nap_ns, const char *what) {
     return used;
 }
 
+/* sp_team_for's body: no thread index. */
+static void count_plain(void *arg, int i) { atomic_fetch_add(&((loop_state *)arg)->hits[i], 1); }
+
+static void check_plain(sp_team *t, int n, const char *what) {
+    static loop_state s;
+    reset(&s, 0);
+    sp_team_for(t, n, count_plain, &s);
+    int wrong = 0;
+    for (int i = 0; i < MAX_ITEMS; i++) wrong += atomic_load(&s.hits[i]) != (i < n);
+    CHECK(wrong == 0, "%s, sp_team_for n=%d: %d items not run exactly once", what, n, wrong);
+}
+
 int main(void) {
     printf("== NULL team and team of one: the caller runs every item\n");
     CHECK(sp_team_size(NULL) == 1, "sp_team_size(NULL) = %d", sp_team_size(NULL));
@@ -88,6 +101,7 @@ int main(void) {
     sp_team *one = sp_team_init(1);
     CHECK(one && sp_team_size(one) == 1, "team of 1 has size %d", one ? sp_team_size(one) : -1);
     CHECK(run_and_check(one, 50, 0, "team of 1") <= 1, "team of 1 used more than one thread");
+    check_plain(one, 50, "team of 1");
     sp_team_free(one);
 
     for (int threads = 2; threads <= 4; threads++) {
@@ -108,6 +122,8 @@ int main(void) {
         printf("    200 slow items: %d threads took items\n", used);
         /* Back-to-back small loops, as compute_batch runs them (decode, then compress). */
         for (int rep = 0; rep < 2000; rep++) run_and_check(t, 1 + rep % 5, 0, what);
+        /* The engine's GEMM parts: many short loops through sp_team_for. */
+        for (int rep = 0; rep < 2000; rep++) check_plain(t, rep % 40, what);
         sp_team_free(t);
     }
 
