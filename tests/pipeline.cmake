@@ -17,6 +17,9 @@
 #   pipeline_bad_weights       NaN/Inf weights: exit 2, alone and -n 2, no output  [mpi]
 #   pipeline_cli               --check, --layers, --version, --help, bad option   [unit]
 #   pipeline_team              the decode/compress thread team (test_team.c)       [unit]
+#   pipeline_plans_<mode>      plans that cannot fit: size limits (exit 2), disk space
+#                              on a 4 MiB tmpfs (exit 3), a million-line list     [mpi]
+#   pipeline_longrun           2000 images x 30 maps on 2 ranks: RSS flat         [mpi]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
@@ -77,3 +80,13 @@ pipeline_test(pipeline_output_disk_full test_errors.py unit 300 1 disk-full)
 pipeline_test(pipeline_bad_images test_errors.py unit 300 1 bad-images)
 pipeline_test(pipeline_bad_weights test_errors.py mpi 300 2 bad-weights)
 pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VERSION})
+
+# Plans that cannot fit and a long run (issue 10, docs/reliability.md); the demo model
+# and images of the repository. limits ~15 s, disk ~10 s (skipped, exit 77, where
+# mount is refused), million ~30 s, longrun ~60 s.
+set(_pl_demo --demo-model ${PROJECT_SOURCE_DIR}/models/fashion_mnist_cnn.h5
+             --demo-images ${PROJECT_SOURCE_DIR}/data/demo)
+foreach(mode limits disk million)
+  pipeline_test(pipeline_plans_${mode} test_plans.py mpi 300 2 ${mode} ${_pl_demo})
+endforeach()
+set_tests_properties(pipeline_plans_disk PROPERTIES SKIP_RETURN_CODE 77)
