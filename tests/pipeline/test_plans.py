@@ -319,12 +319,18 @@ def run_million(args):
     print(f"== a list of {n} lines ({os.path.getsize(listfile)} bytes), "
           f"{len(existing)} existing images")
     out = os.path.join(w, "million.h5")
+    # One map per image: the whole job's estimate (2.8 GB) must fit the disk, though
+    # only 10 images are computed.
+    if free_bytes(w) < 4e9:
+        print(f"SKIP: {w} has {free_bytes(w) / 1e9:.1f} GB free; the million-image job's "
+              "output is estimated at 2.8 GB and salpipe refuses to start without room")
+        sys.exit(SKIP)
     cfg = config(os.path.join(w, "million.toml"), args.demo_model, f"list = {q(listfile)}",
-                 [("fc2", '"1-10"')], out, methods=("vanilla", "guided", "deconvnet"))
+                 [("fc2", "[1]")], out, methods=("vanilla",))
     # the cost of MPI and the model alone, for comparison
     one = config(os.path.join(w, "one.toml"), args.demo_model,
                  f"files = [{q(os.path.join(args.demo_images, demo[0]))}]",
-                 [("fc2", '"1-10"')], out, methods=("vanilla", "guided", "deconvnet"))
+                 [("fc2", "[1]")], out, methods=("vanilla",))
     rc, o, e, base_kb = run_peak([args.salpipe, "--check", one])
     t0 = time.perf_counter()
     rc, o, e, kb = run_peak([args.salpipe, "--check", cfg])
@@ -352,9 +358,13 @@ def run_million(args):
           + ", ".join(f"{v / 1024:.0f}" for v in sorted(peak.values(), reverse=True)))
     check(r.rc == 1, "the run exits 1 (failed images recorded)", f"exit {r.rc}")
     check(len(peak) == 2, "both ranks were sampled", f"{len(peak)}")
-    check(peak and max(peak.values()) < 600 * 1024,
-          "every rank's peak memory is under 600 MiB",
-          f"{max(peak.values()) / 1024 if peak else 0:.0f} MiB")
+    # Rank 0 holds the plan and the failed images' pending /error strings (HDF5's
+    # global heap); the other rank holds the plan it received.
+    top = sorted(peak.values(), reverse=True)
+    check(top and top[0] < 1024 * 1024, "rank 0's peak memory is under 1 GiB",
+          f"{top[0] / 1024 if top else 0:.0f} MiB")
+    check(len(top) == 2 and top[1] < 300 * 1024, "the other rank's peak is under 300 MiB",
+          f"{top[1] / 1024 if len(top) == 2 else 0:.0f} MiB")
     import h5py
     import numpy as np
     with h5py.File(out, "r") as f:
