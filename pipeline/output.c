@@ -543,6 +543,8 @@ static int write_rows(hid_t ds, hid_t memtype, hsize_t cols, const int *idx, int
 static int recycle(sp_output *o, char *err, size_t errlen) {
     spo_dsets_close(&o->d);
     H5Fclose(o->file);
+    /* HDF5 keeps freed metadata in free lists of its own; hand them back. */
+    H5garbage_collect();
     o->file = H5Fopen(o->path, H5F_ACC_RDWR, o->fapl);
     if (o->file < 0 || open_dsets(o) < 0)
         return spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot reopen", o->path);
