@@ -39,10 +39,10 @@
 /* Metadata cache size above which a flush also closes and reopens the file, to
  * drop the clean entries the cache keeps when evictions are off (about 85 bytes
  * per chunk written, but ~400 bytes of resident memory: at 512 MiB rank 0 grew by
- * 74 MB over 180,000 demo maps and would have reached gigabytes). At 1 MiB the
- * reopen comes every ~10,000 maps and rank 0's memory stays flat
+ * 74 MB over 180,000 demo maps and would have reached gigabytes). At 256 KiB the
+ * reopen comes every ~2,500 maps and rank 0's memory stays flat
  * (docs/reliability.md, "A long run"). SALPIPE_OUTPUT_MDC_LIMIT (bytes) overrides it. */
-#define MDC_LIMIT_DEFAULT ((size_t)1 << 20)
+#define MDC_LIMIT_DEFAULT ((size_t)256 << 10)
 
 typedef struct {
     int image, seq;

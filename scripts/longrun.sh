@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The long run of docs/reliability.md at full size: the demo model over N images
-# (default 20000, ~600,000 maps, ~5-10 minutes on 2 cores) on 2 ranks, with the
+# (default 20000, 600,000 maps, ~5 minutes on 2 cores) on 2 ranks, with the
 # resident memory of every rank sampled over time (tests/pipeline/test_longrun.py;
-# the CTest test pipeline_longrun runs 2000).
+# the CTest test pipeline_longrun runs 4000).
 #   scripts/longrun.sh [IMAGES] [RANKS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,7 +19,7 @@
 #   pipeline_team              the decode/compress thread team (test_team.c)       [unit]
 #   pipeline_plans_<mode>      plans that cannot fit: size limits (exit 2), disk space
 #                              on a 4 MiB tmpfs (exit 3), a million-line list     [mpi]
-#   pipeline_longrun           2000 images x 30 maps on 2 ranks: RSS flat         [mpi]
+#   pipeline_longrun           4000 images x 30 maps on 2 ranks: RSS flat         [mpi]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
@@ -83,7 +83,7 @@ pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VER
 
 # Plans that cannot fit and a long run (issue 10, docs/reliability.md); the demo model
 # and images of the repository. limits ~15 s, disk ~10 s (skipped, exit 77, where
-# mount is refused), million ~30 s, longrun ~60 s.
+# mount is refused), million ~30-60 s, longrun ~50-100 s.
 set(_pl_demo --demo-model ${PROJECT_SOURCE_DIR}/models/fashion_mnist_cnn.h5
              --demo-images ${PROJECT_SOURCE_DIR}/data/demo)
 foreach(mode limits disk million)
