@@ -82,7 +82,7 @@ pipeline_test(pipeline_bad_weights test_errors.py mpi 300 2 bad-weights)
 pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VERSION})
 
 # Plans that cannot fit and a long run (issue 10, docs/reliability.md); the demo model
-# and images of the repository. limits ~15 s, disk ~10 s (skipped, exit 77, where
+# and images of the repository. limits ~30 s, disk ~15 s (skipped, exit 77, where
 # mount is refused), million ~30-60 s, longrun ~50-100 s.
 set(_pl_demo --demo-model ${PROJECT_SOURCE_DIR}/models/fashion_mnist_cnn.h5
              --demo-images ${PROJECT_SOURCE_DIR}/data/demo)
