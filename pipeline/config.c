@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config_internal.h"
 
 #define SP_MAX_BATCH 4096
 #define SP_MAX_THREADS 1024
 #define SP_MAX_TARGETS (1 << 20) /* a typo like "1-1000000000" must not eat memory */
+#define SP_MAX_CONFIG_BYTES (16 << 20) /* the TOML tree takes ~30x the text's bytes */
 
 static const char *const model_keys[] = {"path", NULL};
 static const char *const images_keys[] = {"files", "list", "dir", "pattern", "stim_csv", NULL};
@@ -559,6 +561,7 @@ static int load_run(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) {
     if ((v = sp_toml_get(t, "batch")) &&
         want_int(c, v, "run.batch", 1, SP_MAX_BATCH, &cfg->batch))
         return -1;
+    if (v) cfg->batch_line = v->line, cfg->batch_col = v->col;
     if ((v = sp_toml_get(t, "threads")) &&
         want_int(c, v, "run.threads", 1, SP_MAX_THREADS, &cfg->threads))
         return -1;
@@ -580,6 +583,14 @@ int sp_config_load(const char *path, sp_config *cfg, char *err, size_t errlen) {
     if (err && errlen) err[0] = '\0';
     if (!(cfg->config_path = strdup(path)) || !(c.dir = sp_path_dir(path))) {
         sp_cfg_oom(&c);
+        goto done;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SP_MAX_CONFIG_BYTES) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: the config file has %lld bytes, more than the %d MiB a "
+                     "config can have; put long image lists in a file named by images.list",
+                     path, (long long)st.st_size, SP_MAX_CONFIG_BYTES >> 20);
         goto done;
     }
     if (sp_read_file(path, &cfg->config_text, &len)) {
@@ -610,11 +621,8 @@ done:
 
 void sp_config_free(sp_config *cfg) {
     if (!cfg) return;
-    for (int i = 0; cfg->images && i < cfg->nimages; i++) {
-        free(cfg->images[i].display);
-        free(cfg->images[i].path);
-    }
     free(cfg->images);
+    sp_image_strings_free(cfg->image_strings);
     free(cfg->images_source);
     free(cfg->config_path);
     free(cfg->config_text);

@@ -15,7 +15,7 @@
 typedef struct {
     char *display;  /* as listed in the config source; stored in /image          */
     char *path;     /* resolved path to open                                     */
-} sp_image;
+} sp_image;         /* both point into sp_config.image_strings                   */
 
 typedef struct {
     char layer[SAL_NAME_LEN];
@@ -34,6 +34,8 @@ typedef struct {
     sp_image *images;    /* in source order; nimages >= 1                        */
     int nimages;
     char *images_source; /* "files", "list", "dir" or "stim_csv"                 */
+    int images_line, images_col; /* where that key is in the config              */
+    void *image_strings; /* owns the images' strings (sources.c)                 */
     sp_target *targets;  /* flattened in file order (SPEC §3)                    */
     int ntargets;
     sal_method methods[SAL_METHOD_COUNT];
@@ -44,6 +46,7 @@ typedef struct {
     char *previews_dir;  /* resolved, or NULL                                    */
     int preview_gray;    /* preview_mode: 0 "rgb" (default), 1 "gray"            */
     int batch;           /* default 8                                            */
+    int batch_line, batch_col; /* where [run] batch is, 0 when not set           */
     int threads;         /* default 1                                            */
     sal_precision precision; /* default float32                                  */
 } sp_config;

@@ -54,4 +54,7 @@ int sp_read_file(const char *path, char **buf, size_t *len);
 int sp_images_load(sp_cfg_ctx *ctx, const sp_toml_node *src, const sp_toml_node *pattern,
                    sp_config *cfg);
 
+/* Frees cfg->image_strings, the blocks every image's display and path live in. */
+void sp_image_strings_free(void *blocks);
+
 #endif

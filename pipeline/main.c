@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "fit.h"
 #include "output.h"
 #include "peers.h"
 #include "plan.h"
@@ -132,35 +133,6 @@ static int resolve_targets(const sp_config *c, const sal_model *m, sp_plan *p, c
     return 0;
 }
 
-static void print_plan(const sp_config *c, const sal_model *m, const sp_plan *p) {
-    size_t map_bytes = (size_t)p->pre.channels * p->pre.height * p->pre.width *
-                       (p->precision == SAL_F64 ? 8 : 4);
-    double maps = (double)c->nimages * c->ntargets * c->nmethods;
-    int missing = 0;
-    printf("config    %s\n", c->config_path);
-    printf("model     %s (%s, %d layers), %s\n", c->model_path, sal_model_name(m),
-           sal_model_num_layers(m), p->precision == SAL_F64 ? "float64" : "float32");
-    printf("input     %dx%dx%d, resize %s\n", p->pre.channels, p->pre.height, p->pre.width,
-           p->pre.resize_crop ? "crop" : "stretch");
-    for (int i = 0; i < c->nimages; i++)
-        if (access(c->images[i].path, R_OK)) {
-            if (missing++ < 10) printf("missing   %s\n", c->images[i].path);
-        }
-    printf("images    %d from %s, %d missing or unreadable%s\n", c->nimages, c->images_source,
-           missing, missing > 10 ? " (first 10 listed)" : "");
-    printf("targets   %d:", c->ntargets);
-    for (int t = 0; t < c->ntargets; t++) printf(" %s:%d", c->targets[t].layer, c->targets[t].unit);
-    printf("\nmethods   ");
-    for (int i = 0; i < c->nmethods; i++) printf("%s ", sal_method_name(c->methods[i]));
-    printf("\nmaps      %.0f (%d images x %d targets x %d methods)\n", maps, c->nimages,
-           c->ntargets, c->nmethods);
-    printf("output    %s (%s), about %.1f MB before compression level %d\n", c->output_path,
-           access(c->output_path, F_OK) ? "new" : "exists: the run would resume it",
-           maps * map_bytes / 1e6, c->compression);
-    printf("batches   %d of up to %d images, %d thread(s) per rank\n",
-           (c->nimages + c->batch - 1) / c->batch, c->batch, c->threads);
-}
-
 static char **image_labels(const sp_config *c) {
     char **v = malloc(sizeof *v * c->nimages);
     if (v)
@@ -220,12 +192,13 @@ static int lock_output(const char *path, sp_output_lock **lock) {
     return SP_EXIT_OK;
 }
 
-/* Rank 0's setup, first part: config, model header and plan, all checked, and the
- * output's lock taken. Starts hashing the model file (hj), which the output
- * records; rank 0 then loads the weights (share_weights) while the hash runs, and
- * open_output joins it. Returns an exit code. */
-static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_plan *plan,
-                       hash_job *hj, sp_output_lock **lock) {
+/* Rank 0's setup, first part: config, model header and plan, all checked, and
+ * (unless only checking) the output's lock taken and its disk space checked. Starts
+ * hashing the model file (hj), which the output records; rank 0 then loads the
+ * weights (share_weights) while the hash runs, and open_output joins it. Returns an
+ * exit code. */
+static int setup_rank0(const options *o, int ranks, sp_config *cfg, sal_model **model,
+                       sp_plan *plan, hash_job *hj, sp_output_lock **lock) {
     char err[SAL_ERR_LEN];
     if (sp_config_load(o->file, cfg, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
@@ -254,22 +227,42 @@ static int setup_rank0(const options *o, sp_config *cfg, sal_model **model, sp_p
         fprintf(stderr, "salpipe: out of memory\n");
         return SP_EXIT_CONFIG;
     }
-    for (int i = 0; i < cfg->nimages; i++) plan->image_paths[i] = strdup(cfg->images[i].path);
+    /* The plan borrows the config's image strings (a million paths, once). */
+    plan->borrowed = 1;
+    for (int i = 0; i < cfg->nimages; i++) plan->image_paths[i] = cfg->images[i].path;
     if (plan->previews_dir) {
         plan->image_labels = calloc(cfg->nimages, sizeof *plan->image_labels);
         for (int i = 0; plan->image_labels && i < cfg->nimages; i++)
-            plan->image_labels[i] = strdup(cfg->images[i].display);
+            plan->image_labels[i] = cfg->images[i].display;
     }
     if (resolve_targets(cfg, *model, plan, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
         return SP_EXIT_CONFIG;
     }
+    if (sp_fit_sizes(cfg, plan, ranks, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
+    sp_fit_disk disk;
     if (o->check) {
-        print_plan(cfg, *model, plan);
+        sp_fit_disk_estimate(cfg, plan, o->overwrite, &disk);
+        sp_fit_print_plan(cfg, *model, plan, &disk);
+        if (ranks == 1 && sp_fit_sizes(cfg, plan, 2, err, sizeof err))
+            printf("note      with more than one rank: %s\n", err);
+        if (sp_fit_disk_check(cfg, &disk, err, sizeof err)) {
+            fprintf(stderr, "salpipe: %s\n", err);
+            return SP_EXIT_IO;
+        }
         return SP_EXIT_OK;
     }
+    /* The lock first: the estimate reads the existing output's /status. */
     int rc = lock_output(cfg->output_path, lock);
     if (rc) return rc;
+    sp_fit_disk_estimate(cfg, plan, o->overwrite, &disk);
+    if (sp_fit_disk_check(cfg, &disk, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_IO;
+    }
     /* Hashing the model file (for provenance and resume checks) takes about as long
      * as loading it: do both at once. */
     hj->path = cfg->model_path;
@@ -459,7 +452,7 @@ int main(int argc, char **argv) {
     int8_t *status = NULL;
     hash_job hj = {0};
     sp_output_lock *lock = NULL;
-    if (rank == 0) rc = setup_rank0(&o, &cfg, &model, &plan, &hj, &lock);
+    if (rank == 0) rc = setup_rank0(&o, size, &cfg, &model, &plan, &hj, &lock);
     if (rank == 0 && cfg.output_path) sp_peers_set_output(cfg.output_path);
     if (o.check) rc = rc ? rc : -1; /* nothing to compute: others stop */
     rc = share_plan(rank, rc, &plan);

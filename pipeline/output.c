@@ -39,8 +39,11 @@
 
 /* Metadata cache size above which a flush also closes and reopens the file, to
  * drop the clean entries the cache keeps when evictions are off (about 85 bytes
- * per chunk written). SALPIPE_OUTPUT_MDC_LIMIT (bytes) overrides it. */
-#define MDC_LIMIT_DEFAULT ((size_t)512 << 20)
+ * per chunk written, but ~400 bytes of resident memory: at 512 MiB rank 0 grew by
+ * 74 MB over 180,000 demo maps and would have reached gigabytes). At 256 KiB the
+ * reopen comes every ~2,500 maps and rank 0's memory stays flat
+ * (docs/reliability.md, "A long run"). SALPIPE_OUTPUT_MDC_LIMIT (bytes) overrides it. */
+#define MDC_LIMIT_DEFAULT ((size_t)256 << 10)
 
 typedef struct {
     int image, seq;
@@ -515,6 +518,8 @@ static int write_rows(hid_t ds, hid_t memtype, hsize_t cols, const int *idx, int
 static int recycle(sp_output *o, char *err, size_t errlen) {
     spo_dsets_close(&o->d);
     H5Fclose(o->file);
+    /* HDF5 keeps freed metadata in free lists of its own; hand them back. */
+    H5garbage_collect();
     o->file = H5Fopen(o->path, H5F_ACC_RDWR, o->fapl);
     if (o->file < 0 || open_dsets(o) < 0)
         return spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot reopen", o->path);

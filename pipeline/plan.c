@@ -73,8 +73,31 @@ static char *get_str(packer *k) {
     return s;
 }
 
+/* Like get_str, but into *block (advanced past the string and its NUL). */
+static char *get_str_into(packer *k, char **block) {
+    int32_t n = get_i32(k);
+    if (k->bad || n < 0 || (size_t)n > k->left) {
+        k->bad = 1;
+        return NULL;
+    }
+    char *s = *block;
+    get(k, s, (size_t)n);
+    s[n] = 0;
+    *block += (size_t)n + 1;
+    return s;
+}
+
 char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     packer k = {0};
+    /* One allocation of the right size: a million image paths are not copied over
+     * and over while the buffer doubles. */
+    size_t need = 4096 + sizeof *p->targets * (size_t)p->ntargets;
+    for (int i = 0; i < p->nimages; i++) {
+        need += 4 + strlen(p->image_paths[i]);
+        if (p->image_labels) need += 4 + strlen(p->image_labels[i]);
+    }
+    if (!(k.buf = malloc(need))) return NULL;
+    k.cap = need;
     put_str(&k, p->model_path);
     put(&k, &p->pre, sizeof p->pre);
     put_i32(&k, p->precision);
@@ -123,11 +146,15 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes) {
     if (!k.bad && p->nimages > 0 && (size_t)p->nimages <= k.left / 4)
         p->image_paths = calloc((size_t)p->nimages, sizeof *p->image_paths);
     if (!p->image_paths) k.bad = 1;
-    for (int i = 0; !k.bad && i < p->nimages; i++) p->image_paths[i] = get_str(&k);
+    /* Every string takes its bytes + 4 in the buffer and its bytes + 1 here. */
+    char *block = k.bad ? NULL : (p->strings = malloc(k.left ? k.left : 1));
+    if (!block) k.bad = 1;
+    for (int i = 0; !k.bad && i < p->nimages; i++) p->image_paths[i] = get_str_into(&k, &block);
     if (get_i32(&k) && !k.bad) {
         p->image_labels = calloc((size_t)p->nimages, sizeof *p->image_labels);
         if (!p->image_labels) k.bad = 1;
-        for (int i = 0; !k.bad && i < p->nimages; i++) p->image_labels[i] = get_str(&k);
+        for (int i = 0; !k.bad && i < p->nimages; i++)
+            p->image_labels[i] = get_str_into(&k, &block);
     }
     if (k.bad) {
         sp_plan_free(p);
@@ -140,10 +167,11 @@ void sp_plan_free(sp_plan *p) {
     free(p->model_path);
     free(p->targets);
     free(p->previews_dir);
-    for (int i = 0; i < p->nimages; i++) {
+    for (int i = 0; !p->borrowed && !p->strings && i < p->nimages; i++) {
         if (p->image_paths) free(p->image_paths[i]);
         if (p->image_labels) free(p->image_labels[i]);
     }
+    free(p->strings);
     free(p->image_paths);
     free(p->image_labels);
     memset(p, 0, sizeof *p);

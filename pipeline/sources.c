@@ -3,6 +3,12 @@
  * (files), a list file (list), a directory and glob (dir + pattern) and a DNNBrain
  * stimulus file (stim_csv). Each yields, in order, the name to show (stored in
  * /image) and the path to open. Image files themselves are not opened here.
+ *
+ * A list may have millions of lines (docs/reliability.md, "Plans that cannot fit"):
+ * the strings live in large blocks, not two mallocs per image, and the name shown
+ * is the tail of the resolved path, so an image costs its path's bytes plus the
+ * 16 bytes of its sp_image. Sources, image counts and path bytes have limits
+ * (SP_MAX_*), refused with the key and line before memory is spent on them.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -14,6 +20,12 @@
 #include <sys/stat.h>
 
 #include "config_internal.h"
+
+#define SP_MAX_IMAGES (1 << 24)           /* images per job                     */
+#define SP_MAX_PATH_LEN 4095              /* bytes of one resolved image path   */
+#define SP_MAX_PATH_BYTES ((size_t)1 << 30) /* all resolved paths together      */
+#define SP_MAX_SOURCE_BYTES ((size_t)1 << 30) /* a list or stim_csv file        */
+#define SP_STRBLOCK ((size_t)1 << 20)     /* bytes per block of image strings   */
 
 /* ---- paths and files ------------------------------------------------------------ */
 
@@ -93,36 +105,109 @@ static char *trim(char *s) {
 
 /* ---- the image list being built ------------------------------------------------ */
 
+/* A block of image strings; cfg->image_strings is the chain of them. */
+typedef struct strblock {
+    struct strblock *next;
+    size_t used, cap;
+    char data[];
+} strblock;
+
+void sp_image_strings_free(void *blocks) {
+    for (strblock *b = blocks, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+}
+
 typedef struct {
     sp_image *v;
     int n, cap;
+    strblock *blocks;    /* newest first                                         */
+    size_t bytes;        /* of all paths, against SP_MAX_PATH_BYTES              */
+    const sp_toml_node *src; /* the [images] key, for messages                   */
 } images_acc;
 
-/* Appends (display, path), taking both; either NULL means out of memory. */
-static int push(sp_cfg_ctx *c, images_acc *a, char *display, char *path) {
-    if (display && path && a->n == a->cap) {
-        int cap = a->cap ? 2 * a->cap : 64;
-        sp_image *v = realloc(a->v, sizeof *v * cap);
-        if (v) a->v = v, a->cap = cap;
-        else free(path), path = NULL;
+/* Room for n bytes in the newest block (or a new one); NULL when out of memory. */
+static char *strings_room(images_acc *a, size_t n) {
+    strblock *b = a->blocks;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > SP_STRBLOCK ? n : SP_STRBLOCK;
+        if (!(b = malloc(sizeof *b + cap))) return NULL;
+        b->next = a->blocks;
+        b->used = 0;
+        b->cap = cap;
+        a->blocks = b;
     }
-    if (!display || !path) {
-        free(display);
-        free(path);
-        return sp_cfg_oom(c);
+    char *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+/* Appends the image `display` whose path is sp_path_join(dir, display). The path
+ * is stored once; the display name is its tail. `file` and `line` (line 0: none)
+ * say where the name came from, for messages. */
+static int push(sp_cfg_ctx *c, images_acc *a, const char *display, const char *dir,
+                const char *file, int line) {
+    const sp_toml_node *v = a->src;
+    char where[4200] = "";
+    size_t ld = strlen(display), lr = display[0] == '/' ? 0 : strlen(dir);
+    int slash = lr > 0 && dir[lr - 1] != '/';
+    size_t lp = lr + slash + ld;
+    int over = a->n == SP_MAX_IMAGES ? 1 : lp > SP_MAX_PATH_LEN ? 2
+             : a->bytes + lp + 1 > SP_MAX_PATH_BYTES ? 3 : 0;
+    if (over && file) snprintf(where, sizeof where, "%s:%d: ", file, line);
+    if (over == 1)
+        return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': %smore than %d images, the "
+                           "limit of one job; split them into several jobs, each with its own "
+                           "[output] path", v->key, where, SP_MAX_IMAGES);
+    if (over == 2)
+        return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': %sthe path of image %d "
+                           "('%.40s...') has %zu bytes, more than the %d a path can have",
+                           v->key, where, a->n + 1, display, lp, SP_MAX_PATH_LEN);
+    if (over == 3)
+        return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': %sthe paths of the first %d "
+                           "images take more than %zu MiB, the limit of one job; split them "
+                           "into several jobs", v->key, where, a->n + 1,
+                           SP_MAX_PATH_BYTES >> 20);
+    if (a->n == a->cap) {
+        int cap = a->cap ? (a->cap < SP_MAX_IMAGES / 2 ? 2 * a->cap : SP_MAX_IMAGES) : 64;
+        sp_image *nv = realloc(a->v, sizeof *nv * (size_t)cap);
+        if (!nv) return sp_cfg_oom(c);
+        a->v = nv;
+        a->cap = cap;
     }
-    a->v[a->n++] = (sp_image){display, path};
+    char *p = strings_room(a, lp + 1);
+    if (!p) return sp_cfg_oom(c);
+    memcpy(p, dir, lr);
+    if (slash) p[lr] = '/';
+    memcpy(p + lr + slash, display, ld + 1);
+    a->bytes += lp + 1;
+    a->v[a->n++] = (sp_image){p + lr + slash, p};
     return 0;
 }
 
+/* Makes room for n more images at once (a list's line count), so a long list
+ * is not copied over and over while it grows. */
+static void reserve(images_acc *a, size_t n) {
+    if (n > SP_MAX_IMAGES) n = SP_MAX_IMAGES;
+    if ((size_t)a->cap >= n) return;
+    sp_image *nv = realloc(a->v, sizeof *nv * n);
+    if (nv) a->v = nv, a->cap = (int)n;
+}
+
 static void acc_free(images_acc *a) {
-    for (int i = 0; i < a->n; i++) free(a->v[i].display), free(a->v[i].path);
     free(a->v);
+    sp_image_strings_free(a->blocks);
 }
 
 /* A source file read whole; errors name the key, the file and the OS's reason. */
 static int read_source(sp_cfg_ctx *c, const sp_toml_node *v, const char *path, char **buf,
                        size_t *len) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size > SP_MAX_SOURCE_BYTES)
+        return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': '%s' has %lld bytes, more "
+                           "than the %zu MiB an image source can have; split it into several "
+                           "jobs", v->key, path, (long long)st.st_size, SP_MAX_SOURCE_BYTES >> 20);
     if (sp_read_file(path, buf, len))
         return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': cannot read '%s': %s", v->key,
                            path, strerror(errno));
@@ -145,7 +230,7 @@ static int from_files(sp_cfg_ctx *c, const sp_toml_node *v, images_acc *a) {
         char name[48];
         snprintf(name, sizeof name, "images.files[%d]", i);
         if (sp_cfg_want_string(c, e, name, "an image path (string)")) return -1;
-        if (push(c, a, strdup(e->str), sp_path_join(c->dir, e->str))) return -1;
+        if (push(c, a, e->str, c->dir, NULL, 0)) return -1;
     }
     return 0;
 }
@@ -158,10 +243,14 @@ static int from_list(sp_cfg_ctx *c, const sp_toml_node *v, const char *path, ima
     size_t len, pos = 0;
     if (!dir) return sp_cfg_oom(c);
     if (read_source(c, v, path, &buf, &len)) return free(dir), -1;
-    int rc = 0;
+    size_t lines = 1;
+    for (const char *s = buf; (s = memchr(s, '\n', len - (size_t)(s - buf))); s++) lines++;
+    reserve(a, lines);
+    int rc = 0, lineno = 0;
     while (!rc && (line = next_line(buf, len, &pos))) {
+        lineno++;
         line = trim(line);
-        if (line[0] && line[0] != '#') rc = push(c, a, strdup(line), sp_path_join(dir, line));
+        if (line[0] && line[0] != '#') rc = push(c, a, line, dir, path, lineno);
     }
     free(buf);
     free(dir);
@@ -217,7 +306,9 @@ static int from_dir(sp_cfg_ctx *c, const sp_toml_node *v, const char *path,
                          "'%s' matches the pattern \"%s\"", path, pattern);
     if (!rc) qsort(names, n, sizeof *names, cmp_name);
     for (int i = 0; i < n; i++) {
-        if (!rc) rc = push(c, a, join_slash(v->str, names[i]), join_slash(path, names[i]));
+        char *display = rc ? NULL : join_slash(v->str, names[i]);
+        if (!rc) rc = display ? push(c, a, display, c->dir, NULL, 0) : sp_cfg_oom(c);
+        free(display);
         free(names[i]);
     }
     free(names);
@@ -293,7 +384,7 @@ static int from_stim_csv(sp_cfg_ctx *c, const sp_toml_node *v, const char *path,
         if (comma) *comma = '\0';
         field = trim(field);
         if (!field[0]) rc = CSV_FAIL("empty stimID");
-        else rc = push(c, a, strdup(field), sp_path_join(root, field));
+        else rc = push(c, a, field, root, path, lineno);
     }
 #undef CSV_FAIL
     free(root);
@@ -303,7 +394,7 @@ static int from_stim_csv(sp_cfg_ctx *c, const sp_toml_node *v, const char *path,
 
 int sp_images_load(sp_cfg_ctx *c, const sp_toml_node *src, const sp_toml_node *pattern,
                    sp_config *cfg) {
-    images_acc a = {0};
+    images_acc a = {.src = src};
     char *path = NULL, name[32];
     int rc;
     snprintf(name, sizeof name, "images.%s", src->key);
@@ -335,5 +426,8 @@ int sp_images_load(sp_cfg_ctx *c, const sp_toml_node *src, const sp_toml_node *p
     }
     cfg->images = a.v;
     cfg->nimages = a.n;
+    cfg->image_strings = a.blocks;
+    cfg->images_line = src->line;
+    cfg->images_col = src->col;
     return 0;
 }

@@ -17,6 +17,7 @@ packages=(
   python3-xarray python3-h5netcdf python3-matplotlib
   dataset-fashion-mnist
   slurmctld slurmd slurm-client munge
+  time
 )
 
 missing=()

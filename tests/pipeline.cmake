@@ -21,6 +21,9 @@
 #   pipeline_cli               --check, --layers, --version, --help, bad option   [unit]
 #   pipeline_team              the decode/compress thread team (test_team.c)       [unit]
 #   pipeline_threads_<prec>    threads = 1, 2, 3 and a resume across them: same bits [mpi]
+#   pipeline_plans_<mode>      plans that cannot fit: size limits (exit 2), disk space
+#                              on a 4 MiB tmpfs (exit 3), a million-line list     [mpi]
+#   pipeline_longrun           4000 images x 30 maps on 2 ranks: RSS flat         [mpi]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
@@ -90,3 +93,14 @@ pipeline_test(pipeline_cli test_errors.py unit 120 1 cli --version ${PROJECT_VER
 # bit-identical maps; about 30 s (float32) and 60 s (float64) on 2 busy cores.
 pipeline_test(pipeline_threads_float32 test_threads.py mpi 300 2 float32)
 pipeline_test(pipeline_threads_float64 test_threads.py mpi 300 2 float64)
+
+# Plans that cannot fit and a long run (issue 10, docs/reliability.md); the demo model
+# and images of the repository. limits ~30 s, disk ~15 s (skipped, exit 77, where
+# mount is refused), million ~30-60 s, longrun ~50-100 s.
+set(_pl_demo --demo-model ${PROJECT_SOURCE_DIR}/models/fashion_mnist_cnn.h5
+             --demo-images ${PROJECT_SOURCE_DIR}/data/demo)
+foreach(mode limits disk million)
+  pipeline_test(pipeline_plans_${mode} test_plans.py mpi 300 2 ${mode} ${_pl_demo})
+endforeach()
+set_tests_properties(pipeline_plans_disk pipeline_plans_million PROPERTIES SKIP_RETURN_CODE 77)
+pipeline_test(pipeline_longrun test_longrun.py mpi 600 2 ${_pl_demo})
