@@ -411,6 +411,16 @@ int main(int argc, char **argv) {
     int provided, rank, size;
     options o;
     int parsed = parse_args(argc, argv, &o);
+    /* From here on a stop request is remembered, even during MPI start-up (SLURM may
+     * send its warning signal as a short job starts, and SIGUSR1's default action
+     * would kill the rank): the run then computes nothing and exits 4, with the
+     * output consistent. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -435,15 +445,6 @@ int main(int argc, char **argv) {
     }
 
     sp_peers_init(rank, size);
-
-    /* From here on a stop request is remembered, even during setup: the run then
-     * computes nothing and exits 4, with the output consistent. */
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
 
     sp_config cfg = {0};
     sp_plan plan = {0};
