@@ -2,7 +2,8 @@
 # Builds the libFuzzer harnesses (tests/fuzz/, clang-14, ASan + UBSan) into
 # build-fuzz/ and runs each for SECONDS (default 60), one after another, at low
 # priority. Prints per harness: executions, coverage (cov = edges, ft = features),
-# corpus size and findings (crash-, leak-, timeout-, oom- files, kept in
+# corpus size, the execution at which coverage last grew (a plateau when it is far
+# below the executions), and findings (crash-, leak-, timeout-, oom- files, kept in
 # build-fuzz/fuzz_findings/HARNESS/). Exits 1 when anything was found.
 #   scripts/fuzz.sh                 60 s each, every harness
 #   scripts/fuzz.sh 600 model       10 minutes of the model harness
@@ -22,7 +23,7 @@ CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DS
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_all >/dev/null
 
 found=0
-printf '%-9s %8s %12s %8s %8s %8s %9s\n' harness seconds executions cov ft corpus findings
+printf '%-9s %8s %12s %8s %8s %8s %12s %9s\n' harness seconds executions cov ft corpus last_new_at findings
 for h in "${harnesses[@]}"; do
   bin=build-fuzz/tests/fuzz_$h
   [ -x "$bin" ] || { echo "fuzz: no harness '$h'" >&2; exit 2; }
@@ -40,10 +41,12 @@ for h in "${harnesses[@]}"; do
   last=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' | tail -1)
   cov=$(echo "$last" | awk '{print $2}') ft=$(echo "$last" | awk '{print $4}')
   corp=$(echo "$last" | awk '{print $6}')
+  # the execution at which coverage last grew: far below `executions` = plateau
+  lastnew=$(grep -E '^#[0-9]+[[:space:]]+NEW' "$log" | tail -1 | grep -o '^#[0-9]*' | tr -d '#')
   n=$(find "$findings" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o \
         -name 'timeout-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) | wc -l)
-  printf '%-9s %8s %12s %8s %8s %8s %9s\n' "$h" "$seconds" "${execs:-?}" "${cov:-?}" \
-    "${ft:-?}" "${corp:-?}" "$n"
+  printf '%-9s %8s %12s %8s %8s %8s %12s %9s\n' "$h" "$seconds" "${execs:-?}" "${cov:-?}" \
+    "${ft:-?}" "${corp:-?}" "${lastnew:--}" "$n"
   if [ "$n" -gt 0 ]; then
     found=1
     echo "  see $log and $findings/"

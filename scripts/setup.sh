@@ -16,6 +16,7 @@ packages=(
   python3 python3-torch python3-torchvision python3-pil python3-h5py python3-numpy
   python3-xarray python3-h5netcdf python3-matplotlib
   dataset-fashion-mnist
+  clang-14 libclang-rt-14-dev   # libFuzzer: scripts/fuzz.sh, the fuzz smoke runs
 )
 
 missing=()

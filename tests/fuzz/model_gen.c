@@ -278,15 +278,24 @@ static mdset *dset(mlayer *g, const char *name, int rank, const int64_t *dims, d
     return d;
 }
 
+/* Shapes are computed on values clamped so that no sum or product overflows
+ * (sizes to 2^20, kernels, strides and paddings to +-2^24); the attributes keep
+ * the drawn values. */
+static int64_t sat(int64_t v) {
+    return v < -((int64_t)1 << 24) ? -((int64_t)1 << 24)
+           : v > ((int64_t)1 << 24) ? ((int64_t)1 << 24) : v;
+}
+
 static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t ceil) {
     if (s <= 0) return 1;
+    k = sat(k), s = sat(s), p = sat(p), in = sat(in);
     int64_t num = in + 2 * p - k + (ceil ? s - 1 : 0);
     int64_t out = num / s + 1;
     if (ceil && (out - 1) * s >= in + p) out--;
     return out;
 }
 
-static int64_t clampdim(int64_t v) { return v < 0 ? 0 : v > (1 << 24) ? (1 << 24) : v; }
+static int64_t clampdim(int64_t v) { return v < 0 ? 0 : v > (1 << 20) ? (1 << 20) : v; }
 
 static void build(mfile *f, const mspec *m) {
     memset(f, 0, sizeof *f);
@@ -317,7 +326,7 @@ static void build(mfile *f, const mspec *m) {
         str(g->a, &g->na, "name", l->name);
         switch (l->kind) {
         case K_CONV: {
-            int64_t gr = l->groups > 0 ? l->groups : 1;
+            int64_t gr = l->groups > 0 ? l->groups : 1, k0 = sat(l->k[0]), k1 = sat(l->k[1]);
             ints(g->a, &g->na, "in_channels", 1, &c);
             ints(g->a, &g->na, "out_channels", 1, &l->out);
             ints(g->a, &g->na, "kernel_size", 2, l->k);
@@ -325,12 +334,12 @@ static void build(mfile *f, const mspec *m) {
             ints(g->a, &g->na, "padding", 2, l->p);
             ints(g->a, &g->na, "groups", 1, &l->groups);
             int64_t wd[4] = {l->out, c / gr, l->k[0], l->k[1]};
-            double fan = (double)(c / gr) * l->k[0] * l->k[1];
+            double fan = (double)(c / gr) * (double)k0 * (double)k1;
             dset(g, "weight", 4, wd, fan > 0 ? 1 / sqrt(fan) : 1);
             dset(g, "bias", 1, &l->out, 0.1);
             int64_t s0 = l->s[0] > 0 ? l->s[0] : 1, s1 = l->s[1] > 0 ? l->s[1] : 1;
-            h = (h + 2 * l->p[0] - l->k[0]) / s0 + 1;
-            w = (w + 2 * l->p[1] - l->k[1]) / s1 + 1;
+            h = (h + 2 * sat(l->p[0]) - k0) / s0 + 1;
+            w = (w + 2 * sat(l->p[1]) - k1) / s1 + 1;
             c = l->out;
             break;
         }
