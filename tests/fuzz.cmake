@@ -22,6 +22,7 @@ set(SAL_FUZZ_image_SOURCES fuzz_image.c)
 set(SAL_FUZZ_image_LIBS salimage)
 set(SAL_FUZZ_model_SOURCES fuzz_model.c model_gen.c)
 set(SAL_FUZZ_model_LIBS salcore)
+set(SAL_FUZZ_model_ARGS -max_len=512 -len_control=0) # slow: no length ramp (fuzz.sh)
 set(SAL_FUZZ_messages_SOURCES fuzz_messages.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c
     ${PROJECT_SOURCE_DIR}/pipeline/batch.c)
 set(SAL_FUZZ_messages_LIBS salconfig salcore)
@@ -66,7 +67,8 @@ foreach(h ${SAL_FUZZ_HARNESSES})
     file(MAKE_DIRECTORY ${work})
     add_test(NAME fuzz_smoke_${h}
       COMMAND fuzz_${h} -max_total_time=12 -timeout=10 -rss_limit_mb=2048
-              -print_final_stats=1 ${dict} ${work} ${SAL_FUZZ_DIR}/corpus/${h})
+              -print_final_stats=1 ${dict} ${SAL_FUZZ_${h}_ARGS} ${work}
+              ${SAL_FUZZ_DIR}/corpus/${h})
     set_tests_properties(fuzz_smoke_${h} PROPERTIES LABELS fuzz TIMEOUT 120
       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
   endif()
