@@ -422,7 +422,7 @@ static void file_op(mfile *f, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
     case 5: /* a dataset's shape */
         if (!d) return;
         switch (c % 6) {
-        case 0: d->dims[(c >> 3) % 5]++; break;
+        case 0: if (d->dims[(c >> 3) % 5] < INT64_MAX) d->dims[(c >> 3) % 5]++; break;
         case 1: if (d->dims[(c >> 3) % 5] > 0) d->dims[(c >> 3) % 5]--; break;
         case 2: if (d->rank < 5) d->dims[d->rank++] = 1; break;
         case 3: if (d->rank > 0) d->rank--; break;
