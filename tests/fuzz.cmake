@@ -11,7 +11,7 @@
 # With -DSALPIPE_FUZZ=ON (clang-14; scripts/fuzz.sh configures build-fuzz/):
 #   fuzz_NAME        the libFuzzer binary (ASan + UBSan, coverage-guided)
 #   fuzz_smoke_NAME  12 s of fuzzing from the seed corpus; any crash, leak, UBSan
-#                    report or >10 s input fails it. Label fuzz, about 70 s in all.
+#                    report or >25 s input fails it. Label fuzz, about 70 s in all.
 set(SAL_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(SAL_FUZZ_HARNESSES config sources image model messages)
 set(SAL_FUZZ_config_SOURCES fuzz_config.c model_gen.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c)
@@ -66,7 +66,7 @@ foreach(h ${SAL_FUZZ_HARNESSES})
     set(work ${CMAKE_CURRENT_BINARY_DIR}/fuzz_work/${h})
     file(MAKE_DIRECTORY ${work})
     add_test(NAME fuzz_smoke_${h}
-      COMMAND fuzz_${h} -max_total_time=12 -timeout=10 -rss_limit_mb=2048
+      COMMAND fuzz_${h} -max_total_time=12 -timeout=25 -rss_limit_mb=2048
               -print_final_stats=1 ${dict} ${SAL_FUZZ_${h}_ARGS} ${work}
               ${SAL_FUZZ_DIR}/corpus/${h})
     set_tests_properties(fuzz_smoke_${h} PROPERTIES LABELS fuzz TIMEOUT 120
