@@ -12,8 +12,8 @@
 #   fuzz_NAME        the libFuzzer binary (ASan + UBSan, coverage-guided)
 #   fuzz_smoke_NAME  12 s of fuzzing from the seed corpus; any crash, leak, UBSan
 #                    report or >25 s input fails it. Label fuzz; about 15 s each
-#                    (the model harness first runs its 813-input corpus: 75 s
-#                    measured on this shared, heavily loaded machine).
+#                    (the model harness first runs its 813-input corpus: 13 to
+#                    75 s measured here, depending on the shared machine's load).
 set(SAL_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(SAL_FUZZ_HARNESSES config sources image model messages)
 set(SAL_FUZZ_config_SOURCES fuzz_config.c model_gen.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c)
