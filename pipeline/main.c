@@ -106,33 +106,6 @@ static int list_layers(const char *path) {
     return SP_EXIT_OK;
 }
 
-/* Resolves the config's targets against the model; errors name the config line. */
-static int resolve_targets(const sp_config *c, const sal_model *m, sp_plan *p, char *err,
-                           size_t errlen) {
-    p->ntargets = c->ntargets;
-    p->targets = malloc(sizeof *p->targets * c->ntargets);
-    if (!p->targets) return snprintf(err, errlen, "out of memory"), -1;
-    for (int t = 0; t < c->ntargets; t++) {
-        const sp_target *ct = &c->targets[t];
-        int li = sal_model_find_layer(m, ct->layer);
-        if (li < 0) {
-            int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s; its layers:",
-                               c->config_path, ct->layer_line, ct->layer_col, ct->layer,
-                               c->model_path);
-            for (int i = 0; i < sal_model_num_layers(m) && off > 0 && (size_t)off < errlen; i++)
-                off += snprintf(err + off, errlen - off, " %s", sal_model_layer(m, i)->name);
-            return -1;
-        }
-        const sal_layer *L = sal_model_layer(m, li);
-        if (ct->unit < 1 || ct->unit > L->out_c)
-            return snprintf(err, errlen, "%s:%d:%d: unit %d of layer %s is out of range: the "
-                            "layer has units 1..%d", c->config_path, ct->line, ct->col,
-                            ct->unit, L->name, L->out_c), -1;
-        p->targets[t] = (sal_target){li, ct->unit - 1};
-    }
-    return 0;
-}
-
 static char **image_labels(const sp_config *c) {
     char **v = malloc(sizeof *v * c->nimages);
     if (v)
@@ -209,33 +182,7 @@ static int setup_rank0(const options *o, int ranks, sp_config *cfg, sal_model **
                 cfg->model_line, cfg->model_col, err);
         return SP_EXIT_CONFIG;
     }
-    memset(plan, 0, sizeof *plan);
-    plan->model_path = strdup(cfg->model_path);
-    plan->pre = *sal_model_preprocess(*model);
-    if (cfg->resize != SP_RESIZE_MODEL) plan->pre.resize_crop = cfg->resize == SP_RESIZE_CROP;
-    plan->precision = cfg->precision;
-    plan->batch = cfg->batch;
-    plan->threads = cfg->threads;
-    plan->compression = cfg->compression;
-    plan->nmethods = cfg->nmethods;
-    memcpy(plan->methods, cfg->methods, sizeof cfg->methods);
-    plan->previews_dir = cfg->previews_dir ? strdup(cfg->previews_dir) : NULL;
-    plan->preview_gray = cfg->preview_gray;
-    plan->nimages = cfg->nimages;
-    plan->image_paths = calloc(cfg->nimages, sizeof *plan->image_paths);
-    if (!plan->model_path || !plan->image_paths) {
-        fprintf(stderr, "salpipe: out of memory\n");
-        return SP_EXIT_CONFIG;
-    }
-    /* The plan borrows the config's image strings (a million paths, once). */
-    plan->borrowed = 1;
-    for (int i = 0; i < cfg->nimages; i++) plan->image_paths[i] = cfg->images[i].path;
-    if (plan->previews_dir) {
-        plan->image_labels = calloc(cfg->nimages, sizeof *plan->image_labels);
-        for (int i = 0; plan->image_labels && i < cfg->nimages; i++)
-            plan->image_labels[i] = cfg->images[i].display;
-    }
-    if (resolve_targets(cfg, *model, plan, err, sizeof err)) {
+    if (sp_plan_build(plan, cfg, *model, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
         return SP_EXIT_CONFIG;
     }
@@ -347,13 +294,15 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
         free(buf);
         return head[0];
     }
-    if (rank != 0 && !(buf = malloc((size_t)head[1]))) {
-        fprintf(stderr, "salpipe: rank %d: out of memory for the plan\n", rank);
+    if (rank != 0 && (head[1] < 0 || !(buf = malloc((size_t)head[1] + 1)))) {
+        fprintf(stderr, "salpipe: rank %d: out of memory for the plan (%d bytes)\n", rank,
+                (int)head[1]);
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
     }
     MPI_CHECK(MPI_Bcast(buf, head[1], MPI_BYTE, 0, MPI_COMM_WORLD));
-    if (rank != 0 && sp_plan_unpack(plan, buf, (size_t)head[1])) {
-        fprintf(stderr, "salpipe: rank %d: malformed plan\n", rank);
+    char err[SAL_ERR_LEN];
+    if (rank != 0 && sp_plan_unpack(plan, buf, (size_t)head[1], err, sizeof err)) {
+        fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
     }
     free(buf);

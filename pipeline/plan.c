@@ -1,18 +1,109 @@
 /*
- * Packing the plan into bytes for MPI_Bcast and back. Layout: a sequence of
+ * The plan: built from the config and the model header on rank 0, packed into
+ * bytes for MPI_Bcast and unpacked on the other ranks. Layout: a sequence of
  * little records, int32s and length-prefixed strings, in the order of sp_plan.
+ * The reader checks every record against the buffer's length and the plan's own
+ * limits (a damaged or foreign message is refused with a reason, never read past
+ * its end), so tests/fuzz/fuzz_messages.c can feed it arbitrary bytes.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plan.h"
+
+/* Bounds a plan built from a checked config and model respects (config.c's
+ * [run] limits, model.c's sizes); the reader refuses anything beyond them. */
+#define PLAN_MAX_BATCH 4096
+#define PLAN_MAX_THREADS 1024
+#define PLAN_MAX_DIM (1 << 20)
+#define PLAN_MAX_ACT ((int64_t)1 << 30)
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---- building ------------------------------------------------------------------ */
+
+/* Resolves the config's targets against the model; errors name the config line. */
+static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
+                           size_t errlen) {
+    p->ntargets = c->ntargets;
+    p->targets = malloc(sizeof *p->targets * (c->ntargets > 0 ? c->ntargets : 1));
+    if (!p->targets) return fail(err, errlen, "out of memory");
+    for (int t = 0; t < c->ntargets; t++) {
+        const sp_target *ct = &c->targets[t];
+        int li = sal_model_find_layer(m, ct->layer);
+        if (li < 0) {
+            int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s; its layers:",
+                               c->config_path, ct->layer_line, ct->layer_col, ct->layer,
+                               c->model_path);
+            for (int i = 0; i < sal_model_num_layers(m) && off > 0 && (size_t)off < errlen; i++)
+                off += snprintf(err + off, errlen - off, " %s", sal_model_layer(m, i)->name);
+            return -1;
+        }
+        const sal_layer *L = sal_model_layer(m, li);
+        if (ct->unit < 1 || ct->unit > L->out_c)
+            return fail(err, errlen, "%s:%d:%d: unit %d of layer %s is out of range: the "
+                        "layer has units 1..%d", c->config_path, ct->line, ct->col, ct->unit,
+                        L->name, L->out_c);
+        p->targets[t] = (sal_target){li, ct->unit - 1};
+    }
+    return 0;
+}
+
+int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
+                  size_t errlen) {
+    memset(p, 0, sizeof *p);
+    p->model_path = strdup(c->model_path);
+    p->pre = *sal_model_preprocess(m);
+    if (c->resize != SP_RESIZE_MODEL) p->pre.resize_crop = c->resize == SP_RESIZE_CROP;
+    p->precision = c->precision;
+    p->batch = c->batch;
+    p->threads = c->threads;
+    p->compression = c->compression;
+    p->nmethods = c->nmethods;
+    memcpy(p->methods, c->methods, sizeof c->methods);
+    p->previews_dir = c->previews_dir ? strdup(c->previews_dir) : NULL;
+    p->preview_gray = c->preview_gray;
+    p->nimages = c->nimages;
+    p->image_paths = calloc(c->nimages, sizeof *p->image_paths);
+    /* The plan borrows the config's image strings (a million paths, once); the
+     * config outlives the plan. */
+    p->borrowed = 1;
+    int oom = !p->model_path || !p->image_paths || (c->previews_dir && !p->previews_dir);
+    for (int i = 0; !oom && i < c->nimages; i++) p->image_paths[i] = c->images[i].path;
+    if (!oom && p->previews_dir) {
+        p->image_labels = calloc(c->nimages, sizeof *p->image_labels);
+        oom = !p->image_labels;
+        for (int i = 0; !oom && i < c->nimages; i++)
+            p->image_labels[i] = c->images[i].display;
+    }
+    if (oom) fail(err, errlen, "out of memory");
+    if (oom || resolve_targets(p, c, m, err, errlen)) {
+        sp_plan_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- packing ------------------------------------------------------------------- */
 
 typedef struct {
     char *buf;
     size_t len, cap;
     const char *rd;
     size_t left;
-    int bad;
+    const char *bad; /* the first record that did not fit, or NULL */
 } packer;
 
 static void put(packer *k, const void *p, size_t n) {
@@ -22,7 +113,7 @@ static void put(packer *k, const void *p, size_t n) {
         while (cap < k->len + n) cap *= 2;
         char *b = realloc(k->buf, cap);
         if (!b) {
-            k->bad = 1;
+            k->bad = "out of memory";
             return;
         }
         k->buf = b;
@@ -39,9 +130,10 @@ static void put_str(packer *k, const char *s) {
     if (n > 0) put(k, s, (size_t)n);
 }
 
-static void get(packer *k, void *p, size_t n) {
+/* Copies n bytes, or zeroes p and marks the buffer bad (`what` says where). */
+static void get(packer *k, void *p, size_t n, const char *what) {
     if (k->bad || n > k->left) {
-        k->bad = 1;
+        if (!k->bad) k->bad = what;
         memset(p, 0, n);
         return;
     }
@@ -50,40 +142,33 @@ static void get(packer *k, void *p, size_t n) {
     k->left -= n;
 }
 
-static int32_t get_i32(packer *k) {
+static int32_t get_i32(packer *k, const char *what) {
     int32_t v;
-    get(k, &v, sizeof v);
+    get(k, &v, sizeof v, what);
     return v;
 }
 
-static char *get_str(packer *k) {
-    int32_t n = get_i32(k);
-    if (k->bad || n < 0) return NULL;
-    if ((size_t)n > k->left) {
-        k->bad = 1;
+/* A length-prefixed string: NULL for length -1 (only where `optional`); a string
+ * holding a NUL byte, a negative length or one past the end marks the buffer bad.
+ * With block NULL the string gets its own malloc; else it goes to *block, which
+ * advances past it and its NUL (the caller sized the block by the bytes left: a
+ * string takes its length + 4 in the buffer and its length + 1 there). */
+static char *get_str(packer *k, const char *what, int optional, char **block) {
+    int32_t n = get_i32(k, what);
+    if (k->bad) return NULL;
+    if (n == -1 && optional) return NULL;
+    if (n < 0 || (size_t)n > k->left || memchr(k->rd, '\0', (size_t)n)) {
+        k->bad = what;
         return NULL;
     }
-    char *s = malloc((size_t)n + 1);
+    char *s = block ? *block : malloc((size_t)n + 1);
     if (!s) {
-        k->bad = 1;
+        k->bad = "out of memory";
         return NULL;
     }
-    get(k, s, (size_t)n);
+    if (block) *block += (size_t)n + 1;
+    get(k, s, (size_t)n, what);
     s[n] = 0;
-    return s;
-}
-
-/* Like get_str, but into *block (advanced past the string and its NUL). */
-static char *get_str_into(packer *k, char **block) {
-    int32_t n = get_i32(k);
-    if (k->bad || n < 0 || (size_t)n > k->left) {
-        k->bad = 1;
-        return NULL;
-    }
-    char *s = *block;
-    get(k, s, (size_t)n);
-    s[n] = 0;
-    *block += (size_t)n + 1;
     return s;
 }
 
@@ -96,6 +181,8 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
         need += 4 + strlen(p->image_paths[i]);
         if (p->image_labels) need += 4 + strlen(p->image_labels[i]);
     }
+    if (p->model_path) need += strlen(p->model_path);
+    if (p->previews_dir) need += strlen(p->previews_dir);
     if (!(k.buf = malloc(need))) return NULL;
     k.cap = need;
     put_str(&k, p->model_path);
@@ -122,41 +209,85 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     return k.buf;
 }
 
-int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes) {
+/* The values a plan built by sp_plan_build can hold; NULL when p is one, else what
+ * is wrong. Lengths were checked while reading. */
+static const char *plan_invalid(const sp_plan *p) {
+    const sal_preprocess *pp = &p->pre;
+    if (pp->channels != 1 && pp->channels != 3) return "preprocess channels";
+    if (pp->height < 1 || pp->height > PLAN_MAX_DIM || pp->width < 1 ||
+        pp->width > PLAN_MAX_DIM ||
+        (int64_t)pp->channels * pp->height * pp->width > PLAN_MAX_ACT)
+        return "preprocess input size";
+    for (int c = 0; c < pp->channels; c++)
+        if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || !(pp->std[c] > 0))
+            return "preprocess mean/std";
+    if ((pp->resize_crop != 0 && pp->resize_crop != 1) || pp->resize_size < 1 ||
+        pp->resize_size > PLAN_MAX_DIM)
+        return "preprocess resize";
+    if (p->precision != SAL_F32 && p->precision != SAL_F64) return "precision";
+    if (p->batch < 1 || p->batch > PLAN_MAX_BATCH) return "batch";
+    if (p->threads < 1 || p->threads > PLAN_MAX_THREADS) return "threads";
+    if (p->compression < 0 || p->compression > 9) return "compression";
+    for (int t = 0; t < p->ntargets; t++)
+        if (p->targets[t].layer < 0 || p->targets[t].unit < 0) return "target";
+    for (int i = 0; i < p->nmethods; i++) {
+        if ((int)p->methods[i] < 0 || p->methods[i] >= SAL_METHOD_COUNT) return "method";
+        for (int j = 0; j < i; j++)
+            if (p->methods[j] == p->methods[i]) return "method (repeated)";
+    }
+    if (p->preview_gray != 0 && p->preview_gray != 1) return "preview mode";
+    if (!p->model_path[0]) return "model path (empty)";
+    for (int i = 0; i < p->nimages; i++)
+        if (!p->image_paths[i][0]) return "image path (empty)";
+    return NULL;
+}
+
+int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t errlen) {
     packer k = {.rd = buf, .left = bytes};
     memset(p, 0, sizeof *p);
-    p->model_path = get_str(&k);
-    get(&k, &p->pre, sizeof p->pre);
-    p->precision = (sal_precision)get_i32(&k);
-    p->batch = get_i32(&k);
-    p->threads = get_i32(&k);
-    p->compression = get_i32(&k);
-    p->ntargets = get_i32(&k);
-    if (!k.bad && p->ntargets > 0 && (size_t)p->ntargets <= k.left / sizeof *p->targets) {
-        p->targets = malloc(sizeof *p->targets * p->ntargets);
-        if (p->targets) get(&k, p->targets, sizeof *p->targets * p->ntargets);
+    p->model_path = get_str(&k, "model path", 0, NULL);
+    get(&k, &p->pre, sizeof p->pre, "preprocess");
+    p->precision = (sal_precision)get_i32(&k, "precision");
+    p->batch = get_i32(&k, "batch");
+    p->threads = get_i32(&k, "threads");
+    p->compression = get_i32(&k, "compression");
+    int32_t nt = get_i32(&k, "target count");
+    /* Every count is checked against the bytes left before anything is allocated. */
+    if (!k.bad && (nt < 1 || (size_t)nt > k.left / sizeof *p->targets)) k.bad = "target count";
+    if (!k.bad && !(p->targets = malloc(sizeof *p->targets * nt))) k.bad = "out of memory";
+    if (!k.bad) {
+        p->ntargets = nt;
+        get(&k, p->targets, sizeof *p->targets * nt, "targets");
     }
-    if (!p->targets) k.bad = 1;
-    p->nmethods = get_i32(&k);
-    if (p->nmethods < 1 || p->nmethods > SAL_METHOD_COUNT) k.bad = 1;
-    for (int i = 0; !k.bad && i < p->nmethods; i++) p->methods[i] = (sal_method)get_i32(&k);
-    p->previews_dir = get_str(&k);
-    p->preview_gray = get_i32(&k);
-    p->nimages = get_i32(&k);
-    if (!k.bad && p->nimages > 0 && (size_t)p->nimages <= k.left / 4)
-        p->image_paths = calloc((size_t)p->nimages, sizeof *p->image_paths);
-    if (!p->image_paths) k.bad = 1;
-    /* Every string takes its bytes + 4 in the buffer and its bytes + 1 here. */
-    char *block = k.bad ? NULL : (p->strings = malloc(k.left ? k.left : 1));
-    if (!block) k.bad = 1;
-    for (int i = 0; !k.bad && i < p->nimages; i++) p->image_paths[i] = get_str_into(&k, &block);
-    if (get_i32(&k) && !k.bad) {
-        p->image_labels = calloc((size_t)p->nimages, sizeof *p->image_labels);
-        if (!p->image_labels) k.bad = 1;
-        for (int i = 0; !k.bad && i < p->nimages; i++)
-            p->image_labels[i] = get_str_into(&k, &block);
-    }
-    if (k.bad) {
+    int32_t nm = get_i32(&k, "method count");
+    if (!k.bad && (nm < 1 || nm > SAL_METHOD_COUNT)) k.bad = "method count";
+    for (int i = 0; !k.bad && i < nm; i++) p->methods[i] = (sal_method)get_i32(&k, "methods");
+    if (!k.bad) p->nmethods = nm;
+    p->previews_dir = get_str(&k, "previews directory", 1, NULL);
+    p->preview_gray = get_i32(&k, "preview mode");
+    int32_t ni = get_i32(&k, "image count");
+    /* each path takes at least its 4-byte length */
+    if (!k.bad && (ni < 1 || (size_t)ni > k.left / 4)) k.bad = "image count";
+    if (!k.bad && !(p->image_paths = calloc((size_t)ni, sizeof *p->image_paths)))
+        k.bad = "out of memory";
+    if (!k.bad) p->nimages = ni;
+    /* Image paths and labels go to one block, no larger than the bytes left. */
+    char *block = NULL;
+    if (!k.bad && !(block = p->strings = malloc(k.left ? k.left : 1))) k.bad = "out of memory";
+    for (int i = 0; !k.bad && i < ni; i++)
+        p->image_paths[i] = get_str(&k, "image path", 0, &block);
+    int32_t labels = get_i32(&k, "labels flag");
+    if (!k.bad && labels != 0 && labels != 1) k.bad = "labels flag";
+    if (!k.bad && labels && (size_t)ni > k.left / 4) k.bad = "image labels";
+    if (!k.bad && labels && !(p->image_labels = calloc((size_t)ni, sizeof *p->image_labels)))
+        k.bad = "out of memory";
+    for (int i = 0; !k.bad && labels && i < ni; i++)
+        p->image_labels[i] = get_str(&k, "image label", 0, &block);
+    if (!k.bad && k.left) k.bad = "trailing bytes";
+    const char *invalid = k.bad ? NULL : plan_invalid(p);
+    if (k.bad || invalid) {
+        fail(err, errlen, "malformed plan (%zu bytes): %s %s", bytes, k.bad ? k.bad : invalid,
+             k.bad ? "does not fit the message" : "out of range");
         sp_plan_free(p);
         return -1;
     }

@@ -1,7 +1,8 @@
 /*
- * The plan every rank works from: what rank 0 resolved from the config and the model
- * header, packed and broadcast so that all ranks see the same image list even if the
- * file system changes under them.
+ * The plan every rank works from: built by rank 0 from the config and the model
+ * header (sp_plan_build), packed and broadcast so that all ranks see the same image
+ * list even if the file system changes under them, and unpacked on the other ranks
+ * by a reader that trusts nothing in the bytes (sp_plan_unpack).
  */
 #ifndef SP_PLAN_H
 #define SP_PLAN_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "salcore.h"
 
 typedef struct {
@@ -32,11 +34,24 @@ typedef struct {
     char *strings;
 } sp_plan;
 
-/* Packs the plan into a malloc'ed buffer; *bytes receives its size. */
+/* Builds the plan from a checked config and the opened model (header only):
+ * preprocessing from the model with the config's resize mode, targets resolved to
+ * layer indices and 0-based units. On failure returns -1 with err naming the config
+ * line ("job.toml:7:9: unit 0 of layer fc3 is out of range: ...") and *p empty. */
+int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
+                  size_t errlen);
+
+/* Packs the plan into a malloc'ed buffer; *bytes receives its size. NULL when out
+ * of memory. */
 char *sp_plan_pack(const sp_plan *p, size_t *bytes);
-/* Fills p from a packed buffer (p owns copies, its image strings in one block);
- * -1 on a malformed buffer. */
-int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes);
+
+/* Fills p from a packed buffer (p owns copies). Every length, count, enum and size
+ * is checked against the buffer and the limits a plan built by sp_plan_build
+ * respects, so no buffer can make a rank read out of bounds or allocate more than
+ * a small multiple of `bytes`. Returns 0, or -1 with *p empty and err saying what
+ * is wrong. */
+int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t errlen);
+
 void sp_plan_free(sp_plan *p);
 
 #endif

@@ -6,7 +6,8 @@
  *   int32 batch, int32 count, then per image:
  *   int32 image, int32 status (1 done, -1 failed), int32 len, len bytes of message,
  *   and when done: ntargets activations, then per (target, method) an int64 size and
- *   that many bytes of compressed map chunk.
+ *   that many bytes of compressed map chunk (batch.h; rank 0 reads it with
+ *   sp_batch_unpack, which checks every field).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 #include <cblas.h>
 
+#include "batch.h"
 #include "check.h"
 #include "image.h"
 #include "peers.h"
@@ -266,65 +268,34 @@ static int next_batch_locked(coordinator *c) {
     return k;
 }
 
-typedef struct {
-    const char *p;
-    size_t left;
-} reader;
-
-static const void *take(reader *r, size_t n) {
-    if (n > r->left) return NULL;
-    const void *q = r->p;
-    r->p += n;
-    r->left -= n;
-    return q;
-}
-
-static int take_i32(reader *r, int32_t *v) {
-    const void *q = take(r, sizeof *v);
-    if (q) memcpy(v, q, sizeof *v);
-    return q ? 0 : -1;
-}
-
 /* Writes one packed batch into the output. Caller holds the lock. Images already
  * done in the file (a resumed batch) are left as they are. */
 static void write_batch(coordinator *c, const char *buf, size_t len) {
     sp_run_ctx *ctx = c->ctx;
     const sp_plan *p = ctx->plan;
-    const int TM = p->ntargets * p->nmethods;
     const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
-    const void *chunks[TM];
-    size_t sizes[TM];
-    reader r = {buf, len};
-    int32_t k, count;
+    const size_t map_bytes = (size_t)p->pre.channels * p->pre.height * p->pre.width * rs;
+    const sp_batch_shape shape = {p->nimages, p->batch, p->ntargets, p->nmethods, rs,
+                                  sp_chunk_bound(map_bytes)};
+    sp_batch b;
     char err[SAL_ERR_LEN];
-    if (take_i32(&r, &k) || take_i32(&r, &count)) goto malformed;
-    for (int i = 0; i < count && !c->io_failed; i++) {
-        int32_t img, st, elen;
-        if (take_i32(&r, &img) || take_i32(&r, &st) || take_i32(&r, &elen) || elen < 0 ||
-            img < 0 || img >= p->nimages)
-            goto malformed;
-        const char *msg = take(&r, (size_t)elen);
-        if (!msg) goto malformed;
-        const void *acts = NULL;
-        if (st == 1) {
-            acts = take(&r, p->ntargets * rs);
-            for (int j = 0; j < TM; j++) {
-                int64_t z;
-                const void *q = take(&r, sizeof z);
-                if (!q) goto malformed;
-                memcpy(&z, q, sizeof z);
-                if (z <= 0 || !(chunks[j] = take(&r, (size_t)z))) goto malformed;
-                sizes[j] = (size_t)z;
-            }
-            if (!acts) goto malformed;
-        }
+    if (sp_batch_unpack(buf, len, &shape, &b, err, sizeof err)) {
+        c->io_failed = 1;
+        snprintf(c->io_err, sizeof c->io_err, "internal error: %.900s", err);
+        return;
+    }
+    for (int i = 0; i < b.count && !c->io_failed; i++) {
+        const int img = b.images[i].image, st = b.images[i].status;
+        const int32_t elen = b.images[i].msg_len;
+        const char *msg = b.images[i].msg;
         if (ctx->status[img] == 1) {
             c->skipped++;
             continue;
         }
         int rc;
         if (st == 1) {
-            rc = sp_output_write_image(ctx->out, img, chunks, sizes, acts, err, sizeof err);
+            rc = sp_output_write_image(ctx->out, img, b.images[i].chunks, b.images[i].sizes,
+                                       b.images[i].acts, err, sizeof err);
         } else {
             char text[SAL_ERR_LEN];
             snprintf(text, sizeof text, "%.*s", (int)elen, msg);
@@ -351,10 +322,7 @@ static void write_batch(coordinator *c, const char *buf, size_t len) {
     if (!ctx->quiet)
         sp_progress_update(&c->progress, c->done + c->failed,
                            (double)c->done * p->ntargets * p->nmethods);
-    return;
-malformed:
-    c->io_failed = 1;
-    snprintf(c->io_err, sizeof c->io_err, "internal error: malformed result for a batch");
+    sp_batch_free(&b);
 }
 
 static void sleep_briefly(void) {
@@ -508,6 +476,11 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
         MPI_CHECK(MPI_Irecv(&k, 1, MPI_INT, 0, TAG_ASSIGN, MPI_COMM_WORLD, &req));
         sp_wait_patiently(&req);
         if (k < 0) break;
+        if (k >= (ctx->plan->nimages + ctx->plan->batch - 1) / ctx->plan->batch) {
+            fprintf(stderr, "salpipe: rank %d: rank 0 assigned batch %d, which the plan "
+                    "does not have\n", ctx->rank, k);
+            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+        }
         compute_batch(w, k);
         /* A send that may never complete if rank 0 dies: wait for it watching rank 0,
          * spinning as MPI_Send would (a large message needs this side's progress). */
@@ -515,7 +488,6 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
                             MPI_COMM_WORLD, &req));
         wait_for(&req, 0);
     }
-    (void)ctx;
 }
 
 int sp_run(sp_run_ctx *ctx) {

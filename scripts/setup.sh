@@ -18,6 +18,7 @@ packages=(
   dataset-fashion-mnist
   slurmctld slurmd slurm-client munge
   time
+  clang-14 libclang-rt-14-dev   # libFuzzer: scripts/fuzz.sh, the fuzz smoke runs
 )
 
 missing=()

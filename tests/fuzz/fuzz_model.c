@@ -1,0 +1,103 @@
+/*
+ * Harness: the model file, as salpipe reads it. The input describes a small model
+ * (model_gen.h: a valid template network, then changes to the network and to the
+ * written HDF5 objects); the file is written with HDF5 and then opened with
+ * sal_model_open and loaded with sal_model_load_params exactly as salpipe does,
+ * and a model that loads is run through the engine (every layer up to the last,
+ * all three methods, a batch of 2) to show that whatever the loader accepts can be
+ * computed without reading or writing out of bounds.
+ *
+ * Harness limits (not salpipe's): models whose parameters exceed 16 MiB are opened
+ * but not loaded, and the engine runs only when every layer's output is at most
+ * 2^16 values per image and the convolutions do at most 2^24 multiply-adds.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "fuzz_common.h"
+#include "model_gen.h"
+#include "salcore.h"
+
+#define MAX_PARAM_BYTES ((size_t)16 << 20)
+#define MAX_LAYER_ELEMS ((int64_t)1 << 16)
+#define MAX_CONV_MACS ((int64_t)1 << 24)
+
+/* Whether the engine is cheap enough to run on this model here. */
+static int small_enough(const sal_model *m) {
+    int64_t macs = 0;
+    for (int i = 0; i < sal_model_num_layers(m); i++) {
+        const sal_layer *L = sal_model_layer(m, i);
+        if ((int64_t)L->out_c * L->out_h * L->out_w > MAX_LAYER_ELEMS) return 0;
+        if (L->kind == SAL_LAYER_CONV || L->kind == SAL_LAYER_LINEAR)
+            macs += (int64_t)L->out_c * L->out_h * L->out_w *
+                    (L->weight_count / (L->out_c ? L->out_c : 1));
+        if (macs > MAX_CONV_MACS) return 0;
+    }
+    const sal_preprocess *pp = sal_model_preprocess(m);
+    return (int64_t)pp->channels * pp->height * pp->width <= MAX_LAYER_ELEMS;
+}
+
+static void run_engine(const sal_model *m, sal_precision prec) {
+    char err[SAL_ERR_LEN];
+    const int last = sal_model_num_layers(m) - 1;
+    const sal_layer *L = sal_model_layer(m, last);
+    sal_target t[2] = {{last, L->out_c - 1}, {0, 0}};
+    sal_method meth[3] = {SAL_METHOD_VANILLA, SAL_METHOD_GUIDED, SAL_METHOD_DECONVNET};
+    sal_engine *e;
+    if (sal_engine_init(&e, m, prec, 2, t, 2, meth, 3, err, sizeof err)) {
+        fz_note("engine refused: %s", err);
+        return;
+    }
+    const sal_preprocess *pp = sal_model_preprocess(m);
+    const size_t rs = prec == SAL_F64 ? 8 : 4;
+    const size_t in = (size_t)pp->channels * pp->height * pp->width;
+    char *input = malloc(2 * in * rs), *maps = malloc(2 * 2 * 3 * in * rs);
+    char *acts = malloc(2 * 2 * rs);
+    if (input && maps && acts) {
+        for (size_t i = 0; i < 2 * in; i++) {
+            double v = (double)((i * 2654435761u) % 512) / 256.0 - 1.0;
+            if (prec == SAL_F64) ((double *)input)[i] = v;
+            else ((float *)input)[i] = (float)v;
+        }
+        if (sal_engine_run(e, input, 2, maps, acts, NULL, NULL, err, sizeof err))
+            fz_die("sal_engine_run failed on a model that loaded: %s", err);
+    }
+    free(input);
+    free(maps);
+    free(acts);
+    sal_engine_free(e);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static char path[4096];
+    if (!path[0]) {
+        fz_path(path, "model.h5");
+        openblas_set_num_threads(1);
+    }
+    if (size > 4096) return 0; /* a few hundred operations are plenty */
+    if (mg_write(data, size, path)) return 0;
+    char err[SAL_ERR_LEN];
+    sal_model *m;
+    if (sal_model_open(path, &m, err, sizeof err)) {
+        fz_note("refused: %s", err);
+        if (!err[0] || strlen(err) >= sizeof err) fz_die("a refusal without a message");
+        return 0;
+    }
+    const sal_precision prec = size && (data[0] / 3) & 1 ? SAL_F64 : SAL_F32;
+    if (sal_model_params_bytes(m, prec) <= MAX_PARAM_BYTES) {
+        if (sal_model_load_params(m, prec, NULL, err, sizeof err) == 0) {
+            fz_note("loaded %d layers in %s%s", sal_model_num_layers(m),
+                    prec == SAL_F64 ? "float64" : "float32",
+                    small_enough(m) ? ", running the engine" : "");
+            if (small_enough(m)) run_engine(m, prec);
+        } else if (fz_note("load refused: %s", err), !err[0]) {
+            fz_die("a load refusal without a message");
+        }
+    }
+    sal_model_free(m);
+    return 0;
+}

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/ (committed;
+rerun only to change them). Each seed is a valid input or a near miss, small, so
+the fuzzer starts from every branch a real input takes.
+
+    /usr/bin/python3 tests/fuzz/make_seeds.py
+"""
+import io
+import os
+import struct
+
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def out(harness, name, data):
+    d = os.path.join(HERE, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# ---- config: the scratch directory holds m.h5, imgs/, list.txt, s.stim.csv ----
+BASE = """[model]
+path = "m.h5"
+
+[images]
+{images}
+
+[[targets]]
+layer = "fc1"
+units = [1, 10]
+
+[[targets]]
+layer = "conv1"
+units = "1-2"
+"""
+FULL_TAIL = """
+[saliency]
+methods = ["vanilla", "guided", "deconvnet"]
+
+[preprocess]
+resize = "crop"
+
+[output]
+path = "out/saliency.h5"
+compression = 9
+previews = "out/previews"
+preview_mode = "gray"
+
+[run]
+batch = 4
+threads = 2
+precision = "float64"
+"""
+out("config", "files.toml", BASE.format(images='files = ["imgs/a.png", "/abs/b.jpg"]')
+    + '[output]\npath = "o.h5"\n')
+out("config", "list.toml", BASE.format(images='list = "list.txt"') + FULL_TAIL)
+out("config", "dir.toml", BASE.format(images='dir = "imgs"\npattern = "*.png"')
+    + '[output]\npath = "o.h5"\ncompression = 0\n[run]\nprecision = "float32"\n')
+out("config", "stim.toml", BASE.format(images='stim_csv = "s.stim.csv"')
+    + '[saliency]\nmethods = ["deconvnet"]\n[preprocess]\nresize = "stretch"\n'
+      '[output]\npath = "o.h5"\npreview_mode = "rgb"\n')
+out("config", "bad_unit.toml", BASE.format(images='files = ["a.png"]').replace("[1, 10]", "[11]")
+    + '[output]\npath = "o.h5"\n')
+out("config", "bad_layer.toml", BASE.format(images='files = ["a.png"]').replace('"fc1"', '"fc9"')
+    + '[output]\npath = "o.h5"\n')
+out("config", "typo.toml", '[model]\npaht = "m.h5"\n')
+out("config", "inline.toml",
+    'model = { path = "m.h5" }\nimages.files = [\'a.png\']\ntargets = [{layer = "fc1", '
+    'units = [2]}]\noutput.path = """o.h5"""\nrun = {batch = 1}\n')
+
+# ---- sources: byte 0 even = list file, odd = .stim.csv ----
+out("sources", "list", b"\x00" + b"imgs/a.png\n# comment\n\n  b.jpg  \r\n/abs/c.png")
+out("sources", "list_crlf", b"\x00" + b"a.png\r\nb.png\r\n")
+out("sources", "list_empty", b"\x00" + b"# nothing\n\n")
+out("sources", "csv", b"\x01" + b"type=image\npath=stim\ntitle=demo\n"
+    b"data=stimID,label,onset\na.png,1,0.5\n\nsub/b.JPEG,2,1.0\n")
+out("sources", "csv_col", b"\x01" + b"type = image\npath = /data\ndata = onset, stimID\n"
+    b"0.5, a.png\n1.0 ,  b.png , extra\n")
+out("sources", "csv_video", b"\x01" + b"type=video\npath=v\ndata=stimID\nx.mp4\n")
+
+# ---- image: JPEG and PNG; the last byte picks the preprocessing ----
+def save(img, fmt, **kw):
+    b = io.BytesIO()
+    img.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+grad = Image.new("RGB", (9, 7))
+grad.putdata([(x * 28, y * 36, (x + y) * 16) for y in range(7) for x in range(9)])
+seeds = {
+    "rgb.jpg": save(grad, "JPEG", quality=90),
+    "gray.jpg": save(grad.convert("L"), "JPEG"),
+    "cmyk.jpg": save(grad.convert("CMYK"), "JPEG"),
+    "progressive.jpg": save(grad, "JPEG", progressive=True, subsampling=2),
+    "rgb.png": save(grad, "PNG"),
+    "gray.png": save(grad.convert("L"), "PNG"),
+    "palette.png": save(grad.convert("P"), "PNG"),
+    "rgba.png": save(grad.convert("RGBA"), "PNG"),
+    "la.png": save(grad.convert("LA"), "PNG"),
+    "bilevel.png": save(grad.convert("1"), "PNG"),
+    "gray16.png": save(grad.convert("L").convert("I").point(lambda v: v * 200).convert("I;16"), "PNG"),
+    "optimized.png": save(grad, "PNG", optimize=True),
+    "tall.png": save(grad.resize((2, 40)), "PNG"),
+}
+for i, (name, data) in enumerate(sorted(seeds.items())):
+    out("image", name, data + bytes([i * 37 % 256]))
+with open(os.path.join(HERE, "..", "..", "data", "demo", "t10k-00000_ankle_boot.png"), "rb") as f:
+    out("image", "demo.png", f.read() + b"\x11")
+
+# ---- model: byte 0 template (and precision), then 4-byte operations ----
+for t in range(6):
+    out("model", f"template{t}", bytes([t]))
+out("model", "insert_bn", bytes([0, 0x01, 1, 1, 3]))
+# file operations are 0x40 + k (model_gen.c file_op): 1 type, 7 one element
+out("model", "float_attrs", bytes([1, 0x41, 0, 1, 5, 0x41, 2, 2, 5]))
+out("model", "fixed_strings", bytes([2, 0x41, 2, 0, 7, 0x41, 0, 0, 8]))
+out("model", "bad_weight", bytes([0, 0x47, 0, 0, 0]))
+
+# ---- messages: byte 0 even = plan, odd = batch (5 shape bytes, then the message) ----
+def s32(v):
+    return struct.pack("<i", v)
+
+
+def pstr(s):
+    if s is None:
+        return s32(-1)
+    b = s.encode()
+    return s32(len(b)) + b
+
+
+def plan(images, labels=False, previews=None, methods=(0, 1), targets=((4, 0),),
+         prec=0, crop=0):
+    pre = struct.pack("<iii4x3d3dii", 3, 224, 224, 0.485, 0.456, 0.406, 0.229, 0.224,
+                      0.225, crop, 256)
+    b = pstr("/models/alexnet.h5") + pre + s32(prec) + s32(8) + s32(1) + s32(4)
+    b += s32(len(targets)) + b"".join(s32(l) + s32(u) for l, u in targets)
+    b += s32(len(methods)) + b"".join(s32(m) for m in methods)
+    b += pstr(previews) + s32(0) + s32(len(images)) + b"".join(pstr(p) for p in images)
+    b += s32(1 if labels else 0)
+    if labels:
+        b += b"".join(pstr(os.path.basename(p)) for p in images)
+    return b
+
+
+out("messages", "plan", b"\x00" + plan(["/d/a.png", "/d/b.jpg"]))
+out("messages", "plan_previews", b"\x00" + plan(["/d/a.png"], True, "/out/prev", (2,),
+                                               ((0, 1), (7, 3)), 1, 1))
+
+
+def batch(k, first, statuses, nt, nm, rs, chunk):
+    b = s32(k) + s32(len(statuses))
+    for i, st in enumerate(statuses):
+        msg = b"" if st == 1 else b"a.png: not a JPEG or PNG file"
+        b += s32(first + i) + s32(st) + s32(len(msg)) + msg
+        if st == 1:
+            b += bytes(nt * rs)
+            for _ in range(nt * nm):
+                b += struct.pack("<q", chunk) + bytes(range(chunk))
+    return b
+
+
+# shape bytes: nimages-1, batch-1, ntargets-1, nmethods-1, (max_chunk-1)<<1 | f64
+out("messages", "batch", b"\x01" + bytes([4, 1, 1, 1, (15 << 1) | 0])
+    + batch(1, 2, [1, -1], 2, 2, 4, 16))
+out("messages", "batch_last", b"\x01" + bytes([6, 2, 0, 2, (3 << 1) | 1])
+    + batch(2, 6, [1], 1, 3, 8, 4))
