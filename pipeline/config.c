@@ -585,16 +585,12 @@ int sp_config_load(const char *path, sp_config *cfg, char *err, size_t errlen) {
         sp_cfg_oom(&c);
         goto done;
     }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SP_MAX_CONFIG_BYTES) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: the config file has %lld bytes, more than the %d MiB a "
-                     "config can have; put long image lists in a file named by images.list",
-                     path, (long long)st.st_size, SP_MAX_CONFIG_BYTES >> 20);
-        goto done;
-    }
-    if (sp_read_file(path, &cfg->config_text, &len)) {
-        if (err && errlen)
+    if (sp_read_file(path, SP_MAX_CONFIG_BYTES, &cfg->config_text, &len)) {
+        if (err && errlen && errno == EFBIG)
+            snprintf(err, errlen, "%s: the config file has more than the %d MiB a config can "
+                     "have; put long image lists in a file named by images.list", path,
+                     SP_MAX_CONFIG_BYTES >> 20);
+        else if (err && errlen)
             snprintf(err, errlen, "%s: cannot read the config file: %s", path, strerror(errno));
         goto done;
     }

@@ -43,9 +43,10 @@ char *sp_path_join(const char *dir, const char *p);
  * of memory. */
 char *sp_path_dir(const char *path);
 
-/* Reads a whole file into a NUL-terminated buffer (*len excludes the NUL). On
- * failure returns -1 with errno set and *buf NULL. */
-int sp_read_file(const char *path, char **buf, size_t *len);
+/* Reads a whole file of at most `max` bytes into a NUL-terminated buffer (*len
+ * excludes the NUL). On failure returns -1 with errno set (EFBIG: longer than max,
+ * which also ends a device like /dev/zero) and *buf NULL. */
+int sp_read_file(const char *path, size_t max, char **buf, size_t *len);
 
 /* Reads the image source `src` ("files", "list", "dir" or "stim_csv", the node of
  * that key in [images]; `pattern` only with "dir", may be NULL) into

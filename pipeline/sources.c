@@ -53,16 +53,21 @@ char *sp_path_dir(const char *path) {
     return strndup(path, (size_t)(slash - path));
 }
 
-int sp_read_file(const char *path, char **buf, size_t *len) {
+int sp_read_file(const char *path, size_t max, char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     size_t cap = 4096, n = 0;
     char *b = malloc(cap);
+    int e = 0;
     while (b) {
         n += fread(b + n, 1, cap - 1 - n, f);
         if (ferror(f)) break;
+        if (n > max) { /* also what stops /dev/zero or a growing pipe */
+            e = EFBIG;
+            break;
+        }
         if (feof(f)) {
             b[n] = '\0';
             fclose(f);
@@ -77,7 +82,7 @@ int sp_read_file(const char *path, char **buf, size_t *len) {
             cap *= 2;
         }
     }
-    int e = b ? errno : ENOMEM;
+    if (!e) e = b ? errno : ENOMEM;
     free(b);
     fclose(f);
     errno = e ? e : EIO;
@@ -203,14 +208,13 @@ static void acc_free(images_acc *a) {
 /* A source file read whole; errors name the key, the file and the OS's reason. */
 static int read_source(sp_cfg_ctx *c, const sp_toml_node *v, const char *path, char **buf,
                        size_t *len) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size > SP_MAX_SOURCE_BYTES)
-        return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': '%s' has %lld bytes, more "
-                           "than the %zu MiB an image source can have; split it into several "
-                           "jobs", v->key, path, (long long)st.st_size, SP_MAX_SOURCE_BYTES >> 20);
-    if (sp_read_file(path, buf, len))
-        return sp_cfg_fail(c, v->line, v->col, "key 'images.%s': cannot read '%s': %s", v->key,
-                           path, strerror(errno));
+    if (sp_read_file(path, SP_MAX_SOURCE_BYTES, buf, len))
+        return errno == EFBIG
+                   ? sp_cfg_fail(c, v->line, v->col, "key 'images.%s': '%s' has more than the "
+                                 "%zu MiB an image source can have; split it into several "
+                                 "jobs", v->key, path, SP_MAX_SOURCE_BYTES >> 20)
+                   : sp_cfg_fail(c, v->line, v->col, "key 'images.%s': cannot read '%s': %s",
+                                 v->key, path, strerror(errno));
     if (memchr(*buf, '\0', *len)) {
         free(*buf);
         *buf = NULL;

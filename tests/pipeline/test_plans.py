@@ -5,7 +5,8 @@
                             array of 2^20+1, more maps per image than 65536, a batch
                             whose buffers exceed this node's memory, a batch whose
                             results exceed an MPI message (2 ranks), a path longer than
-                            4095 bytes in a list, a config over 16 MiB. Each: exit 2
+                            4095 bytes in a list, a config over 16 MiB, a list that
+                            never ends (/dev/zero). Each: exit 2
                             from --check and from a run, the message names the config
                             (or list) file, the key, the line and the limit; nothing is
                             written, and salpipe's peak memory stays small
@@ -165,6 +166,12 @@ def run_limits(args):
     with open(cfg, "a") as f:
         f.write(("# padding " + "x" * 1000 + "\n") * 17000)
     expect_refusal(args, "config size", cfg, ["huge.toml", "16 MiB", "images.list"])
+
+    print("== an image list that never ends (/dev/zero: no size to check beforehand)")
+    cfg = config(os.path.join(w, "devzero.toml"), demo, 'list = "/dev/zero"',
+                 [("fc2", '"1-10"')], out)
+    expect_refusal(args, "endless list", cfg, ["images.list", "/dev/zero", "1024 MiB"],
+                   line=line_of(cfg, "list"), mem_mb=2600)
 
 
 # ---- disk space --------------------------------------------------------------------------
