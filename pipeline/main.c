@@ -190,26 +190,22 @@ static int setup_rank0(const options *o, int ranks, sp_config *cfg, sal_model **
         fprintf(stderr, "salpipe: %s\n", err);
         return SP_EXIT_CONFIG;
     }
+    /* The disk check comes before the lock, which creates the output's directory: a
+     * job that cannot fit leaves nothing behind. */
     sp_fit_disk disk;
+    sp_fit_disk_estimate(cfg, plan, o->overwrite, &disk);
     if (o->check) {
-        sp_fit_disk_estimate(cfg, plan, o->overwrite, &disk);
         sp_fit_print_plan(cfg, *model, plan, &disk);
         if (ranks == 1 && sp_fit_sizes(cfg, plan, 2, err, sizeof err))
             printf("note      with more than one rank: %s\n", err);
-        if (sp_fit_disk_check(cfg, &disk, err, sizeof err)) {
-            fprintf(stderr, "salpipe: %s\n", err);
-            return SP_EXIT_IO;
-        }
-        return SP_EXIT_OK;
     }
-    /* The lock first: the estimate reads the existing output's /status. */
-    int rc = lock_output(cfg->output_path, lock);
-    if (rc) return rc;
-    sp_fit_disk_estimate(cfg, plan, o->overwrite, &disk);
     if (sp_fit_disk_check(cfg, &disk, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
         return SP_EXIT_IO;
     }
+    if (o->check) return SP_EXIT_OK;
+    int rc = lock_output(cfg->output_path, lock);
+    if (rc) return rc;
     /* Hashing the model file (for provenance and resume checks) takes about as long
      * as loading it: do both at once. */
     hj->path = cfg->model_path;

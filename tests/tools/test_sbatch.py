@@ -41,6 +41,9 @@ SBATCH = os.path.join(tc.SCRIPTS, "salpipe.sbatch")
 TARGETS = [("fc3", [540, 23]), ("conv5", [3])]
 # The pretend-SLURM test stops the job three times: twice the work per image.
 TARGETS_LONG = [("fc3", [540, 23, 1, 2]), ("conv5", [3, 4])]
+# The resubmit chain's second job must still have work when salpipe.sbatch passes on a
+# stop request held through mpirun's first 5 s: 12 images x 24 maps (~10 s here).
+TARGETS_CHAIN = [("fc3", [540, 23, 1, 2, 3, 4, 5, 6]), ("conv5", [3, 4, 5, 6])]
 METHODS = ["vanilla", "guided"]
 
 
@@ -238,7 +241,7 @@ def fake_slurm(args):
 
 
 def test_resubmit(args):
-    cfg, out = many_config(args, "chain", TARGETS_LONG)
+    cfg, out = many_config(args, "chain", TARGETS_CHAIN)
     scratch = os.path.join(args.work, "peek.h5")
     env, log = fake_slurm(args)
 
