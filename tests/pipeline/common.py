@@ -141,6 +141,22 @@ def write_config(path, model, images, targets, output, methods=("vanilla", "guid
 
 # ---- running salpipe -------------------------------------------------------------------
 
+MANY_IMAGES = 12  # make_data.py's DATA/many
+
+
+def many_config(args, name, targets, batch):
+    """(config, output) under args.work for the MANY_IMAGES images of DATA/many, with
+    vanilla and guided maps of `targets`, `batch` images per forward pass."""
+    many = os.path.join(args.data, "many")
+    images = sorted(os.path.join(many, n) for n in os.listdir(many))
+    require(len(images) == MANY_IMAGES, f"{MANY_IMAGES} images in {many}", f"{len(images)}")
+    out = os.path.join(args.work, f"{name}.h5")
+    cfg = write_config(os.path.join(args.work, f"{name}.toml"), args.model,
+                       {"files": images}, targets, out, ["vanilla", "guided"],
+                       run={"batch": batch})
+    return cfg, out
+
+
 def command(args, cfg_args, ranks=None):
     """salpipe alone (ranks None) or under mpiexec -n ranks (--oversubscribe past 2)."""
     exe = [args.salpipe] + list(cfg_args)

@@ -41,11 +41,11 @@ import time
 
 import numpy as np
 
-from common import (Fatal, Job, check, check_same_outputs, fresh_dir, main_guard,
-                    parser, peek_status, read_output, require, same_bits, salpipe,
-                    wait_gone, write_config)
+from common import (MANY_IMAGES, Fatal, Job, check, check_same_outputs, fresh_dir,
+                    main_guard, many_config, parser, peek_status, read_output, require,
+                    same_bits, salpipe, wait_gone)
 
-NIMG = 12
+NIMG = MANY_IMAGES
 DEADLINE = 20.0  # s from the kill (or the start of a refused run) to the job's end
 # mpiexec --enable-recovery acts neither on a death nor on MPI_Abort: each rank ends
 # itself once it sees the death, a worker computing a batch only when that is done.
@@ -53,14 +53,7 @@ DEADLINE_RECOVERY = 60.0
 
 
 def make_config(args, name):
-    many = os.path.join(args.data, "many")
-    images = sorted(os.path.join(many, n) for n in os.listdir(many))
-    require(len(images) == NIMG, f"{NIMG} images in {many}", f"{len(images)}")
-    out = os.path.join(args.work, f"{name}.h5")
-    cfg = write_config(os.path.join(args.work, f"{name}.toml"), args.model,
-                       {"files": images}, [("fc3", [540]), ("conv5", [3])], out,
-                       ["vanilla", "guided"], run={"batch": 1})
-    return cfg, out
+    return many_config(args, name, [("fc3", [540]), ("conv5", [3])], batch=1)
 
 
 def reference_run(args):

@@ -33,21 +33,15 @@ import time
 
 import numpy as np
 
-from common import (Fatal, Job, check, check_same_outputs, fresh_dir, main_guard, parser,
-                    peek_status, read_output, require, salpipe, write_config)
+from common import (MANY_IMAGES, Fatal, Job, check, check_same_outputs, fresh_dir,
+                    main_guard, many_config, parser, peek_status, read_output, require,
+                    salpipe)
 
-NIMG = 12
+NIMG = MANY_IMAGES
 
 
 def make_config(args, name):
-    many = os.path.join(args.data, "many")
-    images = sorted(os.path.join(many, n) for n in os.listdir(many))
-    require(len(images) == NIMG, f"{NIMG} images in {many}", f"{len(images)}")
-    out = os.path.join(args.work, f"{name}.h5")
-    cfg = write_config(os.path.join(args.work, f"{name}.toml"), args.model,
-                       {"files": images}, [("fc3", [540, 23]), ("conv5", [3])], out,
-                       ["vanilla", "guided"], run={"batch": 2})
-    return cfg, out
+    return many_config(args, name, [("fc3", [540, 23]), ("conv5", [3])], batch=2)
 
 
 def wait_flushed(job, out, scratch, more_than=0, timeout=120):
