@@ -77,6 +77,17 @@ void R(maxpool_backward)(real *din, const real *dout, const int32_t *argmax,
 void R(avgpool_forward)(real *out, const real *in, const sal_layer *L);
 void R(avgpool_backward)(real *din, const real *dout, const sal_layer *L);
 
+/* Fixed-kernel average pool (torch.nn.AvgPool2d without divisor_override), one
+ * image: each window's sum divided by its element count, counting the zero padding
+ * inside the padded input when L->count_include_pad (never the part of a ceil_mode
+ * window beyond it). */
+void R(avgpool2d_forward)(real *out, const real *in, const sal_layer *L);
+void R(avgpool2d_backward)(real *din, const real *dout, const sal_layer *L);
+
+/* out = in * scale[c] + shift[c] rounded twice (product, then sum), n images. */
+void R(affine_forward)(real *out, const real *in, const real *scale, const real *shift,
+                       const sal_layer *L, int n);
+
 /* out (n,OC) = in (n,C) * weight^T + bias, with C = L->in_c (features). */
 void R(linear_forward)(real *out, const real *in, const real *weight, const real *bias,
                        const sal_layer *L, int n, const sal_par *par);

@@ -28,6 +28,8 @@ static const char *const kind_names[SAL_LAYER_KIND_COUNT] = {
     [SAL_LAYER_RELU] = "relu",         [SAL_LAYER_MAXPOOL] = "maxpool2d",
     [SAL_LAYER_AVGPOOL] = "adaptive_avgpool2d", [SAL_LAYER_FLATTEN] = "flatten",
     [SAL_LAYER_DROPOUT] = "dropout",   [SAL_LAYER_LINEAR] = "linear",
+    [SAL_LAYER_ADD] = "add",           [SAL_LAYER_CONCAT] = "concat",
+    [SAL_LAYER_AVGPOOL2D] = "avgpool2d", [SAL_LAYER_AFFINE] = "channel_affine",
 };
 
 static const char *const method_names[SAL_METHOD_COUNT] = {"vanilla", "guided",
@@ -257,6 +259,8 @@ static int parse_layer(walk *W, hid_t layers, int i) {
         H5Gclose(g);
         return -1;
     }
+    L->ninputs = 1;
+    L->inputs[0] = i - 1;
     L->in_c = (int32_t)W->ch, L->in_h = (int32_t)W->h, L->in_w = (int32_t)W->w;
     L->weight_off = L->bias_off = -1;
     switch (L->kind) {
@@ -569,7 +573,9 @@ const sal_layer *sal_model_layer(const sal_model *m, int i) {
 
 int sal_model_find_layer(const sal_model *m, const char *name) {
     for (int i = 0; name && i < m->nlayers; i++)
-        if (!strcmp(m->layers[i].name, name)) return i;
+        if (!strcmp(m->layers[i].name, name) ||
+            (m->layers[i].alias[0] && !strcmp(m->layers[i].alias, name)))
+            return i;
     return -1;
 }
 

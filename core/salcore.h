@@ -1,5 +1,6 @@
 /*
- * salcore: gradient saliency maps of convolutional networks (AlexNet, VGG) in C.
+ * salcore: gradient saliency maps of convolutional networks (AlexNet, VGG, ResNet,
+ * GoogLeNet, Inception-v3) in C.
  *
  * The whole public API of the core library. No MPI, no config parsing, no exit():
  * every function that can fail returns a status (0 = success) and writes a message
@@ -54,20 +55,41 @@ typedef enum {
     SAL_LAYER_FLATTEN,
     SAL_LAYER_DROPOUT,    /* identity at inference                            */
     SAL_LAYER_LINEAR,
+    SAL_LAYER_ADD,        /* element-wise sum of 2+ inputs of one shape (residual) */
+    SAL_LAYER_CONCAT,     /* inputs stacked along channels, in input order          */
+    SAL_LAYER_AVGPOOL2D,  /* fixed-kernel average pool: kernel, stride, padding,
+                           * ceil_mode, count_include_pad (torch.nn.AvgPool2d)      */
+    SAL_LAYER_AFFINE,     /* per channel x * scale[c] + shift[c], two roundings
+                           * (GoogLeNet's and Inception's transform_input)         */
     SAL_LAYER_KIND_COUNT
 } sal_layer_kind;
 
-/* Hyper-parameters of one layer; which fields mean something depends on `kind`. */
+/* Most inputs one node may name (concat of inception branches takes 4). */
+#define SAL_MAX_INPUTS 16
+
+/* One node of the network graph ("layer"); which fields mean something depends on
+ * `kind`. Nodes are stored in an order where every node comes after its inputs
+ * (the model file's order, checked at load). A chain network (format 1) is the graph
+ * where each node reads the one before it. */
 typedef struct {
     sal_layer_kind kind;
-    char name[SAL_NAME_LEN];  /* DNNBrain name: conv1, conv1_relu, conv1_maxpool, fc1 ... */
-    int32_t in_c, in_h, in_w;    /* input shape of one image                         */
+    char name[SAL_NAME_LEN];  /* chain networks: DNNBrain's name (conv1, conv1_relu,
+                               * fc1 ...); graph networks: the module path of the node
+                               * (layer1.0.conv1, inception3a.branch2.0.relu ...)    */
+    char alias[SAL_NAME_LEN]; /* DNNBrain's name of the module whose output this node
+                               * is (layer1_bottleneck0, inception4c), or ""         */
+    int32_t ninputs;                 /* 1.. SAL_MAX_INPUTS                           */
+    int32_t inputs[SAL_MAX_INPUTS];  /* node indices, each < this node's; -1 = the
+                                      * network input                                */
+    int32_t in_c, in_h, in_w;    /* shape of the first input, one image; linear: the
+                                  * feature count in in_c (h = w = 1)                */
     int32_t out_c, out_h, out_w; /* output shape; linear layers have h = w = 1       */
     int32_t kh, kw;              /* conv, maxpool kernel                             */
     int32_t sh, sw;              /* conv, maxpool stride                             */
     int32_t ph, pw;              /* conv, maxpool padding                            */
     int32_t groups;              /* conv                                             */
-    int32_t ceil_mode;           /* maxpool                                          */
+    int32_t ceil_mode;           /* maxpool, avgpool2d                               */
+    int32_t count_include_pad;   /* avgpool2d                                        */
     double eps;                  /* batchnorm                                        */
     /* Offsets (in elements) of this layer's parameters in the parameter block, and
      * their counts. -1 / 0 for layers without parameters. */
@@ -117,7 +139,7 @@ const char *sal_model_name(const sal_model *m);
 const char *sal_model_path(const sal_model *m);
 int sal_model_num_layers(const sal_model *m);
 const sal_layer *sal_model_layer(const sal_model *m, int i);
-/* Index of the layer called `name`, or -1. */
+/* Index of the layer whose name or alias is `name`, or -1. */
 int sal_model_find_layer(const sal_model *m, const char *name);
 const sal_preprocess *sal_model_preprocess(const sal_model *m);
 /* The parameter block in the given precision, or NULL when not loaded. */
