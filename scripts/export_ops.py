@@ -194,14 +194,19 @@ def _label(n):
     return f"{n.op} {n.target}"
 
 
-def _where(n, gm, root_name):
+def _where(n, root):
+    """Where node n is, for messages: module scope (and class), fx node name."""
     scope = n.meta.get("salpipe_scope", "")
     if n.op == "call_module":
         scope = n.target
     if scope:
-        place = f"module '{scope}' ({type(gm.get_submodule(scope)).__name__})"
+        try:
+            cls = type(root.get_submodule(scope)).__name__
+        except AttributeError:
+            cls = "?"
+        place = f"module '{scope}' ({cls})"
     else:
-        place = f"the top level of {root_name}"
+        place = f"the top level of {type(root).__name__}"
     return f"{place}, fx node '{n.name}'"
 
 
@@ -238,7 +243,7 @@ def _shape(n):
     return tuple(tm.shape) if tm is not None and hasattr(tm, "shape") else None
 
 
-def _describe_call(n, gm, where):
+def _describe_call(n, where):
     """(op for the name, kind, attrs, data, tensor input nodes, mutated node or None)
     of one call_function / call_method node, or ExportError."""
     import torch.fx as fx

@@ -309,7 +309,9 @@ def trace_network(model, input_shape=None):
     input_shape (C, H, W): run the network once on zeros of that shape to check
     shapes (add operands, linear on flat values); default 224 or 299 for torchvision's
     networks, no check for others. Raises ExportError naming an unsupported
-    operation and where it is (module scope and fx node)."""
+    operation and where it is (module scope and fx node).
+    Recording fx node values with torch.fx.Interpreter: clone them, since the
+    in-place ReLUs of torchvision's networks overwrite the conv/bn outputs they read."""
     import numpy as np
     import torch
     import torch.fx as fx
@@ -353,7 +355,7 @@ def trace_network(model, input_shape=None):
     passthru = {}  # fx node -> the fx node whose value it is (nn.Identity)
     placeholder, out_node = None, None
     for n in graph.nodes:
-        where = _where(n, gm, root_name)
+        where = _where(n, model)
         if n.op == "placeholder":
             if placeholder is not None:
                 raise ExportError(f"{where}: {root_name}.forward takes more than one input")
@@ -382,7 +384,7 @@ def trace_network(model, input_shape=None):
             if getattr(module, "inplace", False) and kind == "relu":
                 mutated = n.args[0]
         else:
-            op, kind, attrs, data, ins, mutated = _describe_call(n, gm, where)
+            op, kind, attrs, data, ins, mutated = _describe_call(n, where)
         if mutated is not None:
             later = [u for u in mutated.users if u is not n and order[u] > order[n]]
             if later:
