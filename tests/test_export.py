@@ -2,7 +2,8 @@
 """Checks scripts/export_torchvision.py against PyTorch.
 
     /usr/bin/python3 tests/test_export.py MODELDIR      chain networks (format 1)
-    /usr/bin/python3 tests/test_export.py --graph TMPDIR graph networks (format 2)
+    /usr/bin/python3 tests/test_export.py --graph TMPDIR [SALPIPE]
+                                                        graph networks (format 2)
 
 MODELDIR holds alexnet_seed0.h5 and vgg11_bn_seed0.h5, exported with --seed 0 (the
 CTest fixtures). Each file must hold exactly the parameters of torch.manual_seed(0) +
@@ -14,7 +15,8 @@ norm without affine, unsupported modules) and --weights loading.
 traced (the GraphModule's float64 output must equal the model's bit for bit) and
 written; the file, evaluated node by node in float64 by evaluate_file() below (an
 interpreter of docs/model-format.md independent of the exporter), must give the
-model's output; node names, inputs and DNNBrain aliases are spot-checked. Also a
+model's output; node names, inputs and DNNBrain aliases are spot-checked; with
+SALPIPE, `salpipe --layers` must load each file and list its nodes. Also a
 custom network through export_model, refusals (unsupported operation, dilation,
 in-place hazard, --transform-input on a network without it), and state dicts with
 2,622 classes and auxiliary-classifier keys. resnet34/101/152 are not run: they
@@ -36,6 +38,7 @@ import torchvision
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import export_torchvision as ex  # noqa: E402
 
+SALPIPE = None  # --graph TMPDIR SALPIPE: also run `salpipe --layers` on the files
 EXPORTER = os.path.join(os.path.dirname(os.path.abspath(ex.__file__)), "export_torchvision.py")
 
 failures = 0
@@ -273,6 +276,18 @@ def check_nodes(arch, nodes):
         seen.add(n["name"])
 
 
+def check_loads(label, path, nodes):
+    """With SALPIPE: salpipe's loader accepts the file and lists every node."""
+    if not SALPIPE:
+        return
+    r = subprocess.run([SALPIPE, "--layers", path], capture_output=True, text=True)
+    words = set(r.stdout.split())
+    missing = [n["name"] for n in nodes if n["name"] not in words]
+    check(r.returncode == 0 and not missing,
+          f"{label}: salpipe --layers exit {r.returncode} {r.stderr.strip()}, "
+          f"missing {missing[:3]}")
+
+
 def check_graph_arch(arch, tmp, size):
     """trace_network and export_model (or the CLI for googlenet/inception_v3) for one
     architecture, then the three float64 comparisons."""
@@ -307,6 +322,7 @@ def check_graph_arch(arch, tmp, size):
               f"{arch}: a format-2 file writes inputs on every node")
     nodes = read_nodes(path)
     check_nodes(arch, nodes)
+    check_loads(arch, path, nodes)
     if arch == "googlenet":
         fc = [n for n in nodes if n["name"] == "fc"][0]
         check(int(fc["attrs"]["out_features"]) == 2622, "googlenet: 2,622 classes")
@@ -428,6 +444,7 @@ def check_custom(tmp):
             "adaptive_avgpool flatten dropout fc").split()
     check(names == want, f"custom names {names}")
     nodes = read_nodes(path)
+    check_loads("custom network", path, nodes)
     by = {n["name"]: n for n in nodes}
     check(by["add"]["inputs"] == ["act", "stem.2"], f"Identity is skipped: {by['add']['inputs']}")
     check(by["cat"]["inputs"] == ["act_2", "relu", "stem.2"], f"cat inputs {by['cat']['inputs']}")
@@ -504,7 +521,9 @@ def graph_main(tmp):
 
 
 def main():
+    global SALPIPE
     if sys.argv[1] == "--graph":
+        SALPIPE = sys.argv[3] if len(sys.argv) > 3 else None
         graph_main(sys.argv[2])
         print(f"{failures} failures")
         return 1 if failures else 0
