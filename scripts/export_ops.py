@@ -191,6 +191,8 @@ def _label(n):
             return getattr(n.target, "__name__", repr(n.target))
     if n.op == "call_method":
         return f"Tensor.{n.target}"
+    if n.op == "call_module":
+        return f"module '{n.target}'"
     return f"{n.op} {n.target}"
 
 

@@ -354,12 +354,15 @@ def trace_network(model, input_shape=None):
     recs = {}      # fx node -> record dict, for every node that becomes a file node
     passthru = {}  # fx node -> the fx node whose value it is (nn.Identity)
     placeholder, out_node = None, None
+    shares = {}     # fx node -> the first node whose memory its value is in
+    mutations = []  # (in-place node, the node it changes, where)
     for n in graph.nodes:
         where = _where(n, model)
         if n.op == "placeholder":
             if placeholder is not None:
                 raise ExportError(f"{where}: {root_name}.forward takes more than one input")
             placeholder = n
+            shares[n] = n
             continue
         if n.op == "output":
             out_node = n.args[0]
@@ -378,6 +381,7 @@ def trace_network(model, input_shape=None):
                                   "than one tensor")
             if isinstance(module, nn.Identity):
                 passthru[n] = n.args[0]
+                shares[n] = shares[n.args[0]]
                 continue
             kind, attrs, data = _describe(module, where)
             op, ins = None, [n.args[0]]
@@ -386,11 +390,11 @@ def trace_network(model, input_shape=None):
         else:
             op, kind, attrs, data, ins, mutated = _describe_call(n, where)
         if mutated is not None:
-            later = [u for u in mutated.users if u is not n and order[u] > order[n]]
-            if later:
-                raise ExportError(f"{where}: {_label(n) if module is None else n.target} "
-                                  f"changes '{mutated.name}' in place, and fx node "
-                                  f"'{later[0].name}' reads it afterwards")
+            mutations.append((n, mutated, where))
+        # PyTorch returns flatten's and eval dropout's input memory, and an in-place
+        # operation's result is its input: they share the memory of their input.
+        shares[n] = shares[ins[0]] if kind in ("flatten", "dropout") or mutated is not None \
+            else n
         dims4 = ("conv2d", "batchnorm2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d")
         for t in ins:
             s = _shape(t)
@@ -404,6 +408,17 @@ def trace_network(model, input_shape=None):
         base = n.target if module is not None else (f"{scope}.{op}" if scope else op)
         recs[n] = {"base": base, "kind": kind, "attrs": attrs, "data": data,
                    "ins": ins, "fx_node": n, "module": module, "where": where}
+
+    # An in-place operation must not change a value something reads afterwards (the
+    # file's nodes are separate values; PyTorch's would have changed under them).
+    for n, mutated, where in mutations:
+        for v in graph.nodes:
+            if order[v] < order[n] and shares.get(v) is shares[mutated]:
+                later = [u for u in v.users if u is not n and order[u] > order[n]]
+                if later:
+                    raise ExportError(f"{where}: {_label(n)} changes '{mutated.name}' "
+                                      f"in place, and fx node '{later[0].name}' reads "
+                                      f"{'it' if v is mutated else repr(v.name)} afterwards")
 
     def resolve(x):
         while x in passthru:

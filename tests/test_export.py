@@ -424,6 +424,22 @@ class Hazard(nn.Module):
         return z + y
 
 
+class ViewHazard(nn.Module):
+    """torch.flatten returns a view of the conv's output, which the in-place ReLU
+    then changes before fc reads the view."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        self.fc = nn.Linear(2 * 224 * 224, 2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        flat = torch.flatten(y, 1)
+        z = F.relu(y, inplace=True)
+        return self.fc(flat) + self.fc(torch.flatten(z, 1))
+
+
 class Pair(nn.Module):
     def forward(self, x):
         return x, x
@@ -470,6 +486,7 @@ def check_custom(tmp):
                          (Holder(nn.Conv2d(2, 2, 3, dilation=2)),
                           ("dilation", "module 'block' (Conv2d)")),
                          (Hazard(), ("in place", "fx node 'add'")),
+                         (ViewHazard(), ("in place", "fx node 'fc' reads 'flatten'")),
                          (Pair(), ("returns tuple",))):
         try:
             ex.export_model(model, bad, "bad", ex.IMAGENET_PREPROCESS)
