@@ -34,14 +34,15 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 
 /* ---- building ------------------------------------------------------------------ */
 
-/* Appends the model's layer names for an error message: every name and alias of a
- * small model; of a large one (a graph of hundreds of nodes) its DNNBrain names,
- * the aliases, with runs like layer3_bottleneck0 .. layer3_bottleneck35 shortened,
- * and a pointer to --layers for the inner nodes. */
+/* Appends the model's layer names to an error message: every name (and alias) of a
+ * small model; of a large one (a graph of hundreds of nodes) its main layers, which
+ * are the nodes with an alias (DNNBrain's names) and the top-level nodes (names
+ * without a '.': relu, maxpool, fc ...), with runs such as layer3_bottleneck0 ..
+ * layer3_bottleneck35 shortened, and a pointer to --layers for the inner nodes. */
 #define LIST_ALL_MAX 40
 
-/* The alias's trailing number or letter (layer3_bottleneck35 -> 35 with a 17-byte
- * prefix, inception4c -> 'c' with 10), or -1 when it ends in neither. */
+/* The name's trailing number or letter after a digit (layer3_bottleneck35 -> 35 with
+ * a 17-byte prefix, inception4c -> 'c' with 10), or -1 when it ends in neither. */
 static int tail_value(const char *s, size_t *prefix) {
     size_t n = strlen(s), i = n;
     while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9') i--;
@@ -54,6 +55,11 @@ static int tail_value(const char *s, size_t *prefix) {
         return s[n - 1];
     }
     return -1;
+}
+
+/* The node's name in the short list, or NULL when it is an inner node. */
+static const char *main_name(const sal_layer *L) {
+    return L->alias[0] ? L->alias : strchr(L->name, '.') ? NULL : L->name;
 }
 
 static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
@@ -69,33 +75,33 @@ static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
         }
         if (n > LIST_ALL_MAX && off > 0 && (size_t)off < errlen)
             off += snprintf(err + off, errlen - off, " ... and %d more", n - LIST_ALL_MAX);
-    } else {
-        off += snprintf(err + off, errlen - off, "; its DNNBrain layer names:");
-        const char *run_first = NULL, *prev = NULL;
-        size_t prev_pre = 0;
-        int prev_val = -1;
-        for (int i = 0; i <= n && off > 0 && (size_t)off < errlen; i++) {
-            const char *a = i < n ? sal_model_layer(m, i)->alias : "";
-            if (i < n && !a[0]) continue;
-            size_t pre = 0;
-            int val = i < n ? tail_value(a, &pre) : -1;
-            int extends = prev && val >= 0 && prev_val >= 0 && val == prev_val + 1 &&
-                          pre == prev_pre && !strncmp(a, prev, pre);
-            if (!extends && prev) {
-                if (run_first != prev)
-                    off += snprintf(err + off, errlen - off, " %s%s", run_first,
-                                    prev == run_first ? "" : " ..");
-                off += snprintf(err + off, errlen - off, " %s", prev);
-                run_first = NULL;
-            }
-            if (!run_first) run_first = a;
-            prev = a, prev_pre = pre, prev_val = val;
-        }
-        if (off > 0 && (size_t)off < errlen)
-            off += snprintf(err + off, errlen - off, "; every one of its %d nodes has a "
-                            "name too, and `salpipe --layers %s` lists them all", n,
-                            sal_model_path(m));
+        return off;
     }
+    off += snprintf(err + off, errlen - off, "; its main layers (DNNBrain's names and the top-level nodes):");
+    const char *first = NULL, *last = NULL; /* the run being collected */
+    int len = 0, last_val = -1;
+    size_t last_pre = 0;
+    for (int i = 0; i <= n && off > 0 && (size_t)off < errlen; i++) {
+        const char *a = i < n ? main_name(sal_model_layer(m, i)) : "";
+        if (!a) continue;
+        size_t pre = 0;
+        int val = i < n ? tail_value(a, &pre) : -1;
+        if (len && val >= 0 && last_val >= 0 && val == last_val + 1 && pre == last_pre &&
+            !strncmp(a, last, pre)) {
+            last = a, last_val = val, len++;
+            continue;
+        }
+        if (len >= 3)
+            off += snprintf(err + off, errlen - off, " %s .. %s", first, last);
+        else if (len == 2)
+            off += snprintf(err + off, errlen - off, " %s %s", first, last);
+        else if (len == 1)
+            off += snprintf(err + off, errlen - off, " %s", first);
+        first = last = a, last_val = val, last_pre = pre, len = 1;
+    }
+    if (off > 0 && (size_t)off < errlen)
+        off += snprintf(err + off, errlen - off, "; each of its %d nodes has a name of its "
+                        "own too (`salpipe --layers %s` lists them all)", n, sal_model_path(m));
     return off;
 }
 
