@@ -97,12 +97,14 @@ static int list_layers(const char *path) {
     }
     const sal_preprocess *pp = sal_model_preprocess(m);
     const int n = sal_model_num_layers(m);
-    int wname = 4, walias = 5, naliases = 0;
+    int wname = 4, walias = 5, wkind = 4, naliases = 0;
     for (int i = 0; i < n; i++) {
         const sal_layer *L = sal_model_layer(m, i);
         int ln = (int)strlen(L->name), la = (int)strlen(L->alias);
+        int lk = (int)strlen(sal_layer_kind_name(L->kind));
         if (ln > wname) wname = ln;
         if (la > walias) walias = la;
+        if (lk > wkind) wkind = lk;
         naliases += la > 0;
     }
     char rule[160];
@@ -116,14 +118,15 @@ static int list_layers(const char *path) {
     printf(", std");
     for (int c = 0; c < pp->channels; c++) printf(" %g", pp->std[c]);
     printf("\ntargets     a layer by its name or its alias; units are 1-based (1..units)\n\n");
-    printf("%-4s %-*s %-*s %-18s %-14s %-6s %s\n", "#", wname, "name", walias, "alias", "kind",
-           "output CxHxW", "units", "inputs");
+    printf("%-4s %-*s %-*s %-*s %-14s %-6s %s\n", "#", wname, "name", walias, "alias", wkind,
+           "kind", "output CxHxW", "units", "inputs");
     for (int i = 0; i < n; i++) {
         const sal_layer *L = sal_model_layer(m, i);
         char shape[48];
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
-        printf("%-4d %-*s %-*s %-18s %-14s %-6d ", i, wname, L->name, walias,
-               L->alias[0] ? L->alias : "-", sal_layer_kind_name(L->kind), shape, L->out_c);
+        printf("%-4d %-*s %-*s %-*s %-14s %-6d ", i, wname, L->name, walias,
+               L->alias[0] ? L->alias : "-", wkind, sal_layer_kind_name(L->kind), shape,
+               L->out_c);
         for (int k = 0; k < L->ninputs; k++)
             printf("%s%s", k ? "," : "",
                    L->inputs[k] < 0 ? "input" : sal_model_layer(m, L->inputs[k])->name);
