@@ -110,9 +110,10 @@ set_tests_properties(pipeline_plans_disk pipeline_plans_million PROPERTIES SKIP_
 pipeline_test(pipeline_longrun test_longrun.py mpi 600 2 ${_pl_demo})
 
 # Issue 11: graph networks through the whole program (test_graph.py), each exporting
-# its networks with scripts/export_torchvision.py: e2e ~30-60 s (two exports, two
-# float64 runs under -n 2, the PyTorch float64 reference), cli ~20-40 s (resnet18 and
-# inception_v3 exported, salpipe only reads their headers).
+# its networks with scripts/export_torchvision.py: e2e ~60 s of CPU, 1.5 min on 2
+# cores loaded 7-fold (two exports, two float64 runs under -n 2, and PyTorch's float64
+# reference, most of it), cli ~7 s of CPU, 20 s loaded (resnet18 and inception_v3
+# exported; salpipe only reads their headers).
 set(_pl_exporter --exporter ${PROJECT_SOURCE_DIR}/scripts/export_torchvision.py)
 pipeline_test(pipeline_graph_e2e test_graph.py mpi 600 2 e2e ${_pl_exporter})
 pipeline_test(pipeline_graph_cli test_graph.py unit 300 1 cli ${_pl_exporter})
