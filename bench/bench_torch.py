@@ -23,9 +23,10 @@ dnnbrain: DNNBrain's loop. For every image, every unit and every method: hooks a
 
 batched: the best batched PyTorch we could write. Parameters frozen, B images per
   forward, ReLU modules replaced by one autograd Function whose backward applies the
-  vanilla or guided rule per sample (at every call of a reused module). Strategy `repeat`: the batch is repeated once per
-  (unit, method) seed, so one forward and one backward give every map; `retain`: one
-  forward of B images, then one autograd.grad(retain_graph=True) per seed.
+  vanilla or guided rule per sample (at every call of a reused module). Strategy
+  `repeat`: the batch is repeated once per (unit, method) seed, so one forward and one
+  backward give every map; `retain`: one forward of B images, then one
+  autograd.grad(retain_graph=True) per seed.
 
 Both time image decoding and preprocessing, but not `import torch`, building the
 network or writing the maps anywhere; one untimed warm-up pass runs first.

@@ -77,7 +77,8 @@ static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
             off += snprintf(err + off, errlen - off, " ... and %d more", n - LIST_ALL_MAX);
         return off;
     }
-    off += snprintf(err + off, errlen - off, "; its main layers (DNNBrain's names and the top-level nodes):");
+    off += snprintf(err + off, errlen - off,
+                    "; its main layers (DNNBrain's names and the top-level nodes):");
     const char *first = NULL, *last = NULL; /* the run being collected */
     int len = 0, last_val = -1;
     size_t last_pre = 0;
