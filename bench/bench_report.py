@@ -7,8 +7,8 @@
 RECORDS.jsonl holds one JSON object per measurement (kind = meta, salpipe, torch,
 counts, sgemm, core, mem, writer, check, error). The report takes medians over
 repetitions, computes maps/s, ratios, roofline fractions, memory per rank and the
-writer's capacity, checks them against issue 6's targets and writes both files.
-docs/performance.md explains each figure.
+writer's capacity, checks them against issues 6 and 11's targets and writes both
+files. docs/performance.md explains each figure.
 """
 import json
 import re
@@ -16,7 +16,9 @@ import statistics
 import sys
 
 GIB = 1 << 30
-TARGETS = {"vs_dnnbrain": 30.0, "vs_batched": 2.5, "sgemm_fraction": 0.70, "scaling": 1.8}
+TARGETS = {"vs_dnnbrain": 30.0, "vs_batched": 2.5, "sgemm_fraction": 0.70, "scaling": 1.8,
+           "w3_vs_batched": 1.0}
+WORKLOADS = {"W1": ("AlexNet", "fc3"), "W2": ("VGG16", "fc3"), "W3": ("ResNet-50", "fc")}
 
 
 # ---- check and writer: small records bench.sh appends -------------------------------
@@ -144,7 +146,7 @@ def report(records, out_json, out_txt):
     res = {"meta": meta, "sgemm_gflops": {f"{p}x{t}": v for (p, t), v in sgemm.items()},
            "workloads": {}, "errors": errors}
 
-    for wl in ("W1", "W2"):
+    for wl in WORKLOADS:
         w = {"salpipe": salpipe_table(recs, wl), "binding_probes": probes(recs, wl)}
         if not w["salpipe"]:
             continue
@@ -197,9 +199,16 @@ def report(records, out_json, out_txt):
 
     mem = {}
     for r in recs:
-        if r["kind"] == "mem":
+        if r["kind"] == "mem" and r.get("wl", "W1") == "W1":
             mem[str(r["ranks"])] = sorted(r["per_rank"], key=lambda x: x["rank"])
     res["memory"] = mem
+    r152 = next((r for r in recs if r["kind"] == "mem" and r.get("wl") == "R152"), None)
+    if r152:
+        c = next((r for r in recs if r["kind"] == "counts" and r["wl"] == "R152"), {})
+        res["memory_r152"] = dict(r152, per_rank=sorted(r152["per_rank"],
+                                                        key=lambda x: x["rank"]),
+                                  params_bytes=c.get("params_bytes"),
+                                  workspace_bytes=c.get("workspace_bytes"))
     w1 = res["workloads"].get("W1", {})
     params = w1.get("counts", {}).get("params_bytes")
     res["memory_weights_bytes"] = params
@@ -222,18 +231,24 @@ def report(records, out_json, out_txt):
     open(out_txt, "w").write(text_report(res))
 
 
-TARGET_NAMES = ("W1 salpipe / DNNBrain loop", "W1 salpipe / batched PyTorch",
-                "W1 fraction of sgemm rate (end to end)", "-n 2 / -n 1 threads=1 (W1)",
-                "W1 peak memory per rank (batch 8)", "weights shared between ranks of a node",
-                "writer capacity measured")
+# Each target and the workload that measures it.
+TARGET_NAMES = {"W1 salpipe / DNNBrain loop": "W1", "W1 salpipe / batched PyTorch": "W1",
+                "W1 fraction of sgemm rate (end to end)": "W1",
+                "-n 2 / -n 1 threads=1 (W1)": "W1", "W1 peak memory per rank (batch 8)": "W1",
+                "weights shared between ranks of a node": "W1",
+                "writer capacity measured": "W1",
+                "W3 salpipe / batched PyTorch (issue 11)": "W3",
+                "ResNet-152 peak memory per rank (batch 8, issue 11)": "R152"}
 
 
 def targets(res):
-    """Issue 6's targets, each met, not met, or not measured (met None)."""
+    """Issues 6 and 11's targets, each met, not met, or not measured (met None); the
+    targets of workloads a run left out (--only) are not listed."""
     t = measured_targets(res)
     seen = {x["target"] for x in t}
+    ran = set(res["meta"].get("workloads", "W1 W2 W3 R152").split())
     return t + [{"target": n, "value": None, "goal": "", "met": None, "note": "not measured"}
-                for n in TARGET_NAMES if n not in seen]
+                for n, wl in TARGET_NAMES.items() if n not in seen and wl in ran]
 
 
 def measured_targets(res):
@@ -282,6 +297,16 @@ def measured_targets(res):
         add("writer capacity measured", wr["chunks_s"], "chunks/s stated", True,
             f"one writer feeds ~{wr['ranks_fed']:.0f} AlexNet ranks" if wr.get("ranks_fed")
             else "ranks per writer unknown: no W1 salpipe rate")
+    b3 = (res["workloads"].get("W3") or {}).get("best")
+    if b3 and b3.get("vs_batched"):
+        add("W3 salpipe / batched PyTorch (issue 11)", b3["vs_batched"], ">= 1x",
+            b3["vs_batched"] >= TARGETS["w3_vs_batched"], b3["config"])
+    m152 = res.get("memory_r152")
+    if m152 and m152.get("params_bytes"):
+        worst = max(r["vmhwm_kb"] * 1024 for r in m152["per_rank"])
+        add("ResNet-152 peak memory per rank (batch 8, issue 11)", worst,
+            "<= weights + 2 GiB", worst <= m152["params_bytes"] + 2 * GIB,
+            f"weights {m152['params_bytes'] / 1e6:.0f} MB")
     return t
 
 
@@ -315,10 +340,10 @@ def text_report(res):
         f" {v:.1f} GFLOP/s" for k, v in sorted(sg.items())))
     for wl, w in res["workloads"].items():
         s0 = w["salpipe"][0]
-        arch = "AlexNet" if wl == "W1" else "VGG16"
+        arch, layer = WORKLOADS[wl]
         L.append("")
-        L.append(f"== {wl}: seeded random {arch}, {s0['images']} images, fc3 units 540 and 23, "
-                 f"vanilla + guided = {s0['maps']} maps")
+        L.append(f"== {wl}: seeded random {arch}, {s0['images']} images, {layer} units 540 and "
+                 f"23, vanilla + guided = {s0['maps']} maps")
         L.append(f"{'configuration':52s} {'wall s':>7s} {'maps/s':>7s} {'/DNNBr':>7s} "
                  f"{'/batch':>7s} {'GFLOP/s':>8s} {'%sgemm':>7s}")
         for e in w["salpipe"]:
@@ -397,6 +422,19 @@ def text_report(res):
             node = sum(r["peak_anon_kb"] for r in ranks) + max(r["peak_shmem_kb"] for r in ranks)
             L.append(f"  -n {n} node total (private of every rank + one shared copy) "
                      f"~{node / 1024:.0f} MiB")
+    m152 = res.get("memory_r152")
+    if m152:
+        L.append("")
+        pb, wb = m152.get("params_bytes"), m152.get("workspace_bytes")
+        L.append(f"== memory (ResNet-152, batch 8, {m152['images']} images, -n 2 threads=1, "
+                 f"{m152['seconds']:.1f} s): weights "
+                 + (f"{pb / 1e6:.1f} MB" if pb else "?") + ", engine workspace "
+                 + (f"{wb / 1e6:.1f} MB" if wb else "?") + " (batch 8)")
+        for r in m152["per_rank"]:
+            L.append(f"  -n 2 rank {r['rank']}: peak RSS (VmHWM) {r['vmhwm_kb'] / 1024:6.0f} MiB;"
+                     f" peaks of its private {r['peak_anon_kb'] / 1024:5.0f} MiB, shared memory "
+                     f"{r['peak_shmem_kb'] / 1024:5.0f} MiB"
+                     + (f"; weights + {(r['vmhwm_kb'] * 1024 - pb) / GIB:.2f} GiB" if pb else ""))
     wr = res.get("writer")
     if wr:
         L.append("")
@@ -412,7 +450,7 @@ def text_report(res):
                      f"(W1 -n 2 threads=1 compression 4, per rank): one writer can feed "
                      f"~{wr['ranks_fed']:.0f} worker ranks")
     L.append("")
-    L.append("== issue 6 targets (W1, default compression)")
+    L.append("== targets (issue 6: W1, default compression; issue 11: W3, ResNet-152)")
     for t in res["targets"]:
         v = t["value"]
         if t["met"] is None:

@@ -6,7 +6,8 @@
 
 ARCH is a torchvision constructor (the network is torch.manual_seed(0) + ARCH(), the
 same weights as `export_torchvision.py ARCH --seed 0`). IMAGES is a text file with one
-image path per line; UNITS are 1-based fc3 units separated by commas (e.g. 540,23).
+image path per line; UNITS are 1-based units of the last layer (AlexNet/VGG `fc3`,
+ResNet `fc`) separated by commas (e.g. 540,23).
 Methods are always vanilla and guided. Prints one JSON object on stdout: the time of
 each repetition (seconds), the number of maps per repetition and the median maps/s.
 
@@ -16,14 +17,16 @@ dnnbrain: DNNBrain's loop. For every image, every unit and every method: hooks a
   parameters still requiring grad, model.zero_grad(), then .backward() on the mean of
   the unit's activation (for fc3 the unit's value), the map is read and the hooks are
   removed. Guided uses hooks on every nn.ReLU module (forward hook saves the mask,
-  backward hook clamps the gradient at zero), as DNNBrain's GuidedSaliency does;
-  vanilla uses plain autograd. Weight gradients are therefore computed every time.
+  backward hook clamps the gradient at zero; a module ResNet calls 3 times per block
+  runs its hooks at every call), as DNNBrain's GuidedSaliency does; vanilla uses
+  plain autograd. Weight gradients are therefore computed every time.
 
 batched: the best batched PyTorch we could write. Parameters frozen, B images per
-  forward, ReLUs replaced by one autograd Function whose backward applies the vanilla
-  or guided rule per sample. Strategy `repeat`: the batch is repeated once per
-  (unit, method) seed, so one forward and one backward give every map; `retain`: one
-  forward of B images, then one autograd.grad(retain_graph=True) per seed.
+  forward, ReLU modules replaced by one autograd Function whose backward applies the
+  vanilla or guided rule per sample (at every call of a reused module). Strategy
+  `repeat`: the batch is repeated once per (unit, method) seed, so one forward and one
+  backward give every map; `retain`: one forward of B images, then one
+  autograd.grad(retain_graph=True) per seed.
 
 Both time image decoding and preprocessing, but not `import torch`, building the
 network or writing the maps anywhere; one untimed warm-up pass runs first.
@@ -53,6 +56,11 @@ def build(arch):
     return getattr(torchvision.models, arch)().eval()
 
 
+def last_layer(model):
+    """The module whose units are the targets: AlexNet/VGG fc3, ResNet fc."""
+    return model.fc if hasattr(model, "fc") else model.classifier[-1]
+
+
 def load(path):
     with Image.open(path) as im:
         return im.convert("RGB")
@@ -61,10 +69,10 @@ def load(path):
 # ---- DNNBrain's loop ---------------------------------------------------------------
 
 
-def dnnbrain_map(model, fc3, relus, pil, unit, method):
+def dnnbrain_map(model, last, relus, pil, unit, method):
     """One map the way DNNBrain's saliency classes compute it."""
     acts, masks, handles = [], [], []
-    handles.append(fc3.register_forward_hook(
+    handles.append(last.register_forward_hook(
         lambda mod, inp, out: acts.append(out[0, unit - 1].mean())))
     if method == "guided":
         def fwd(mod, inp, out):
@@ -86,14 +94,14 @@ def dnnbrain_map(model, fc3, relus, pil, unit, method):
 
 
 def run_dnnbrain(model, paths, units):
-    fc3 = model.classifier[-1]
+    last = last_layer(model)
     relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
     n = 0
     for p in paths:
         pil = load(p)
         for u in units:
             for meth in METHODS:
-                dnnbrain_map(model, fc3, relus, pil, u, meth)
+                dnnbrain_map(model, last, relus, pil, u, meth)
                 n += 1
     return n
 
@@ -131,10 +139,10 @@ class RuleReLUModule(torch.nn.Module):
 
 
 def prepare_batched(model):
-    for seq in (model.features, model.classifier):
-        for i, mod in enumerate(seq):
+    for parent in list(model.modules()):
+        for name, mod in list(parent.named_children()):
             if isinstance(mod, torch.nn.ReLU):
-                seq[i] = RuleReLUModule()
+                setattr(parent, name, RuleReLUModule())
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -212,7 +220,7 @@ def main():
     if a.dump:
         first = (run_batched(model, paths[:a.batch], units, a.batch, a.strategy, True)[1]
                  if a.mode == "batched" else
-                 np.stack([np.stack([dnnbrain_map(model, model.classifier[-1],
+                 np.stack([np.stack([dnnbrain_map(model, last_layer(model),
                                                   [m for m in model.modules()
                                                    if isinstance(m, torch.nn.ReLU)],
                                                   load(paths[0]), u, meth)

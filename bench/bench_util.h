@@ -28,7 +28,7 @@ static inline double bench_median(double *v, int n) {
 }
 
 /* The benchmarks' workload on a batch of `batch` images: the model at `path` loaded
- * in precision p, an engine for fc3 units 540 and 23 with vanilla and guided, a
+ * in precision p, an engine for fc3 (or fc) units 540 and 23, vanilla and guided, a
  * seeded uniform [-2, 2] input and room for the maps. Prints why and returns 2 on
  * failure (the exit status of a usage or setup error). */
 static inline int bench_setup(const char *prog, const char *path, sal_precision p, int batch,
@@ -40,10 +40,11 @@ static inline int bench_setup(const char *prog, const char *path, sal_precision 
         return 2;
     }
     int fc3 = sal_model_find_layer(*m, "fc3");
+    if (fc3 < 0) fc3 = sal_model_find_layer(*m, "fc"); /* ResNet, GoogLeNet, Inception */
     sal_target t[2] = {{fc3, 539}, {fc3, 22}};
     sal_method meth[2] = {SAL_METHOD_VANILLA, SAL_METHOD_GUIDED};
     if (fc3 < 0 || sal_engine_init(e, *m, p, batch, t, 2, meth, 2, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", prog, fc3 < 0 ? "model has no fc3" : err);
+        fprintf(stderr, "%s: %s\n", prog, fc3 < 0 ? "model has no fc3 or fc" : err);
         return 2;
     }
     const sal_preprocess *pre = sal_model_preprocess(*m);

@@ -114,8 +114,7 @@ static int distance(const char *a, const char *b) {
     return d[la][lb] < 9 ? d[la][lb] : 9;
 }
 
-/* The candidate nearest to `word` when it is plausibly a typo of it, else NULL. */
-static const char *closest(const char *word, const char *const *cands) {
+const char *sp_config_closest(const char *word, const char *const *cands) {
     const char *best = NULL;
     int bestd = 3;
     for (int i = 0; cands[i]; i++) {
@@ -159,7 +158,7 @@ static int check_keys(sp_cfg_ctx *c, const sp_toml_node *t, const char *prefix,
         const sp_toml_node *e = &t->items[i];
         if (is_known(e->key, known)) continue;
         char hint[160] = "", list[160];
-        const char *near = closest(e->key, known), *other = section_of(e->key, section);
+        const char *near = sp_config_closest(e->key, known), *other = section_of(e->key, section);
         if (other) snprintf(hint, sizeof hint, " ('%s' belongs in [%s])", e->key, other);
         else if (near) snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
         return sp_cfg_fail(c, e->key_line, e->key_col, "unknown key '%s.%s'%s; %s takes: %s",
@@ -209,7 +208,7 @@ static int want_choice(sp_cfg_ctx *c, const sp_toml_node *v, const char *name,
     if (sp_cfg_want_string(c, v, name, what)) return -1;
     for (int i = 0; names[i]; i++)
         if (!strcmp(v->str, names[i])) return *out = i, 0;
-    const char *near = closest(v->str, names);
+    const char *near = sp_config_closest(v->str, names);
     char f[128];
     char hint[64] = "";
     if (near) snprintf(hint, sizeof hint, " (did you mean \"%s\"?)", near);
@@ -239,7 +238,7 @@ static int check_root(sp_cfg_ctx *c, const sp_toml_node *root) {
         const sp_toml_node *e = &root->items[i];
         if (is_known(e->key, names)) continue;
         char hint[160] = "", list[160];
-        const char *near = closest(e->key, names), *other = section_of(e->key, "");
+        const char *near = sp_config_closest(e->key, names), *other = section_of(e->key, "");
         if (near) snprintf(hint, sizeof hint, " (did you mean [%s]?)", near);
         else if (other) snprintf(hint, sizeof hint, " ('%s' belongs in [%s])", e->key, other);
         return sp_cfg_fail(c, e->key_line, e->key_col,

@@ -60,4 +60,8 @@ int sp_config_load(const char *path, sp_config *cfg, char *err, size_t errlen);
 
 void sp_config_free(sp_config *cfg);
 
+/* The candidate of the NULL-terminated list `cands` nearest to `word` when it is
+ * plausibly a typo of it (at most 2 edits), else NULL: the "did you mean". */
+const char *sp_config_closest(const char *word, const char *const *cands);
+
 #endif

@@ -201,6 +201,17 @@ int sp_fit_disk_check(const sp_config *c, const sp_fit_disk *d, char *err, size_
 
 /* ---- --check ------------------------------------------------------------------ */
 
+const char *sp_fit_resize_rule(const sal_preprocess *pp, char *buf, size_t len) {
+    if (!pp->resize_crop)
+        snprintf(buf, len, "stretch: Resize((%d, %d))", pp->height, pp->width);
+    else if (pp->height == pp->width)
+        snprintf(buf, len, "crop: Resize(%d) + CenterCrop(%d)", pp->resize_size, pp->height);
+    else
+        snprintf(buf, len, "crop: Resize(%d) + CenterCrop((%d, %d))", pp->resize_size,
+                 pp->height, pp->width);
+    return buf;
+}
+
 void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
                        const sp_fit_disk *d) {
     char h1[32], h2[32], h3[32];
@@ -208,8 +219,10 @@ void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
     printf("config    %s\n", c->config_path);
     printf("model     %s (%s, %d layers), %s\n", c->model_path, sal_model_name(m),
            sal_model_num_layers(m), p->precision == SAL_F64 ? "float64" : "float32");
-    printf("input     %dx%dx%d, resize %s\n", p->pre.channels, p->pre.height, p->pre.width,
-           p->pre.resize_crop ? "crop" : "stretch");
+    char rule[160];
+    printf("input     %dx%dx%d (from the model file), resize %s (%s)\n", p->pre.channels,
+           p->pre.height, p->pre.width, sp_fit_resize_rule(&p->pre, rule, sizeof rule),
+           c->resize == SP_RESIZE_MODEL ? "the model file's" : "[preprocess] resize");
     for (int i = 0; i < c->nimages; i++)
         if (access(c->images[i].path, R_OK)) {
             if (missing++ < 10) printf("missing   %s\n", c->images[i].path);

@@ -49,6 +49,10 @@ void sp_fit_disk_estimate(const sp_config *c, const sp_plan *p, int overwrite,
  * -1 with err holding both numbers (exit 3). */
 int sp_fit_disk_check(const sp_config *c, const sp_fit_disk *d, char *err, size_t errlen);
 
+/* The resize rule of `pp` in torchvision's terms into buf, e.g. "stretch:
+ * Resize((299, 299))" or "crop: Resize(256) + CenterCrop(224)"; returns buf. */
+const char *sp_fit_resize_rule(const sal_preprocess *pp, char *buf, size_t len);
+
 /* --check: prints the plan (images, targets, methods, maps, output and disk) to
  * stdout. */
 void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,

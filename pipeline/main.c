@@ -39,7 +39,8 @@ static void on_signal(int sig) {
 static const char usage[] =
     "usage: salpipe CONFIG.toml              run the job (alone or under mpirun)\n"
     "       salpipe --check CONFIG.toml      validate config, model and images; print the plan\n"
-    "       salpipe --layers MODEL.h5        list layers, output shapes and unit counts\n"
+    "       salpipe --layers MODEL.h5        list layers (names, DNNBrain aliases, inputs),\n"
+    "                                        output shapes, unit counts, preprocessing\n"
     "       salpipe --overwrite CONFIG.toml  replace an existing output instead of resuming\n"
     "       salpipe --version | --help\n"
     "options: --quiet (no progress lines)\n"
@@ -85,6 +86,9 @@ static int parse_args(int argc, char **argv, options *o) {
     return 0;
 }
 
+/* --layers: every node with its index, name, alias (DNNBrain's name), kind, output
+ * shape, unit count and inputs, after the input size and preprocessing the model
+ * file states. Columns are as wide as the model's longest name. */
 static int list_layers(const char *path) {
     char err[SAL_ERR_LEN];
     sal_model *m;
@@ -93,15 +97,41 @@ static int list_layers(const char *path) {
         return SP_EXIT_CONFIG;
     }
     const sal_preprocess *pp = sal_model_preprocess(m);
-    printf("%s: %s, input %dx%dx%d\n", path, sal_model_name(m), pp->channels, pp->height,
+    const int n = sal_model_num_layers(m);
+    int wname = 4, walias = 5, wkind = 4, naliases = 0;
+    for (int i = 0; i < n; i++) {
+        const sal_layer *L = sal_model_layer(m, i);
+        int ln = (int)strlen(L->name), la = (int)strlen(L->alias);
+        int lk = (int)strlen(sal_layer_kind_name(L->kind));
+        if (ln > wname) wname = ln;
+        if (la > walias) walias = la;
+        if (lk > wkind) wkind = lk;
+        naliases += la > 0;
+    }
+    char rule[160];
+    printf("%s: %s, %d layers", path, sal_model_name(m), n);
+    if (naliases) printf(", %d of them also called by DNNBrain's name (alias)", naliases);
+    printf("\n");
+    printf("input       %dx%dx%d (channels x height x width)\n", pp->channels, pp->height,
            pp->width);
-    printf("%-4s %-16s %-12s %-16s %s\n", "#", "layer", "kind", "output (CxHxW)", "units");
-    for (int i = 0; i < sal_model_num_layers(m); i++) {
+    printf("preprocess  %s, pixels / 255, mean", sp_fit_resize_rule(pp, rule, sizeof rule));
+    for (int c = 0; c < pp->channels; c++) printf(" %g", pp->mean[c]);
+    printf(", std");
+    for (int c = 0; c < pp->channels; c++) printf(" %g", pp->std[c]);
+    printf("\ntargets     a layer by its name or its alias; units are 1-based (1..units)\n\n");
+    printf("%-4s %-*s %-*s %-*s %-14s %-6s %s\n", "#", wname, "name", walias, "alias", wkind,
+           "kind", "output CxHxW", "units", "inputs");
+    for (int i = 0; i < n; i++) {
         const sal_layer *L = sal_model_layer(m, i);
         char shape[48];
         snprintf(shape, sizeof shape, "%dx%dx%d", L->out_c, L->out_h, L->out_w);
-        printf("%-4d %-16s %-12s %-16s %d\n", i, L->name, sal_layer_kind_name(L->kind), shape,
+        printf("%-4d %-*s %-*s %-*s %-14s %-6d ", i, wname, L->name, walias,
+               L->alias[0] ? L->alias : "-", wkind, sal_layer_kind_name(L->kind), shape,
                L->out_c);
+        for (int k = 0; k < L->ninputs; k++)
+            printf("%s%s", k ? "," : "",
+                   L->inputs[k] < 0 ? "input" : sal_model_layer(m, L->inputs[k])->name);
+        printf("\n");
     }
     sal_model_free(m);
     return SP_EXIT_OK;

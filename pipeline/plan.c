@@ -34,30 +34,153 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 
 /* ---- building ------------------------------------------------------------------ */
 
-/* Resolves the config's targets against the model; errors name the config line. */
+/* Appends the model's layer names to an error message: every name (and alias) of a
+ * small model; of a large one (a graph of hundreds of nodes) its main layers, which
+ * are the nodes with an alias (DNNBrain's names) and the top-level nodes (names
+ * without a '.': relu, maxpool, fc ...), with runs such as layer3_bottleneck0 ..
+ * layer3_bottleneck35 shortened, and a pointer to --layers for the inner nodes. */
+#define LIST_ALL_MAX 40
+
+/* The name's trailing number or letter after a digit (layer3_bottleneck35 -> 35 with
+ * a 17-byte prefix, inception4c -> 'c' with 10), or -1 when it ends in neither. */
+static int tail_value(const char *s, size_t *prefix) {
+    size_t n = strlen(s), i = n;
+    while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9') i--;
+    if (i < n && n - i <= 6 && i > 0) {
+        *prefix = i;
+        return atoi(s + i);
+    }
+    if (n > 1 && s[n - 1] >= 'a' && s[n - 1] <= 'z' && s[n - 2] >= '0' && s[n - 2] <= '9') {
+        *prefix = n - 1;
+        return s[n - 1];
+    }
+    return -1;
+}
+
+/* The node's name in the short list, or NULL when it is an inner node. */
+static const char *main_name(const sal_layer *L) {
+    return L->alias[0] ? L->alias : strchr(L->name, '.') ? NULL : L->name;
+}
+
+static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
+    const int n = sal_model_num_layers(m);
+    int naliases = 0;
+    for (int i = 0; i < n; i++) naliases += sal_model_layer(m, i)->alias[0] != 0;
+    if (n <= LIST_ALL_MAX || !naliases) {
+        off += snprintf(err + off, errlen - off, "; its layers:");
+        for (int i = 0; i < n && i < LIST_ALL_MAX && off > 0 && (size_t)off < errlen; i++) {
+            const sal_layer *L = sal_model_layer(m, i);
+            off += snprintf(err + off, errlen - off, L->alias[0] ? " %s (%s)" : " %s",
+                            L->name, L->alias);
+        }
+        if (n > LIST_ALL_MAX && off > 0 && (size_t)off < errlen)
+            off += snprintf(err + off, errlen - off, " ... and %d more", n - LIST_ALL_MAX);
+        return off;
+    }
+    off += snprintf(err + off, errlen - off,
+                    "; its main layers (DNNBrain's names and the top-level nodes):");
+    const char *first = NULL, *last = NULL; /* the run being collected */
+    int len = 0, last_val = -1;
+    size_t last_pre = 0;
+    for (int i = 0; i <= n && off > 0 && (size_t)off < errlen; i++) {
+        const char *a = i < n ? main_name(sal_model_layer(m, i)) : "";
+        if (!a) continue;
+        size_t pre = 0;
+        int val = i < n ? tail_value(a, &pre) : -1;
+        if (len && val >= 0 && last_val >= 0 && val == last_val + 1 && pre == last_pre &&
+            !strncmp(a, last, pre)) {
+            last = a, last_val = val, len++;
+            continue;
+        }
+        if (len >= 3)
+            off += snprintf(err + off, errlen - off, " %s .. %s", first, last);
+        else if (len == 2)
+            off += snprintf(err + off, errlen - off, " %s %s", first, last);
+        else if (len == 1)
+            off += snprintf(err + off, errlen - off, " %s", first);
+        first = last = a, last_val = val, last_pre = pre, len = 1;
+    }
+    if (off > 0 && (size_t)off < errlen)
+        off += snprintf(err + off, errlen - off, "; each of its %d nodes has a name of its "
+                        "own too (`salpipe --layers %s` lists them all)", n, sal_model_path(m));
+    return off;
+}
+
+typedef struct {
+    sal_target ref;
+    int t; /* index in the config's targets */
+} target_ref;
+
+/* By layer, unit, then config order (so the first spelling is reported first). */
+static int cmp_target_ref(const void *pa, const void *pb) {
+    const target_ref *a = pa, *b = pb;
+    if (a->ref.layer != b->ref.layer) return a->ref.layer < b->ref.layer ? -1 : 1;
+    if (a->ref.unit != b->ref.unit) return a->ref.unit < b->ref.unit ? -1 : 1;
+    return (a->t > b->t) - (a->t < b->t);
+}
+
+/* Resolves the config's targets against the model; errors name the config line. A
+ * target may name a node by its name or its alias; the plan keeps the spelling
+ * the config used, for the output's labels and the previews' file names. */
 static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
                            size_t errlen) {
+    const int n = sal_model_num_layers(m);
     p->ntargets = c->ntargets;
     p->targets = malloc(sizeof *p->targets * (c->ntargets > 0 ? c->ntargets : 1));
-    if (!p->targets) return fail(err, errlen, "out of memory");
+    /* zeroed: the names travel whole, NUL padding included */
+    p->target_names = calloc(c->ntargets > 0 ? c->ntargets : 1, sizeof *p->target_names);
+    if (!p->targets || !p->target_names) return fail(err, errlen, "out of memory");
     for (int t = 0; t < c->ntargets; t++) {
         const sp_target *ct = &c->targets[t];
         int li = sal_model_find_layer(m, ct->layer);
         if (li < 0) {
-            int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s; its layers:",
+            const char **cands = malloc(sizeof *cands * (2 * (size_t)n + 1));
+            const char *near = NULL;
+            if (cands) {
+                int k = 0;
+                for (int i = 0; i < n; i++) {
+                    const sal_layer *L = sal_model_layer(m, i);
+                    cands[k++] = L->name;
+                    if (L->alias[0]) cands[k++] = L->alias;
+                }
+                cands[k] = NULL;
+                near = sp_config_closest(ct->layer, cands);
+            }
+            int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s",
                                c->config_path, ct->layer_line, ct->layer_col, ct->layer,
                                c->model_path);
-            for (int i = 0; i < sal_model_num_layers(m) && off > 0 && (size_t)off < errlen; i++)
-                off += snprintf(err + off, errlen - off, " %s", sal_model_layer(m, i)->name);
+            if (near && off > 0 && (size_t)off < errlen)
+                off += snprintf(err + off, errlen - off, " (did you mean '%s'?)", near);
+            free(cands);
+            if (off > 0 && (size_t)off < errlen) list_layers(err, errlen, off, m);
             return -1;
         }
         const sal_layer *L = sal_model_layer(m, li);
         if (ct->unit < 1 || ct->unit > L->out_c)
             return fail(err, errlen, "%s:%d:%d: unit %d of layer %s is out of range: the "
                         "layer has units 1..%d", c->config_path, ct->line, ct->col, ct->unit,
-                        L->name, L->out_c);
+                        ct->layer, L->out_c);
         p->targets[t] = (sal_target){li, ct->unit - 1};
+        snprintf(p->target_names[t], sizeof p->target_names[t], "%s", ct->layer);
     }
+    /* A node's name and its alias are one layer: the same unit under both would
+     * compute and store the same maps twice (config.c catches the same spelling). */
+    target_ref *r = malloc(sizeof *r * (c->ntargets > 0 ? c->ntargets : 1));
+    if (!r) return fail(err, errlen, "out of memory");
+    for (int t = 0; t < c->ntargets; t++) r[t] = (target_ref){p->targets[t], t};
+    qsort(r, c->ntargets, sizeof *r, cmp_target_ref);
+    for (int i = 1; i < c->ntargets; i++)
+        if (r[i - 1].ref.layer == r[i].ref.layer && r[i - 1].ref.unit == r[i].ref.unit) {
+            const sp_target *a = &c->targets[r[i - 1].t], *b = &c->targets[r[i].t];
+            const sal_layer *L = sal_model_layer(m, r[i].ref.layer);
+            fail(err, errlen, "%s:%d:%d: layer '%s' unit %d is layer '%s' unit %d of line %d, "
+                 "column %d ('%s' is also called '%s'); list each layer and unit once",
+                 c->config_path, b->line, b->col, b->layer, (int)b->unit, a->layer,
+                 (int)a->unit, a->line, a->col, L->name, L->alias);
+            free(r);
+            return -1;
+        }
+    free(r);
     return 0;
 }
 
@@ -176,7 +299,7 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     packer k = {0};
     /* One allocation of the right size: a million image paths are not copied over
      * and over while the buffer doubles. */
-    size_t need = 4096 + sizeof *p->targets * (size_t)p->ntargets;
+    size_t need = 4096 + (sizeof *p->targets + sizeof *p->target_names) * (size_t)p->ntargets;
     for (int i = 0; i < p->nimages; i++) {
         need += 4 + strlen(p->image_paths[i]);
         if (p->image_labels) need += 4 + strlen(p->image_labels[i]);
@@ -193,6 +316,7 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     put_i32(&k, p->compression);
     put_i32(&k, p->ntargets);
     put(&k, p->targets, sizeof *p->targets * p->ntargets);
+    put(&k, p->target_names, sizeof *p->target_names * p->ntargets);
     put_i32(&k, p->nmethods);
     for (int i = 0; i < p->nmethods; i++) put_i32(&k, p->methods[i]);
     put_str(&k, p->previews_dir);
@@ -229,7 +353,9 @@ static const char *plan_invalid(const sp_plan *p) {
     if (p->threads < 1 || p->threads > PLAN_MAX_THREADS) return "threads";
     if (p->compression < 0 || p->compression > 9) return "compression";
     for (int t = 0; t < p->ntargets; t++)
-        if (p->targets[t].layer < 0 || p->targets[t].unit < 0) return "target";
+        if (p->targets[t].layer < 0 || p->targets[t].unit < 0 || !p->target_names[t][0] ||
+            !memchr(p->target_names[t], '\0', sizeof p->target_names[t]))
+            return "target";
     for (int i = 0; i < p->nmethods; i++) {
         if ((int)p->methods[i] < 0 || p->methods[i] >= SAL_METHOD_COUNT) return "method";
         for (int j = 0; j < i; j++)
@@ -253,11 +379,16 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t 
     p->compression = get_i32(&k, "compression");
     int32_t nt = get_i32(&k, "target count");
     /* Every count is checked against the bytes left before anything is allocated. */
-    if (!k.bad && (nt < 1 || (size_t)nt > k.left / sizeof *p->targets)) k.bad = "target count";
-    if (!k.bad && !(p->targets = malloc(sizeof *p->targets * nt))) k.bad = "out of memory";
+    if (!k.bad && (nt < 1 || (size_t)nt > k.left / (sizeof *p->targets +
+                                                    sizeof *p->target_names)))
+        k.bad = "target count";
+    if (!k.bad && (!(p->targets = malloc(sizeof *p->targets * nt)) ||
+                   !(p->target_names = malloc(sizeof *p->target_names * nt))))
+        k.bad = "out of memory";
     if (!k.bad) {
         p->ntargets = nt;
         get(&k, p->targets, sizeof *p->targets * nt, "targets");
+        get(&k, p->target_names, sizeof *p->target_names * nt, "target names");
     }
     int32_t nm = get_i32(&k, "method count");
     if (!k.bad && (nm < 1 || nm > SAL_METHOD_COUNT)) k.bad = "method count";
@@ -297,6 +428,7 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t 
 void sp_plan_free(sp_plan *p) {
     free(p->model_path);
     free(p->targets);
+    free(p->target_names);
     free(p->previews_dir);
     for (int i = 0; !p->borrowed && !p->strings && i < p->nimages; i++) {
         if (p->image_paths) free(p->image_paths[i]);

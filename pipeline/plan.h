@@ -22,6 +22,8 @@ typedef struct {
     char **image_paths;       /* resolved paths to open                            */
     int ntargets;
     sal_target *targets;      /* layer index, 0-based unit                         */
+    char (*target_names)[SAL_NAME_LEN]; /* each target's layer as the config names it
+                               * (a node's name or its alias)                      */
     int nmethods;
     sal_method methods[SAL_METHOD_COUNT];
     char *previews_dir;       /* or NULL                                           */

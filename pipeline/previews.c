@@ -26,7 +26,7 @@
 
 struct sp_previews {
     const sp_plan *plan;
-    const sal_model *model;     /* for target layer names                     */
+    const sal_model *model;     /* the network the maps are of                */
     int scale, tile_h, tile_w;  /* enlarged tile size                         */
     int cols, rows;             /* montage grid: 1 + methods by targets       */
     int mont_h, mont_w;
@@ -203,7 +203,7 @@ int sp_previews_write(sp_previews *pv, int image, const sal_image *pixels, const
             render_map(pv, map);
             place(pv, t, 1 + m);
             snprintf(path, sizeof path, "%s/%s_%s-%d_%s.jpg", p->previews_dir, name,
-                     sal_model_layer(pv->model, p->targets[t].layer)->name,
+                     p->target_names[t],
                      p->targets[t].unit + 1, sal_method_name(p->methods[m]));
             if (write_jpeg(path, pv->tile, pv->tile_h, pv->tile_w, err, errlen)) return -1;
         }

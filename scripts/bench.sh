@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# The throughput benchmark of issue 6: salpipe end to end against DNNBrain's PyTorch
-# loop and a batched PyTorch, the sgemm roofline, peak memory per rank and rank 0's
-# writing capacity, all measured in one run on this machine. docs/performance.md
-# explains every figure.
+# The throughput benchmark of issues 6 and 11: salpipe end to end against DNNBrain's
+# PyTorch loop and a batched PyTorch, the sgemm roofline, peak memory per rank and
+# rank 0's writing capacity, all measured in one run on this machine.
+# docs/performance.md explains every figure.
 #
-#   scripts/bench.sh [--quick] [--reps N] [--build DIR] [--no-build]
+#   scripts/bench.sh [--quick] [--reps N] [--build DIR] [--no-build] [--only LIST]
 #
-#   --quick      1 repetition, fewer images (W1 16, W2 2): a smoke run of ~2-3 minutes
+#   --quick      1 repetition, fewer images (W1 16, W2 2, W3 4): a smoke run
 #   --reps N     repetitions per measurement, the median is reported (default 3)
 #   --build DIR  build directory (default build); it is (re)built unless --no-build
+#   --only LIST  some of W1 (AlexNet), W2 (VGG16), W3 (ResNet-50), R152 (ResNet-152's
+#                peak memory at batch 8), comma-separated; default all of them
 #
 # Writes bench/results/latest.txt (also printed), bench/results/latest.json and
-# docs/img/performance.png. Scratch files (models, images, outputs, logs) go to
-# DIR/bench/. Exit status 0 when every measurement ran, 1 when some failed (the
-# report lists them), 2 on a usage or setup error.
+# docs/img/performance.png; with --only, latest-LIST.txt, latest-LIST.json and
+# performance-LIST.png instead (e.g. latest-W3-R152.txt). Scratch files (models,
+# images, outputs, logs) go to DIR/bench/. Exit status 0 when every measurement ran,
+# 1 when some failed (the report lists them), 2 on a usage or setup error.
 # The whole script is one { ... } block, so bash reads all of it before running any:
 # editing this file while a benchmark runs cannot change the running one.
 {
@@ -21,20 +24,34 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 repo=$PWD
 
-quick=0 reps=3 build=build dobuild=1
+quick=0 reps=3 build=build dobuild=1 only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --reps) reps=${2:?--reps needs a number}; shift ;;
+    --only) only=${2:?--only needs a list like W3,R152}; shift ;;
     --build) build=${2:?--build needs a directory}; shift ;;
     --no-build) dobuild=0 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 case "$reps" in ''|*[!0-9]*|0) echo "bench.sh: --reps wants a positive integer" >&2; exit 2 ;; esac
 [ "$quick" = 1 ] && reps=1
+# The workloads to run (W1 W2 W3 compute maps; R152 measures memory only).
+wls=(W1 W2 W3) do152=1 suffix=
+if [ -n "$only" ]; then
+  wls=() do152=0 suffix=-$(printf '%s' "$only" | tr ', ' '--')
+  for w in $(printf '%s' "$only" | tr ',' ' '); do
+    case "$w" in
+      W1|W2|W3) wls+=("$w") ;;
+      R152) do152=1 ;;
+      *) echo "bench.sh: --only takes W1, W2, W3 and R152, not '$w'" >&2; exit 2 ;;
+    esac
+  done
+fi
+has() { case " ${wls[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # This is a developer tool that we run as root in containers; Open MPI refuses root
 # unless told otherwise. Users running as themselves do not need these.
@@ -81,7 +98,7 @@ fail() {  # section, message
   failed=1
 }
 
-# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT
+# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT [LAYER]
 write_config() {
   cat > "$1" <<EOF
 [model]
@@ -89,7 +106,7 @@ path = "$2"
 [images]
 list = "$3"
 [[targets]]
-layer = "fc3"
+layer = "${8:-fc3}"
 units = [540, 23]
 [saliency]
 methods = ["vanilla", "guided"]
@@ -111,7 +128,7 @@ salpipe_run() {
   local tag=$wl-n$n-t$t-$bind-c$comp
   local cfg=$work/$tag.toml out=$work/out/$tag.h5 log=$work/log/$tag.log
   local maps=$((wl_images[$wl] * 4)) t0 t1 dt rate
-  write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out"
+  write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out" "${wl_layer[$wl]}"
   last_rate=0
   t0=$(now)
   "$mpirun" -n "$n" --bind-to "$bind" "$salpipe" --overwrite "$cfg" > "$log" 2>&1
@@ -151,10 +168,13 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 gitrev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 gitdirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-record "{\"kind\":\"meta\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"host\":\"$(hostname)\",\"cpu\":\"$cpu\",\"nproc\":$(nproc),\"mem_gb\":$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo),\"load_start\":\"$load0\",\"commit\":\"$gitrev\",\"dirty_files\":$gitdirty,\"quick\":$quick,\"reps\":$reps,\"mpirun\":\"$("$mpirun" --version 2>/dev/null | head -n 1)\",\"salpipe\":\"$("$salpipe" --version 2>/dev/null | head -n 1)\"}"
+record "{\"kind\":\"meta\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"host\":\"$(hostname)\",\"cpu\":\"$cpu\",\"nproc\":$(nproc),\"mem_gb\":$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo),\"load_start\":\"$load0\",\"commit\":\"$gitrev\",\"dirty_files\":$gitdirty,\"quick\":$quick,\"reps\":$reps,\"workloads\":\"${wls[*]}$([ "$do152" = 1 ] && echo ' R152')\",\"mpirun\":\"$("$mpirun" --version 2>/dev/null | head -n 1)\",\"salpipe\":\"$("$salpipe" --version 2>/dev/null | head -n 1)\"}"
 
-declare -A wl_arch=([W1]=alexnet [W2]=vgg16) wl_model wl_batch wl_images wl_dnnbrain
-for wl in W1 W2; do
+declare -A wl_arch=([W1]=alexnet [W2]=vgg16 [W3]=resnet50 [R152]=resnet152) \
+           wl_layer=([W1]=fc3 [W2]=fc3 [W3]=fc [R152]=fc) wl_model wl_batch wl_images wl_dnnbrain
+exports=("${wls[@]}")
+[ "$do152" = 1 ] && exports+=(R152)
+for wl in "${exports[@]}"; do
   wl_model[$wl]=$build/bench/${wl_arch[$wl]}.h5
   if [ ! -f "${wl_model[$wl]}" ]; then
     say "exporting seeded random ${wl_arch[$wl]} to ${wl_model[$wl]}"
@@ -164,16 +184,19 @@ for wl in W1 W2; do
 done
 # W1: 32 images in batches of 8 (4 batches: both ranks of -n 2 get work).
 # W2: 8 images in batches of 4 (with batch 8 there would be one batch and -n 2 would
-# leave a rank idle). DNNBrain's loop is timed on a subset (it is 10-100x slower).
+# leave a rank idle). W3: 16 images in batches of 4 (4 batches, as W1). DNNBrain's
+# loop is timed on a subset (it is 10-100x slower).
 if [ "$quick" = 1 ]; then
-  wl_images=([W1]=16 [W2]=2) wl_batch=([W1]=8 [W2]=1) wl_dnnbrain=([W1]=2 [W2]=1)
+  wl_images=([W1]=16 [W2]=2 [W3]=4) wl_batch=([W1]=8 [W2]=1 [W3]=2)
+  wl_dnnbrain=([W1]=2 [W2]=1 [W3]=1)
 else
-  wl_images=([W1]=32 [W2]=8) wl_batch=([W1]=8 [W2]=4) wl_dnnbrain=([W1]=8 [W2]=2)
+  wl_images=([W1]=32 [W2]=8 [W3]=16) wl_batch=([W1]=8 [W2]=4 [W3]=4)
+  wl_dnnbrain=([W1]=8 [W2]=2 [W3]=2)
 fi
 say "making 32 test images from $(basename "$photo")"
 "$py" bench/bench_images.py "$photo" "$work/img" 32 > "$work/all.txt" ||
   { echo "bench.sh: making the test images failed" >&2; exit 2; }
-for wl in W1 W2; do
+for wl in "${wls[@]}"; do
   head -n "${wl_images[$wl]}" "$work/all.txt" > "$work/$wl.txt"
   head -n "${wl_dnnbrain[$wl]}" "$work/all.txt" > "$work/$wl-dnnbrain.txt"
 done
@@ -184,8 +207,10 @@ done
 # on W1; the faster one is used from then on. (--bind-to core with one rank pins both
 # of its BLAS threads to one core.) In --quick mode these probes are also the
 # measurements of those two configurations.
-declare -A best_bind
+# Without W1, --bind-to none (the choice of every quiet run so far).
+declare -A best_bind=([1]=none [2]=none)
 for cfg in "1 2" "2 1"; do
+  has W1 || break
   read -r n t <<< "$cfg"
   set -- "$n" "$t"
   salpipe_run W1 "$1" "$2" none 4 probe; r_none=$last_rate
@@ -202,19 +227,22 @@ done
 # scaling target (-n 2 against one single-threaded rank), compression 0 shows what
 # deflate costs. PyTorch: DNNBrain's loop on a subset, both batched strategies.
 if [ "$quick" = 1 ]; then
-  runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W2 1 2 4" "W2 2 1 4" "W2 1 1 4")
+  runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W2 1 2 4" "W2 2 1 4" "W2 1 1 4"
+        "W3 1 2 4" "W3 2 1 4")
 else
   runs=("W1 1 2 4" "W1 2 1 4" "W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 1 1 0"
-        "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 1 2 0" "W2 2 1 0")
+        "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 1 2 0" "W2 2 1 0"
+        "W3 1 2 4" "W3 2 1 4" "W3 1 1 4" "W3 2 1 0")
 fi
 for ((rep = 1; rep <= reps; rep++)); do
   say "---- repetition $rep of $reps"
   for run in "${runs[@]}"; do
     read -r w n t c <<< "$run"
+    has "$w" || continue
     set -- "$w" "$n" "$t" "$c"
     salpipe_run "$1" "$2" "$3" "${best_bind[$2]}" "$4" main
   done
-  for wl in W1 W2; do
+  for wl in "${wls[@]}"; do
     torch_run "$wl" dnnbrain dnnbrain "$work/$wl-dnnbrain.txt"
     for strategy in retain repeat; do
       dump=()
@@ -228,7 +256,7 @@ done
 # Same maps? salpipe's output against PyTorch's maps of the first image. float32 maps
 # of deep units differ by up to a few percent between any two implementations (max-pool
 # near-ties, docs/saliency.md); a wrong image order or rule would differ by ~100%.
-for wl in W1 W2; do
+for wl in "${wls[@]}"; do
   out=$(first "$work/out/$wl"-n1-t2-*-c4.h5)
   if [ -n "$out" ] && [ -f "$work/$wl-torch-retain.npy" ]; then
     "$py" bench/bench_report.py check "$wl" "$out" "$work/$wl-torch-retain.npy" \
@@ -238,7 +266,7 @@ done
 
 # ---- roofline: counted FLOPs, sgemm rate, the core alone ----------------------------
 
-for wl in W1 W2; do
+for wl in "${wls[@]}"; do
   say "counting $wl's FLOPs (bench_counts, batch ${wl_batch[$wl]})"
   if c=$(OPENBLAS_NUM_THREADS=2 "$build/bench/bench_counts" "${wl_model[$wl]}" "${wl_batch[$wl]}" 2>&1); then
     record "{\"kind\":\"counts\",\"wl\":\"$wl\",\"batch\":${wl_batch[$wl]},$(echo "$c" | sed 's/^\(.*\)=\(.*\)$/"\1":\2/' | paste -sd,)}"
@@ -265,10 +293,10 @@ else
 fi
 
 core_reps=$([ "$quick" = 1 ] && echo 3 || echo 5)
-for wl in W1 W2; do
-  [ "$quick" = 1 ] && [ "$wl" = W2 ] && continue
+for wl in "${wls[@]}"; do
+  [ "$quick" = 1 ] && [ "$wl" != W1 ] && continue
   for t in 2 1; do
-    [ "$wl" = W2 ] && [ "$t" = 1 ] && continue
+    [ "$wl" != W1 ] && [ "$t" = 1 ] && continue
     say "core alone ($wl, bench_core batch ${wl_batch[$wl]}, $t thread(s), $core_reps runs)"
     # as salpipe runs it: GEMM parts on a team of t threads, OpenBLAS single-threaded
     if s=$(OPENBLAS_NUM_THREADS=1 "$build/bench/bench_core" "${wl_model[$wl]}" "${wl_batch[$wl]}" "$core_reps" f32 "$t" 2>&1); then
@@ -282,6 +310,7 @@ done
 # ---- peak memory per rank (W1, batch 8) --------------------------------------------
 
 for cfg in "1 2" "2 1"; do
+  has W1 || break
   read -r n t <<< "$cfg"
   set -- "$n" "$t"
   tag=W1-mem-n$1
@@ -295,30 +324,58 @@ for cfg in "1 2" "2 1"; do
   fi
 done
 
+# ResNet-152 at batch = 8 (issue 11: within its weights + 2 GiB per rank): 16 images,
+# fc units 540 and 23, vanilla + guided, -n 2 threads=1, so each rank runs one batch
+# of 8. bench_counts gives the weights' and the engine workspace's bytes.
+if [ "$do152" = 1 ]; then
+  tag=R152-mem-n2
+  head -n 16 "$work/all.txt" > "$work/R152.txt"
+  write_config "$work/$tag.toml" "${wl_model[R152]}" "$work/R152.txt" 8 1 4 "$work/out/$tag.h5" fc
+  say "peak memory: ResNet-152, -n 2 threads=1, batch 8"
+  if c=$(OPENBLAS_NUM_THREADS=1 "$build/bench/bench_counts" "${wl_model[R152]}" 8 2>&1); then
+    record "{\"kind\":\"counts\",\"wl\":\"R152\",\"batch\":8,$(echo "$c" | sed 's/^\(.*\)=\(.*\)$/"\1":\2/' | paste -sd,)}"
+  else
+    fail "bench_counts R152" "$c"
+  fi
+  t0=$(now)
+  if "$mpirun" -n 2 --bind-to "${best_bind[2]}" "$py" bench/memwrap.py "$work/$tag" \
+       "$salpipe" --overwrite --quiet "$work/$tag.toml" > "$work/log/$tag.log" 2>&1; then
+    dt=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+    record "{\"kind\":\"mem\",\"wl\":\"R152\",\"ranks\":2,\"threads\":1,\"batch\":8,\"images\":16,\"seconds\":$dt,\"per_rank\":[$(cat "$work/$tag".[0-9]*.json | paste -sd,)]}"
+  else
+    fail "memory R152" "see $work/log/$tag.log: $(tail -n 3 "$work/log/$tag.log")"
+  fi
+fi
+
 # ---- rank 0's writing capacity -----------------------------------------------------
 
 # tests/test_output's bench mode: deflate rate per core, and H5Dwrite_chunk of
 # compressed chunks into a file with flushes, on a real W1 map (the first one).
-say "writer capacity (test_output bench)"
-map=$work/map.raw
-out=$(first "$work"/out/W1-n1-t2-*-c4.h5)
-[ -n "$out" ] && "$py" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')['saliency'][0, 0, 0].astype('<f4').tofile(sys.argv[2])" "$out" "$map"
-if s=$("$build/tests/test_output" bench "$work/writer" "$map" 2>&1); then
-  echo "$s" > "$work/log/writer.log"
-  "$py" bench/bench_report.py writer "$work/log/writer.log" >> "$rec" || fail writer "cannot parse $work/log/writer.log"
-else
-  fail writer "$s"
+if has W1; then
+  say "writer capacity (test_output bench)"
+  map=$work/map.raw
+  out=$(first "$work"/out/W1-n1-t2-*-c4.h5)
+  [ -n "$out" ] && "$py" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')['saliency'][0, 0, 0].astype('<f4').tofile(sys.argv[2])" "$out" "$map"
+  if s=$("$build/tests/test_output" bench "$work/writer" "$map" 2>&1); then
+    echo "$s" > "$work/log/writer.log"
+    "$py" bench/bench_report.py writer "$work/log/writer.log" >> "$rec" || fail writer "cannot parse $work/log/writer.log"
+  else
+    fail writer "$s"
+  fi
 fi
 
 # ---- report ------------------------------------------------------------------------
 
 record "{\"kind\":\"meta_end\",\"load_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 rm -f "$work"/out/*.h5 "$work/writer/bench.h5"
-"$py" bench/bench_report.py report "$rec" bench/results/latest.json bench/results/latest.txt ||
+res=bench/results/latest$suffix
+"$py" bench/bench_report.py report "$rec" "$res.json" "$res.txt" ||
   { echo "bench.sh: report failed; raw records in $rec" >&2; exit 1; }
-cat bench/results/latest.txt
-grep -q '^== measurements that FAILED' bench/results/latest.txt && failed=1
-"$py" scripts/bench_plot.py bench/results/latest.json docs/img/performance.png ||
-  { echo "bench.sh: plot failed" >&2; failed=1; }
+cat "$res.txt"
+grep -q '^== measurements that FAILED' "$res.txt" && failed=1
+if [ ${#wls[@]} -gt 0 ]; then
+  "$py" scripts/bench_plot.py "$res.json" "docs/img/performance$suffix.png" ||
+    { echo "bench.sh: plot failed" >&2; failed=1; }
+fi
 exit $failed
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws maps/s per configuration from scripts/bench.sh's JSON, W1 and W2 side by side.
+"""Draws maps/s per configuration from scripts/bench.sh's JSON, workloads side by side.
 
     /usr/bin/python3 scripts/bench_plot.py [bench/results/latest.json] [docs/img/performance.png]
 
@@ -50,7 +50,7 @@ def main():
         ax.set_yscale("log")
         ax.set_xticks(list(xs))
         ax.set_xticklabels([d[0] for d in data], rotation=60, ha="right", fontsize=8)
-        arch = "AlexNet" if wl == "W1" else "VGG16"
+        arch = {"W1": "AlexNet", "W2": "VGG16", "W3": "ResNet-50"}.get(wl, wl)
         s0 = w["salpipe"][0]
         ax.set_title(f"{wl}: {arch}, {s0['images']} images, {s0['maps']} maps")
         ax.set_ylabel("maps/s (higher is better, log scale)")

@@ -24,6 +24,10 @@
 #   pipeline_plans_<mode>      plans that cannot fit: size limits (exit 2), disk space
 #                              on a 4 MiB tmpfs (exit 3), a million-line list     [mpi]
 #   pipeline_longrun           4000 images x 30 maps on 2 ranks: RSS flat         [mpi]
+#   pipeline_graph_e2e         exported resnet18 and googlenet, DNNBrain and inner layer
+#                              names, float64 -n 2 vs PyTorch on torchvision to 1e-9 [mpi]
+#   pipeline_graph_cli         --layers, --check (Inception-v3 299x299), unknown and
+#                              doubly named layers on exported graph networks     [unit]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
@@ -104,3 +108,12 @@ foreach(mode limits disk million)
 endforeach()
 set_tests_properties(pipeline_plans_disk pipeline_plans_million PROPERTIES SKIP_RETURN_CODE 77)
 pipeline_test(pipeline_longrun test_longrun.py mpi 600 2 ${_pl_demo})
+
+# Issue 11: graph networks through the whole program (test_graph.py), each exporting
+# its networks with scripts/export_torchvision.py: e2e ~60 s of CPU, 1.5 min on 2
+# cores loaded 7-fold (two exports, two float64 runs under -n 2, and PyTorch's float64
+# reference, most of it), cli ~7 s of CPU, 20 s loaded (resnet18 and inception_v3
+# exported; salpipe only reads their headers).
+set(_pl_exporter --exporter ${PROJECT_SOURCE_DIR}/scripts/export_torchvision.py)
+pipeline_test(pipeline_graph_e2e test_graph.py mpi 600 2 e2e ${_pl_exporter})
+pipeline_test(pipeline_graph_cli test_graph.py unit 300 1 cli ${_pl_exporter})

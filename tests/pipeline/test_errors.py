@@ -387,6 +387,8 @@ def run_cli(args):
     check(re.search(r"\b3\b", r.out) and "missing.jpg" in r.out,
           "the plan counts 3 images and names the missing one")
     check("162" in r.out.replace(",", ""), "the plan counts 3 x 18 x 3 = 162 maps")
+    check("3x224x224" in r.out and "stretch: Resize((224, 224))" in r.out,
+          "the plan states the input size and the model file's resize rule")
     check(r.seconds < 20, "--check computes nothing (fast)", f"{r.seconds:.1f} s")
     # OpenBLAS's kernel set: named, or a note naming the better one and the variable.
     blas = re.search(r"^(blas +OpenBLAS kernels \w+|note +OpenBLAS runs its \w+ kernels .*"
@@ -403,15 +405,19 @@ def run_cli(args):
     want = ("conv1 conv1_relu conv1_maxpool conv2 conv2_relu conv2_maxpool conv3 "
             "conv3_relu conv4 conv4_relu conv5 conv5_relu conv5_maxpool avgpool flatten "
             "dropout1 fc1 fc1_relu dropout2 fc2 fc2_relu fc3").split()
-    # a row: index, name, kind, output shape, units
+    # a row: index, name, alias ("-": none), kind, output shape, units, inputs
     rows = [line.split() for line in r.out.splitlines()
             if line.split() and line.split()[0].isdigit()]
     listed = [row[1] for row in rows if len(row) > 1]
     check(listed == want, "22 alexnet layers in order", f"{len(listed)}: {listed}")
-    units = {row[1]: row for row in rows if len(row) > 1}
-    check(units.get("fc3", [""])[-1] == "1000" and units.get("conv2", [""])[-1] == "192"
-          and units.get("conv5", [""])[-1] == "256",
+    units = {row[1]: row for row in rows if len(row) == 7}
+    check(units.get("fc3", [""] * 7)[5] == "1000" and units.get("conv2", [""] * 7)[5] == "192"
+          and units.get("conv5", [""] * 7)[5] == "256",
           "unit counts: conv2 192, conv5 256, fc3 1000", f"{units}")
+    check([row[6] for row in rows if len(row) == 7] == ["input"] + want[:-1],
+          "each layer reads the one before (the first: the input)")
+    check(re.search(r"input\s+3x224x224", r.out) and "stretch: Resize((224, 224))" in r.out,
+          "--layers states the input size and the resize rule")
 
     r = salpipe(args, ["--layers", os.path.join(args.work, "nope.h5")])
     check(r.rc == 2 and "nope.h5" in r.err, "--layers on a missing file: exit 2, named",
