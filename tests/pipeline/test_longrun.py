@@ -3,7 +3,9 @@
 images (distinct names: symlinks to the 20 demo images) with its 10 class targets and
 3 methods, under mpiexec -n RANKS. The resident memory (VmRSS) of every rank is
 sampled from /proc over the whole run; after the warm-up (the first half of the run)
-no rank may grow by 1% or more over its size at the end of the warm-up. The finished
+no rank may grow by 1% (at least 1.5 MiB: one step of the C library's heap on a
+~50 MiB rank was 0.5 MiB, +1.03%, once in CI) or more over its size at the end of
+the warm-up. The finished
 file must hold every image.
 
     test_longrun.py [--images 4000] [--ranks 2] [--interval 0.5]
@@ -19,6 +21,7 @@ from common import Job, check, fresh_dir, main_guard, parser, q, require
 
 WARMUP = 0.5      # share of the run before the growth is measured
 MAX_GROWTH = 0.01
+MIN_ALLOWANCE_KB = 1536  # a single heap step is not a leak; a steady leak passes it
 
 
 def vmrss(pid):
@@ -93,8 +96,8 @@ def run(args):
         peak = max(s[1][k] for s in after)
         last = samples[-1][1][k]
         growth = (peak - base) / base
-        check(growth < MAX_GROWTH,
-              f"rank {k}: RSS grows by less than 1% after the warm-up",
+        check(peak - base < max(MAX_GROWTH * base, MIN_ALLOWANCE_KB),
+              f"rank {k}: RSS grows by less than 1% (at least 1.5 MiB) after the warm-up",
               f"{base / 1024:.1f} MiB at {warm[0]:.0f} s, peak {peak / 1024:.1f} MiB after, "
               f"last {last / 1024:.1f} MiB: {growth:+.2%}")
 
