@@ -9,7 +9,8 @@ if(NOT DEFINED SALPIPE_SHARED_DIR)
       "The shared directory holding data/n03223299_27176.JPEG")
 endif()
 
-add_executable(test_reference ${CMAKE_CURRENT_SOURCE_DIR}/test_reference.c)
+add_executable(test_reference ${CMAKE_CURRENT_SOURCE_DIR}/test_reference.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/reference_file.c)
 target_link_libraries(test_reference PRIVATE salcore)
 
 set(_ref_dir ${CMAKE_CURRENT_BINARY_DIR}/reference)
@@ -106,7 +107,8 @@ function(salcore_mutant name file from to)
                              ${OpenBLAS_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
   target_link_libraries(salcore_${name} PUBLIC ${OpenBLAS_LIBRARIES} ${HDF5_C_LIBRARIES} m)
   target_compile_definitions(salcore_${name} PUBLIC ${HDF5_DEFINITIONS})
-  add_executable(test_reference_${name} ${CMAKE_CURRENT_SOURCE_DIR}/test_reference.c)
+  add_executable(test_reference_${name} ${CMAKE_CURRENT_SOURCE_DIR}/test_reference.c
+                 ${CMAKE_CURRENT_SOURCE_DIR}/reference_file.c)
   target_link_libraries(test_reference_${name} PRIVATE salcore_${name})
 endfunction()
 
