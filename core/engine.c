@@ -1,7 +1,8 @@
 /*
- * The engine's life cycle: validate targets and methods against the model, size
- * every buffer once from the model and the batch size, allocate them in one block,
- * and dispatch runs to the float32 or float64 copy of net.c.
+ * The engine's life cycle: validate targets and methods against the model, plan
+ * which nodes to compute and where their values and gradients live, size every
+ * buffer once from the model and the batch size, allocate them in one block, and
+ * dispatch runs to the float32 or float64 copy of net.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,24 +35,124 @@ size_t engine_layer_elems(const sal_model *m, int i) {
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
+/* Marks the needed nodes (targets and, transitively, their inputs) and counts each
+ * node's needed consumers. */
+static void mark_needed(sal_engine *e) {
+    const sal_model *m = e->m;
+    for (int t = 0; t < e->ntargets; t++) e->need[IX(e->targets[t].layer)] = 1;
+    for (int i = e->last_layer; i >= 0; i--) {
+        if (!e->need[IX(i)]) continue;
+        const sal_layer *L = &m->layers[i];
+        for (int k = 0; k < L->ninputs; k++) {
+            e->need[IX(L->inputs[k])] = 1;
+            e->consumers[IX(L->inputs[k])]++;
+        }
+    }
+    e->need[IX(-1)] = 1;
+}
+
+/* Whether node i may work in its input's slot: an element-wise or identity node
+ * whose input nobody else reads (so the input's value is dead after it, and in the
+ * backward its gradient is the input's first and only contribution). */
+static int in_place(const sal_engine *e, const sal_layer *L) {
+    switch (L->kind) {
+    case SAL_LAYER_RELU:
+    case SAL_LAYER_BATCHNORM:
+    case SAL_LAYER_AFFINE:
+    case SAL_LAYER_FLATTEN:
+    case SAL_LAYER_DROPOUT: return e->consumers[IX(L->inputs[0])] == 1;
+    default: return 0;
+    }
+}
+
+typedef struct {
+    size_t size, off;  /* elements per image, rounded up to 16 (64 bytes)            */
+    int born, die;     /* steps (node indices; -1 the input) it must survive          */
+} slot_buf;
+
+static int by_size(const void *a, const void *b) {
+    const slot_buf *x = *(slot_buf *const *)a, *y = *(slot_buf *const *)b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+/* Plans the slots (see engine_internal.h): one buffer per node that does not work
+ * in place, alive from its node's step to its last reader's; buffers are placed
+ * largest first, each at the lowest offset clear of every placed buffer alive at
+ * an overlapping step. Returns -1 when out of memory. */
+static int plan_slots(sal_engine *e) {
+    const sal_model *m = e->m;
+    const int N = e->last_layer + 2;
+    int *owner = malloc(sizeof(int) * N);
+    slot_buf *bufs = calloc(N, sizeof *bufs);
+    slot_buf **order = malloc(sizeof *order * N);
+    if (!owner || !bufs || !order) {
+        free(owner), free(bufs), free(order);
+        return -1;
+    }
+    int nb = 0;
+    for (int i = -1; i <= e->last_layer; i++) {
+        if (!e->need[IX(i)]) continue;
+        const sal_layer *L = i >= 0 ? &m->layers[i] : NULL;
+        if (L && in_place(e, L)) {
+            owner[IX(i)] = owner[IX(L->inputs[0])];
+        } else {
+            owner[IX(i)] = nb;
+            bufs[nb].size = (engine_layer_elems(m, i) + 15) & ~(size_t)15;
+            bufs[nb].born = bufs[nb].die = i;
+            nb++;
+        }
+        if (L)
+            for (int k = 0; k < L->ninputs; k++) {
+                slot_buf *b = &bufs[owner[IX(L->inputs[k])]];
+                if (b->die < i) b->die = i;
+            }
+    }
+    for (int b = 0; b < nb; b++) order[b] = &bufs[b];
+    qsort(order, nb, sizeof *order, by_size);
+    e->plan_elems = 0;
+    for (int b = 0; b < nb; b++) {
+        slot_buf *x = order[b];
+        size_t off = 0;
+        for (int moved = 1; moved;) { /* first fit: slide past every clash */
+            moved = 0;
+            for (int k = 0; k < b; k++) {
+                const slot_buf *y = order[k];
+                if (y->die < x->born || x->die < y->born) continue;
+                if (off < y->off + y->size && y->off < off + x->size) {
+                    off = y->off + y->size;
+                    moved = 1;
+                }
+            }
+        }
+        x->off = off;
+        if (off + x->size > e->plan_elems) e->plan_elems = off + x->size;
+    }
+    for (int i = -1; i <= e->last_layer; i++)
+        if (e->need[IX(i)]) e->slot[IX(i)] = bufs[owner[IX(i)]].off;
+    free(owner), free(bufs), free(order);
+    return 0;
+}
+
 /* Lays out (or, with base NULL, only measures) the arena; returns its size. */
 static size_t carve(sal_engine *e, char *base) {
     const sal_model *m = e->m;
     const size_t rs = e->prec == SAL_F64 ? sizeof(double) : sizeof(float);
     size_t off = 0, col = 0;
-    for (int i = 0; i < 2; i++) {
-        if (base) e->act[i] = base + off;
-        off = align64(off + rs * e->max_batch * e->max_elems);
-        if (base) e->grad[i] = base + off;
-        off = align64(off + rs * e->bwd_chunk * e->max_elems);
-    }
+    if (base) e->fwd = base + off;
+    off = align64(off + rs * e->max_batch * e->plan_elems);
+    if (base) e->bwd = base + off;
+    off = align64(off + rs * e->bwd_chunk * e->plan_elems);
+    if (base) e->tmp = base + off;
+    off = align64(off + rs * e->bwd_chunk * e->max_elems);
     for (int i = 0; i <= e->last_layer; i++)
-        if (m->layers[i].kind == SAL_LAYER_CONV &&
+        if (e->need[IX(i)] && m->layers[i].kind == SAL_LAYER_CONV &&
             conv_scratch_elems(&m->layers[i], e->conv_g[i]) > col)
             col = conv_scratch_elems(&m->layers[i], e->conv_g[i]);
     if (base) e->col = base + off;
     off = align64(off + rs * col);
     for (int i = 0; i <= e->last_layer; i++) {
+        if (!e->need[IX(i)]) continue;
         size_t elems = e->max_batch * engine_layer_elems(m, i);
         if (m->layers[i].kind == SAL_LAYER_RELU) {
             if (base) e->relu_mask[i] = (uint8_t *)(base + off);
@@ -122,20 +223,32 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
     e->relu_mask = calloc(m->nlayers, sizeof *e->relu_mask);
     e->conv_g = calloc(m->nlayers, sizeof *e->conv_g);
     e->argmax = calloc(m->nlayers, sizeof *e->argmax);
+    e->need = calloc(m->nlayers + 1, 1);
+    e->gstate = calloc(m->nlayers + 1, 1);
+    e->consumers = calloc(m->nlayers + 1, sizeof *e->consumers);
+    e->rows = calloc(m->nlayers + 1, sizeof *e->rows);
+    e->slot = calloc(m->nlayers + 1, sizeof *e->slot);
     if (!e->targets || !e->methods || !e->seed_target || !e->seed_method ||
-        !e->relu_mask || !e->argmax || !e->conv_g) {
+        !e->relu_mask || !e->argmax || !e->conv_g || !e->need || !e->gstate ||
+        !e->consumers || !e->rows || !e->slot) {
         sal_engine_free(e);
         return fail(err, errlen, "engine: out of memory");
     }
     memcpy(e->targets, targets, sizeof *targets * ntargets);
     memcpy(e->methods, methods, sizeof *methods * nmethods);
     order_seeds(e);
+    mark_needed(e);
+    if (plan_slots(e)) {
+        sal_engine_free(e);
+        return fail(err, errlen, "engine: out of memory");
+    }
 
     e->max_elems = engine_layer_elems(m, -1);
     for (int i = 0; i <= last; i++)
-        if (engine_layer_elems(m, i) > e->max_elems) e->max_elems = engine_layer_elems(m, i);
+        if (e->need[IX(i)] && engine_layer_elems(m, i) > e->max_elems)
+            e->max_elems = engine_layer_elems(m, i);
     const size_t rs = p == SAL_F64 ? sizeof(double) : sizeof(float);
-    size_t per_sample = 2 * rs * e->max_elems;
+    size_t per_sample = rs * (e->plan_elems + e->max_elems);
     size_t chunk = SAL_BWD_BUDGET_BYTES / per_sample;
     size_t samples = (size_t)max_batch * e->nseeds;
     e->bwd_chunk = (int)(chunk < 1 ? 1 : chunk > samples ? samples : chunk);
@@ -190,6 +303,10 @@ int sal_engine_copy_decisions(sal_engine *dst, const sal_engine *src, int n, cha
     if (src->last_layer < dst->last_layer)
         return fail(err, errlen, "engine: source forward stopped at layer %d, destination "
                     "needs decisions up to layer %d", src->last_layer, dst->last_layer);
+    for (int i = 0; i <= dst->last_layer; i++)
+        if ((dst->relu_mask[i] && !src->relu_mask[i]) || (dst->argmax[i] && !src->argmax[i]))
+            return fail(err, errlen, "engine: the source's forward did not compute node %s, "
+                        "which the destination needs", dst->m->layers[i].name);
     for (int i = 0; i <= dst->last_layer; i++) {
         size_t elems = (size_t)n * engine_layer_elems(dst->m, i);
         if (dst->relu_mask[i]) memcpy(dst->relu_mask[i], src->relu_mask[i], elems);
@@ -227,5 +344,10 @@ void sal_engine_free(sal_engine *e) {
     free(e->relu_mask);
     free(e->argmax);
     free(e->conv_g);
+    free(e->need);
+    free(e->gstate);
+    free(e->consumers);
+    free(e->rows);
+    free(e->slot);
     free(e);
 }

@@ -1,18 +1,32 @@
 /*
- * The engine's state, shared by engine.c (sizing, allocation, dispatch; compiled
+ * The engine's state, shared by engine.c (planning, allocation, dispatch; compiled
  * once) and net.c (the forward and backward passes; compiled once per precision).
  *
+ * The network is a graph of nodes in an order where every node follows its inputs
+ * (model.c checks it). Only the nodes a target depends on are computed ("needed").
+ *
  * Backward samples: every image of a batch gets one backward sample per
- * (target, method) "seed". Seeds are sorted by target layer, deepest first, and
- * samples are numbered seed-major (sample = sorted_seed * n + image), so at any
- * layer the samples whose gradient is not yet known to be zero form a prefix:
- * backward work starts at each target's own layer, never above it.
+ * (target, method) "seed". Seeds are sorted by target node, deepest (highest index)
+ * first, and samples are numbered seed-major (sample = sorted_seed * n + image), so at
+ * any node the samples whose target lies at or above it form a prefix of a chunk:
+ * node i's gradient has rows[i] rows, and backward work starts at each target.
+ *
+ * Memory: every needed node's output (forward) and gradient (backward) lives in a
+ * slot of one region, from the node's step to its last consumer's step (the same
+ * interval, walked forward for values and backward for gradients). engine.c places
+ * the slots so that slots alive at the same step never overlap, in units of one
+ * image; the forward region repeats that plan max_batch times, the backward region
+ * bwd_chunk times. A ReLU, batch norm, channel affine, flatten or dropout whose
+ * input has no other consumer works in its input's slot.
  */
 #ifndef SAL_ENGINE_INTERNAL_H
 #define SAL_ENGINE_INTERNAL_H
 
 #include "layers.h"
 #include "model_internal.h"
+
+/* Per-node arrays are indexed IX(node) so that the network input (-1) is entry 0. */
+#define IX(j) ((j) + 1)
 
 struct sal_engine {
     const sal_model *m;
@@ -21,17 +35,27 @@ struct sal_engine {
     int ntargets, nmethods, nseeds;  /* nseeds = ntargets * nmethods            */
     sal_target *targets;
     sal_method *methods;
-    int last_layer;                  /* deepest target layer: forward stops here */
+    int last_layer;                  /* deepest target node: forward stops here  */
     int *seed_target;                /* per sorted seed: target index           */
     int *seed_method;                /* per sorted seed: method index           */
     size_t max_elems;                /* largest per-image tensor, input included */
     int bwd_chunk;                   /* backward samples processed together      */
 
+    /* The plan, per IX(node): */
+    uint8_t *need;                   /* computed: a target or one of its inputs, ...*/
+    int *consumers;                  /* needed nodes reading it (edges)          */
+    size_t *slot;                    /* its slot, in elements per image           */
+    size_t plan_elems;               /* elements per image of all slots           */
+    int *rows;                       /* backward: rows of the current chunk       */
+    uint8_t *gstate;                 /* backward: 1 once its gradient is written  */
+
     /* Workspace, one allocation carved into: */
     void *arena;
     size_t arena_bytes;
-    void *act[2];                    /* forward ping-pong (max_batch, max_elems) */
-    void *grad[2];                   /* backward ping-pong (bwd_chunk, max_elems)*/
+    void *fwd;                       /* (max_batch, plan_elems)                  */
+    void *bwd;                       /* (bwd_chunk, plan_elems)                  */
+    void *tmp;                       /* (bwd_chunk, max_elems): contributions to a
+                                      * gradient that already has some           */
     void *col;                       /* conv scratch, largest conv_scratch_elems */
     int *conv_g;                     /* per layer: images per conv GEMM          */
     uint8_t **relu_mask;             /* per layer: (max_batch, out elems) or NULL*/

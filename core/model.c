@@ -17,7 +17,7 @@
 #include "model_internal.h"
 
 #define SAL_FORMAT_NAME "salpipe-model"
-#define SAL_FORMAT_VERSION 1
+#define SAL_FORMAT_VERSION 2
 #define SAL_MAX_DIM ((int64_t)1 << 20)     /* any one size, channel or feature count */
 #define SAL_MAX_LAYERS 4096
 #define SAL_MAX_ACT ((int64_t)1 << 30)     /* elements of one image's activation     */
@@ -42,7 +42,22 @@ typedef struct {
     sal_model *m;
     int64_t ch, h, w;
     int64_t params;
+    int64_t net_c, net_h, net_w;  /* the network input */
 } walk;
+
+/* The output shape of node j (-1: the network input). */
+static void input_shape(const walk *W, int j, int64_t *c, int64_t *h, int64_t *w) {
+    if (j < 0) {
+        *c = W->net_c, *h = W->net_h, *w = W->net_w;
+        return;
+    }
+    const sal_layer *L = &W->m->layers[j];
+    *c = L->out_c, *h = L->out_h, *w = L->out_w;
+}
+
+static const char *input_name(const sal_layer *nodes, int j) {
+    return j < 0 ? SAL_INPUT_NAME : nodes[j].name;
+}
 
 /* *r = a * b when both are non-negative and the product is at most limit. */
 static int mul_le(int64_t a, int64_t b, int64_t limit, int64_t *r) {
@@ -125,7 +140,7 @@ static int parse_conv(walk *W, hid_t g, sal_layer *L) {
         mh5_attr_ints(c, g, "groups", &groups, 1, 1, SAL_MAX_DIM, 1) || check_dilation(W, g))
         return -1;
     if (in != W->ch)
-        return mh5_fail(c, "in_channels = %lld but the previous layer gives %lld channels "
+        return mh5_fail(c, "in_channels = %lld but its input gives %lld channels "
                         "(%lldx%lldx%lld)", (long long)in, (long long)W->ch,
                         (long long)W->ch, (long long)W->h, (long long)W->w);
     if (in % groups || out % groups)
@@ -164,14 +179,18 @@ static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mo
     return out;
 }
 
-static int parse_maxpool(walk *W, hid_t g, sal_layer *L) {
+/* maxpool2d (avg = 0) or avgpool2d (avg = 1, which has count_include_pad). */
+static int parse_pool(walk *W, hid_t g, sal_layer *L, int avg) {
     mh5 *c = &W->c;
-    int64_t k[2], s[2], p[2], ceil_mode;
+    int64_t k[2], s[2], p[2], ceil_mode, cip = 1;
     if (mh5_attr_ints(c, g, "kernel_size", k, 2, 1, SAL_MAX_DIM, 1) ||
         mh5_attr_ints(c, g, "stride", s, 2, 1, SAL_MAX_DIM, 1) ||
         mh5_attr_ints(c, g, "padding", p, 2, 0, SAL_MAX_DIM, 1) ||
-        mh5_attr_ints(c, g, "ceil_mode", &ceil_mode, 1, 0, 1, 1) || check_dilation(W, g))
+        mh5_attr_ints(c, g, "ceil_mode", &ceil_mode, 1, 0, 1, 1) ||
+        (avg ? mh5_attr_ints(c, g, "count_include_pad", &cip, 1, 0, 1, 1)
+             : check_dilation(W, g)))
         return -1;
+    L->count_include_pad = (int32_t)cip;
     if (2 * p[0] > k[0] || 2 * p[1] > k[1])
         return mh5_fail(c, "padding (%lld, %lld) is more than half the kernel %lldx%lld",
                         (long long)p[0], (long long)p[1], (long long)k[0], (long long)k[1]);
@@ -201,7 +220,7 @@ static int parse_linear(walk *W, hid_t g, sal_layer *L) {
         return -1;
     int64_t flat = W->ch * W->h * W->w; /* bounded by set_out */
     if (in != flat)
-        return mh5_fail(c, "in_features = %lld but the previous layer gives %lldx%lldx%lld "
+        return mh5_fail(c, "in_features = %lld but its input gives %lldx%lldx%lld "
                         "= %lld values", (long long)in, (long long)W->ch, (long long)W->h,
                         (long long)W->w, (long long)flat);
     L->in_c = (int32_t)in;
@@ -211,21 +230,67 @@ static int parse_linear(walk *W, hid_t g, sal_layer *L) {
     return set_out(W, L, out, 1, 1);
 }
 
-/* Names are used in configs ("layer:unit") and output files: keep them plain. */
-static int name_ok(const char *s) {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
-            return 0;
-    return 1;
+/* add: 2..16 inputs of one shape. */
+static int parse_add(walk *W, sal_layer *L) {
+    const sal_layer *nodes = W->m->layers;
+    for (int k = 1; k < L->ninputs; k++) {
+        int64_t c, h, w;
+        input_shape(W, L->inputs[k], &c, &h, &w);
+        if (c != W->ch || h != W->h || w != W->w)
+            return mh5_fail(&W->c, "add inputs differ in shape: '%s' is %lldx%lldx%lld, "
+                            "'%s' is %lldx%lldx%lld", input_name(nodes, L->inputs[0]),
+                            (long long)W->ch, (long long)W->h, (long long)W->w,
+                            input_name(nodes, L->inputs[k]), (long long)c, (long long)h,
+                            (long long)w);
+    }
+    return set_out(W, L, W->ch, W->h, W->w);
 }
 
-/* Reads layer group /layers/NNN (index i) into m->layers[i]. */
-static int parse_layer(walk *W, hid_t layers, int i) {
+/* concat: 1..16 inputs of one height and width, stacked along channels. */
+static int parse_concat(walk *W, hid_t g, sal_layer *L) {
+    const sal_layer *nodes = W->m->layers;
+    int64_t dim, total = W->ch;
+    int r = mh5_attr_ints(&W->c, g, "dim", &dim, 1, INT32_MIN, INT32_MAX, 0);
+    if (r < 0) return -1;
+    if (r == 0 && dim != 1)
+        return mh5_fail(&W->c, "concat along dim %lld is not supported, only 1 (channels)",
+                        (long long)dim);
+    for (int k = 1; k < L->ninputs; k++) {
+        int64_t c, h, w;
+        input_shape(W, L->inputs[k], &c, &h, &w);
+        if (h != W->h || w != W->w)
+            return mh5_fail(&W->c, "concat inputs differ in height or width: '%s' is "
+                            "%lldx%lldx%lld, '%s' is %lldx%lldx%lld",
+                            input_name(nodes, L->inputs[0]), (long long)W->ch,
+                            (long long)W->h, (long long)W->w, input_name(nodes, L->inputs[k]),
+                            (long long)c, (long long)h, (long long)w);
+        total += c; /* each at most 2^30: no overflow */
+    }
+    return set_out(W, L, total, W->h, W->w);
+}
+
+static const char *const affine_names[] = {"scale", "shift"};
+
+static int parse_affine(walk *W, hid_t g, sal_layer *L) {
+    int64_t wd[1] = {W->ch};
+    if (add_params(W, g, L, affine_names, 2, 1, wd, W->ch)) return -1;
+    return set_out(W, L, W->ch, W->h, W->w);
+}
+
+/* How many inputs each kind takes: [lo, hi]. */
+static void arity(sal_layer_kind k, int *lo, int *hi) {
+    *lo = *hi = 1;
+    if (k == SAL_LAYER_ADD) *lo = 2, *hi = SAL_MAX_INPUTS;
+    if (k == SAL_LAYER_CONCAT) *hi = SAL_MAX_INPUTS;
+}
+
+/* First pass over node group /layers/NNN (index i): name, alias, kind and the input
+ * names (into in, SAL_MAX_INPUTS slots; absent: the previous node). */
+static int read_node_header(walk *W, hid_t layers, int i, char (*in)[SAL_NAME_LEN],
+                            int *nin) {
     mh5 *c = &W->c;
     sal_layer *L = &W->m->layers[i];
-    char gname[16], kind[64];
+    char gname[16], kind[64], msg[512];
     snprintf(gname, sizeof gname, "%03d", i);
     snprintf(c->where, sizeof c->where, "layer group /layers/%s", gname);
     if (H5Lexists(layers, gname, H5P_DEFAULT) <= 0)
@@ -234,42 +299,69 @@ static int parse_layer(walk *W, hid_t layers, int i) {
     hid_t g = H5Gopen2(layers, gname, H5P_DEFAULT);
     if (g < 0) return mh5_fail(c, "is not a group");
     int r = mh5_attr_str(c, g, "name", L->name, sizeof L->name, 1);
-    if (!r && !name_ok(L->name))
-        r = mh5_fail(c, "layer name '%s' must be made of letters, digits, '_', '-', '.'",
-                     L->name);
-    if (!r) {
-        snprintf(c->where, sizeof c->where, "layer group /layers/%s ('%s')", gname,
-                 L->name);
-        for (int j = 0; j < i && !r; j++)
-            if (!strcmp(W->m->layers[j].name, L->name))
-                r = mh5_fail(c, "layer name '%s' is already used by /layers/%03d",
-                             L->name, j);
-    }
+    if (!r) r = mh5_attr_str(c, g, "alias", L->alias, sizeof L->alias, 0) < 0 ? -1 : 0;
+    if (!r && graph_check_names(W->m->layers, i, msg, sizeof msg)) r = mh5_fail(c, "%s", msg);
+    if (!r)
+        snprintf(c->where, sizeof c->where, "layer group /layers/%s ('%s')", gname, L->name);
     if (!r) r = mh5_attr_str(c, g, "kind", kind, sizeof kind, 1);
     if (!r) {
         int k = 0;
         while (k < SAL_LAYER_KIND_COUNT && strcmp(kind, kind_names[k])) k++;
         if (k == SAL_LAYER_KIND_COUNT)
-            r = mh5_fail(c, "unknown layer kind '%s' (expected one of conv2d, "
-                         "batchnorm2d, relu, maxpool2d, adaptive_avgpool2d, flatten, "
-                         "dropout, linear)", kind);
+            r = mh5_fail(c, "unknown layer kind '%s' (expected one of conv2d, batchnorm2d, "
+                         "relu, maxpool2d, avgpool2d, adaptive_avgpool2d, flatten, dropout, "
+                         "linear, add, concat, channel_affine)", kind);
         L->kind = (sal_layer_kind)k;
     }
-    if (r) {
-        H5Gclose(g);
-        return -1;
+    if (!r) {
+        int q = mh5_attr_str_array(c, g, "inputs", in[0], SAL_NAME_LEN, SAL_MAX_INPUTS, nin, 0);
+        if (q < 0) r = -1;
+        if (q == 1) {
+            *nin = 1;
+            snprintf(in[0], SAL_NAME_LEN, "%s", i ? W->m->layers[i - 1].name : SAL_INPUT_NAME);
+        }
     }
-    L->ninputs = 1;
-    L->inputs[0] = i - 1;
+    int lo, hi;
+    arity(L->kind, &lo, &hi);
+    if (!r && (*nin < lo || *nin > hi)) {
+        if (lo == hi)
+            r = mh5_fail(c, "%s takes 1 input, the node names %d", kind, *nin);
+        else
+            r = mh5_fail(c, "%s takes %d to %d inputs, the node names %d", kind, lo, hi, *nin);
+    }
+    H5Gclose(g);
+    return r;
+}
+
+/* Second pass over node i: resolves its inputs and reads its kind's attributes and
+ * datasets, with its first input's shape in W. */
+static int parse_node(walk *W, hid_t layers, int i, const graph_names *names,
+                      unsigned char *seen, int *path) {
+    mh5 *c = &W->c;
+    sal_layer *L = &W->m->layers[i];
+    char gname[16], msg[768];
+    snprintf(gname, sizeof gname, "%03d", i);
+    snprintf(c->where, sizeof c->where, "layer group /layers/%s ('%s')", gname, L->name);
+    L->ninputs = names->nin[i];
+    if (graph_resolve(names, i, L->inputs, seen, path, msg, sizeof msg))
+        return mh5_fail(c, "%s", msg);
+    input_shape(W, L->inputs[0], &W->ch, &W->h, &W->w);
+    hid_t g = H5Gopen2(layers, gname, H5P_DEFAULT);
+    if (g < 0) return mh5_fail(c, "is not a group");
     L->in_c = (int32_t)W->ch, L->in_h = (int32_t)W->h, L->in_w = (int32_t)W->w;
     L->weight_off = L->bias_off = -1;
+    int r = 0;
     switch (L->kind) {
     case SAL_LAYER_CONV: r = parse_conv(W, g, L); break;
     case SAL_LAYER_BATCHNORM: r = parse_batchnorm(W, g, L); break;
-    case SAL_LAYER_MAXPOOL: r = parse_maxpool(W, g, L); break;
+    case SAL_LAYER_MAXPOOL: r = parse_pool(W, g, L, 0); break;
+    case SAL_LAYER_AVGPOOL2D: r = parse_pool(W, g, L, 1); break;
     case SAL_LAYER_AVGPOOL: r = parse_avgpool(W, g, L); break;
     case SAL_LAYER_LINEAR: r = parse_linear(W, g, L); break;
     case SAL_LAYER_FLATTEN: r = set_out(W, L, W->ch * W->h * W->w, 1, 1); break;
+    case SAL_LAYER_ADD: r = parse_add(W, L); break;
+    case SAL_LAYER_CONCAT: r = parse_concat(W, g, L); break;
+    case SAL_LAYER_AFFINE: r = parse_affine(W, g, L); break;
     case SAL_LAYER_RELU:
     case SAL_LAYER_DROPOUT:
     case SAL_LAYER_KIND_COUNT: r = set_out(W, L, W->ch, W->h, W->w); break;
@@ -295,10 +387,9 @@ static int parse_root(walk *W, hid_t f) {
         return mh5_fail(c, "not a salpipe model: attribute 'format' is '%s', expected "
                         "'" SAL_FORMAT_NAME "'", fmt);
     if (mh5_attr_ints(c, f, "format_version", &v, 1, INT32_MIN, INT32_MAX, 1)) return -1;
-    if (v != SAL_FORMAT_VERSION)
+    if (v < 1 || v > SAL_FORMAT_VERSION)
         return mh5_fail(c, "format_version %lld is not supported: this salpipe reads "
-                        "version %d", (long long)v,
-                        SAL_FORMAT_VERSION);
+                        "versions 1 to %d", (long long)v, SAL_FORMAT_VERSION);
     if (mh5_attr_str(c, f, "name", m->name, sizeof m->name, 1) ||
         mh5_attr_ints(c, f, "input_channels", &v, 1, 1, 3, 1))
         return -1;
@@ -324,9 +415,9 @@ static int parse_root(walk *W, hid_t f) {
     if (mul_le(pp->channels, size[0], SAL_MAX_ACT, &n) || mul_le(n, size[1], SAL_MAX_ACT, &n))
         return mh5_fail(c, "input %lldx%lld exceeds %lld elements per image",
                         (long long)size[0], (long long)size[1], (long long)SAL_MAX_ACT);
-    W->ch = pp->channels;
-    W->h = size[0];
-    W->w = size[1];
+    W->net_c = W->ch = pp->channels;
+    W->net_h = W->h = size[0];
+    W->net_w = W->w = size[1];
     return 0;
 }
 
@@ -345,8 +436,32 @@ static int parse_layers(walk *W, hid_t f) {
                      (unsigned long long)info.nlinks, (long long)count);
     if (!r && !(W->m->layers = calloc((size_t)count, sizeof(sal_layer))))
         r = mh5_fail(c, "out of memory for %lld layers", (long long)count);
+    /* Pass 1: every node's names and input names; pass 2: inputs resolved (which
+     * needs every name, to tell a cycle from a node stored too early) and shapes. */
+    size_t n = r ? 0 : (size_t)count;
+    char (*name)[SAL_NAME_LEN] = calloc(n + 1, SAL_NAME_LEN);
+    char (*alias)[SAL_NAME_LEN] = calloc(n + 1, SAL_NAME_LEN);
+    char (*in)[SAL_NAME_LEN] = calloc((n + 1) * SAL_MAX_INPUTS, SAL_NAME_LEN);
+    int *nin = calloc(n + 1, sizeof *nin), *path = calloc(n + 1, sizeof *path);
+    unsigned char *seen = calloc(n + 1, 1);
+    if (!r && (!name || !alias || !in || !nin || !path || !seen))
+        r = mh5_fail(c, "out of memory for %lld layers", (long long)count);
     if (!r) W->m->nlayers = (int)count;
-    for (int i = 0; !r && i < W->m->nlayers; i++) r = parse_layer(W, layers, i);
+    for (int i = 0; !r && i < W->m->nlayers; i++) {
+        r = read_node_header(W, layers, i, in + (size_t)i * SAL_MAX_INPUTS, &nin[i]);
+        memcpy(name[i], W->m->layers[i].name, SAL_NAME_LEN);
+        memcpy(alias[i], W->m->layers[i].alias, SAL_NAME_LEN);
+    }
+    graph_names names = {W->m->nlayers, (const char(*)[SAL_NAME_LEN])name,
+                         (const char(*)[SAL_NAME_LEN])alias, (const char(*)[SAL_NAME_LEN])in,
+                         nin};
+    for (int i = 0; !r && i < W->m->nlayers; i++) r = parse_node(W, layers, i, &names, seen, path);
+    free(name);
+    free(alias);
+    free(in);
+    free(nin);
+    free(path);
+    free(seen);
     H5Gclose(layers);
     if (!r) W->m->param_count = W->params;
     return r;
@@ -499,11 +614,13 @@ static int load_all(mh5 *c, hid_t f, const sal_model *m, int dbl, char *block) {
             int wrank = L->kind == SAL_LAYER_CONV ? 4 : 2;
             if (wrank == 2) wd[1] = L->in_c;
             int64_t bd = L->bias_count;
-            r = mh5_check_dataset(c, g, "weight", wrank, wd) ||
-                mh5_check_dataset(c, g, "bias", 1, &bd) ||
-                mh5_read_dataset(c, g, "weight", dbl, block + rs * (size_t)L->weight_off,
+            const char *const *ds = wb_names;
+            if (L->kind == SAL_LAYER_AFFINE) ds = affine_names, wrank = 1, wd[0] = L->in_c;
+            r = mh5_check_dataset(c, g, ds[0], wrank, wd) ||
+                mh5_check_dataset(c, g, ds[1], 1, &bd) ||
+                mh5_read_dataset(c, g, ds[0], dbl, block + rs * (size_t)L->weight_off,
                                  L->weight_count) ||
-                mh5_read_dataset(c, g, "bias", dbl, block + rs * (size_t)L->bias_off,
+                mh5_read_dataset(c, g, ds[1], dbl, block + rs * (size_t)L->bias_off,
                                  L->bias_count);
         }
         H5Gclose(g);

@@ -160,6 +160,71 @@ int mh5_attr_str(mh5 *c, hid_t obj, const char *name, char *buf, size_t len,
     return 0;
 }
 
+int mh5_attr_str_array(mh5 *c, hid_t obj, const char *name, char *buf, size_t each,
+                       int maxn, int *n, int required) {
+    htri_t ex = H5Aexists(obj, name);
+    if (ex < 0) return mh5_fail(c, "cannot query attribute '%s'", name);
+    if (ex == 0) return required ? mh5_fail(c, "missing attribute '%s'", name) : 1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return mh5_fail(c, "cannot open attribute '%s'", name);
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    hssize_t np = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
+    int r = 0;
+    char *raw = NULL, **v = NULL;
+    if (t < 0) {
+        r = mh5_fail(c, "cannot read the type of attribute '%s'", name);
+    } else if (H5Tget_class(t) != H5T_STRING) {
+        char tn[64];
+        type_name(t, tn, sizeof tn);
+        r = mh5_fail(c, "attribute '%s' is %s, expected strings", name, tn);
+    } else if (np < 1 || np > maxn) {
+        r = mh5_fail(c, "attribute '%s' holds %lld strings, expected 1 to %d", name,
+                     (long long)np, maxn);
+    } else if (H5Tis_variable_str(t) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        v = calloc((size_t)np, sizeof *v);
+        if (!v || H5Aread(a, mt, v) < 0) r = mh5_fail(c, "cannot read attribute '%s'", name);
+        for (hssize_t i = 0; !r && i < np; i++) {
+            if (!v[i] || strlen(v[i]) >= each)
+                r = mh5_fail(c, "attribute '%s' string %lld is %s, at most %zu characters "
+                             "allowed", name, (long long)i, v[i] ? "too long" : "unreadable",
+                             each - 1);
+            else
+                memcpy(buf + (size_t)i * each, v[i], strlen(v[i]) + 1);
+        }
+        for (hssize_t i = 0; v && i < np; i++)
+            if (v[i]) H5free_memory(v[i]);
+        H5Tclose(mt);
+    } else {
+        size_t size = H5Tget_size(t);
+        if (size < 1 || size > MH5_MAX_STRING || !(raw = calloc((size_t)np, size + 1)) ||
+            H5Aread(a, t, raw) < 0)
+            r = mh5_fail(c, "cannot read attribute '%s'", name);
+        for (hssize_t i = 0; !r && i < np; i++) {
+            char one[MH5_MAX_STRING + 1];
+            memcpy(one, raw + (size_t)i * size, size);
+            one[size] = '\0';
+            size_t k = strlen(one);
+            while (k > 0 && one[k - 1] == ' ') k--;
+            one[k] = '\0';
+            if (k >= each)
+                r = mh5_fail(c, "attribute '%s' string %lld is %zu characters long, at most "
+                             "%zu allowed", name, (long long)i, k, each - 1);
+            else
+                memcpy(buf + (size_t)i * each, one, k + 1);
+        }
+    }
+    free(v);
+    free(raw);
+    if (t >= 0) H5Tclose(t);
+    H5Aclose(a);
+    if (!r) *n = (int)np;
+    return r;
+}
+
 /* Reads n numbers of attribute `name` as double, noting whether the stored type
  * was an integer. Returns 0, 1 (absent, !required) or -1. */
 static int attr_numbers(mh5 *c, hid_t obj, const char *name, double *v, int64_t *iv,

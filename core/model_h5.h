@@ -55,6 +55,12 @@ void mh5_last_error(char *buf, size_t len);
 int mh5_attr_str(mh5 *c, hid_t obj, const char *name, char *buf, size_t len,
                  int required);
 
+/* Reads attribute `name`, 1..maxn strings (variable or fixed length, as
+ * mh5_attr_str), into buf: string i at buf + i*each, NUL-terminated, each shorter
+ * than `each`. Sets *n. Returns 0, 1 (absent, !required) or -1. */
+int mh5_attr_str_array(mh5 *c, hid_t obj, const char *name, char *buf, size_t each,
+                       int maxn, int *n, int required);
+
 /* Reads exactly n integers from attribute `name` into v, each within [lo, hi].
  * Integer types of any width are accepted, and floating-point values that are
  * whole numbers (MATLAB's default double). Returns 0, 1 (absent, !required) or -1. */

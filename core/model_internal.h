@@ -23,4 +23,26 @@ struct sal_model {
     int owns_params[2];       /* 1 when sal_model_load_params allocated it        */
 };
 
+/* The reserved input name of the network input (format 2 `inputs`). */
+#define SAL_INPUT_NAME "input"
+
+/* What the loader's first pass read of every node, for resolving inputs: names,
+ * aliases ("" if none), and each node's input names, SAL_MAX_INPUTS slots per node. */
+typedef struct {
+    int count;
+    const char (*name)[SAL_NAME_LEN];
+    const char (*alias)[SAL_NAME_LEN];
+    const char (*in)[SAL_NAME_LEN];
+    const int *nin;
+} graph_names;
+
+/* model_graph.c. Each returns 0, or -1 with one sentence in msg. */
+int graph_name_ok(const char *s);
+/* Node i's name and alias: well-formed, not reserved, unused by nodes 0..i-1. */
+int graph_check_names(const sal_layer *nodes, int i, char *msg, size_t len);
+/* Node i's input names to indices (-1: the network input), each an earlier node;
+ * seen (count bytes) and path (count ints) are scratch for the cycle report. */
+int graph_resolve(const graph_names *g, int i, int32_t *inputs, unsigned char *seen,
+                  int *path, char *msg, size_t len);
+
 #endif

@@ -1,9 +1,11 @@
 /*
  * The network passes, compiled once per precision (real.h). The forward runs the
- * batch through layers 0..last_layer, saving only what backward needs (ReLU masks,
- * max-pool argmax) and the target scalars. The backward then pushes every
- * (image, target, method) sample from its target's layer down to the input, in
- * chunks of e->bwd_chunk samples; see engine_internal.h for the sample order.
+ * batch through the needed nodes in order, saving only what the backward needs (ReLU
+ * masks, max-pool argmax) and the target scalars. The backward then pushes every
+ * (image, target, method) sample from its target's node down to the input, in chunks
+ * of e->bwd_chunk samples, visiting nodes in reverse order; a node feeding several
+ * others gets the sum of their gradients. See engine_internal.h for the sample
+ * order and the slots values and gradients live in.
  */
 #include <string.h>
 
@@ -19,14 +21,23 @@ typedef struct {
 static layer_view view(const sal_engine *e, int i) {
     const sal_model *m = e->m;
     const real *P = (const real *)m->params[SAL_PREC];
-    layer_view v = {&m->layers[i], NULL, NULL, engine_layer_elems(m, i - 1),
+    const sal_layer *L = &m->layers[i];
+    layer_view v = {L, NULL, NULL, engine_layer_elems(m, L->inputs[0]),
                     engine_layer_elems(m, i)};
-    if (v.L->weight_count > 0) v.w = P + v.L->weight_off;
-    if (v.L->bias_count > 0) v.b = P + v.L->bias_off;
+    if (L->weight_count > 0) v.w = P + L->weight_off;
+    if (L->bias_count > 0) v.b = P + L->bias_off;
     return v;
 }
 
-/* The target scalars of layer i: mean over the spatial map of the unit's channel. */
+/* Node j's value (forward) and gradient (backward) slots; j = -1 is the input. */
+static real *value_of(const sal_engine *e, int j) {
+    return (real *)e->fwd + e->slot[IX(j)] * e->max_batch;
+}
+static real *grad_of(const sal_engine *e, int j) {
+    return (real *)e->bwd + e->slot[IX(j)] * e->bwd_chunk;
+}
+
+/* The target scalars of node i: mean over the spatial map of the unit's channel. */
 static void record_activations(const sal_engine *e, int i, const real *out, int n,
                                real *act) {
     const sal_layer *L = &e->m->layers[i];
@@ -42,29 +53,54 @@ static void record_activations(const sal_engine *e, int i, const real *out, int 
     }
 }
 
-/* Runs the forward pass over layers 0..last_layer, recording target scalars. */
+/* out = in0 + in1 (+ in2 ...), summed in input order as torch's `a + b` chain. */
+static void add_forward(const sal_engine *e, const sal_layer *L, real *out, size_t count) {
+    const real *a = value_of(e, L->inputs[0]), *b = value_of(e, L->inputs[1]);
+    for (size_t p = 0; p < count; p++) out[p] = a[p] + b[p];
+    for (int k = 2; k < L->ninputs; k++) {
+        const real *c = value_of(e, L->inputs[k]);
+        for (size_t p = 0; p < count; p++) out[p] += c[p];
+    }
+}
+
+/* out (n, sum C_k, H, W) = the inputs stacked along channels. */
+static void concat_forward(const sal_engine *e, const sal_layer *L, real *out, int n) {
+    const size_t oe = engine_layer_elems(e->m, (int)(L - e->m->layers));
+    size_t off = 0;
+    for (int k = 0; k < L->ninputs; k++) {
+        const size_t ek = engine_layer_elems(e->m, L->inputs[k]);
+        const real *in = value_of(e, L->inputs[k]);
+        for (int img = 0; img < n; img++)
+            memcpy(out + img * oe + off, in + img * ek, sizeof(real) * ek);
+        off += ek;
+    }
+}
+
+/* Runs the forward pass over the needed nodes 0..last_layer, recording target
+ * scalars. */
 static void forward(sal_engine *e, const real *input, int n, real *act, sal_layer_cb cb,
                     void *cb_ctx) {
-    real *buf[2] = {e->act[0], e->act[1]};
-    int cur = 0;
-    memcpy(buf[0], input, sizeof(real) * n * engine_layer_elems(e->m, -1));
+    memcpy(value_of(e, -1), input, sizeof(real) * n * engine_layer_elems(e->m, -1));
     for (int i = 0; i <= e->last_layer; i++) {
+        if (!e->need[IX(i)]) continue;
         layer_view v = view(e, i);
-        real *in = buf[cur], *out = buf[cur ^ 1];
-        int swap = 1;
+        const real *in = value_of(e, v.L->inputs[0]);
+        real *out = value_of(e, i);
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
             R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:
-            R(batchnorm_forward)(in, in, v.w, v.b, v.L, n);
+            R(batchnorm_forward)(out, in, v.w, v.b, v.L, n);
             e->flops += 2.0 * n * v.out_elems;
-            swap = 0;
+            break;
+        case SAL_LAYER_AFFINE:
+            R(affine_forward)(out, in, v.w, v.b, v.L, n);
+            e->flops += 2.0 * n * v.out_elems;
             break;
         case SAL_LAYER_RELU:
-            R(relu_forward)(in, e->relu_mask[i], in, n * v.out_elems);
-            swap = 0;
+            R(relu_forward)(out, e->relu_mask[i], in, n * v.out_elems);
             break;
         case SAL_LAYER_MAXPOOL:
             for (int k = 0; k < n; k++)
@@ -76,23 +112,34 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
                 R(avgpool_forward)(out + k * v.out_elems, in + k * v.in_elems, v.L);
             e->flops += (double)n * v.in_elems;
             break;
+        case SAL_LAYER_AVGPOOL2D:
+            for (int k = 0; k < n; k++)
+                R(avgpool2d_forward)(out + k * v.out_elems, in + k * v.in_elems, v.L);
+            e->flops += (double)n * v.out_elems * v.L->kh * v.L->kw;
+            break;
         case SAL_LAYER_LINEAR:
             R(linear_forward)(out, in, v.w, v.b, v.L, n, &e->par);
             e->flops += 2.0 * n * v.in_elems * v.out_elems;
             break;
+        case SAL_LAYER_ADD:
+            add_forward(e, v.L, out, n * v.out_elems);
+            e->flops += (double)n * v.out_elems * (v.L->ninputs - 1);
+            break;
+        case SAL_LAYER_CONCAT:
+            concat_forward(e, v.L, out, n);
+            break;
         case SAL_LAYER_FLATTEN:
         case SAL_LAYER_DROPOUT:
         case SAL_LAYER_KIND_COUNT:
-            swap = 0;
+            if (out != in) memcpy(out, in, sizeof(real) * n * v.out_elems);
             break;
         }
-        cur ^= swap;
-        if (act) record_activations(e, i, buf[cur], n, act);
-        if (cb) cb(cb_ctx, i, buf[cur], n);
+        if (act) record_activations(e, i, out, n, act);
+        if (cb) cb(cb_ctx, i, out, n);
     }
 }
 
-/* Sets sample row g (one image's output of layer i) to the seed of unit `unit`:
+/* Sets one sample row (one image's output of a node) to the seed of unit `unit`:
  * d(mean of the channel)/d(out) = 1/(H*W) on the channel, 0 elsewhere. */
 static void seed(real *g, const sal_layer *L, int unit) {
     const size_t P = (size_t)L->out_h * L->out_w;
@@ -101,68 +148,130 @@ static void seed(real *g, const sal_layer *L, int unit) {
     for (size_t p = 0; p < P; p++) g[(size_t)unit * P + p] = v;
 }
 
-/* Backward of samples [s0, s0 + count) of a batch of n images; leaves the input
- * gradients in the returned buffer, (count, C, H, W). */
-static real *backward_chunk(sal_engine *e, int n, int s0, int count) {
-    real *buf[2] = {e->grad[0], e->grad[1]};
-    int cur = 0, active = 0;
-    int top = e->targets[e->seed_target[s0 / n]].layer;
-    for (int i = top; i >= 0; i--) {
-        layer_view v = view(e, i);
-        /* Samples whose target is this layer join, seeded at its output. */
-        while (active < count) {
-            int s = s0 + active;
-            const sal_target *t = &e->targets[e->seed_target[s / n]];
-            if (t->layer != i) break;
-            seed(buf[cur] + active * v.out_elems, v.L, t->unit);
-            active++;
-        }
-        real *dout = buf[cur], *din = buf[cur ^ 1];
-        int swap = 1;
-        switch (v.L->kind) {
-        case SAL_LAYER_CONV:
-            R(conv_backward)(din, dout, active, v.w, v.L, e->col, e->conv_g[i], &e->par);
-            e->flops += 2.0 * active * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
-            break;
-        case SAL_LAYER_BATCHNORM:
-            R(batchnorm_backward)(dout, dout, v.w, v.L, active);
-            e->flops += (double)active * v.out_elems;
-            swap = 0;
-            break;
-        case SAL_LAYER_RELU:
-            for (int k = 0; k < active; k++) {
-                int s = s0 + k;
-                sal_method rule = e->methods[e->seed_method[s / n]];
-                R(relu_backward)(dout + k * v.out_elems, dout + k * v.out_elems,
-                                 e->relu_mask[i] + (s % n) * v.out_elems, v.out_elems, rule);
-            }
-            swap = 0;
-            break;
-        case SAL_LAYER_MAXPOOL:
-            for (int k = 0; k < active; k++) {
-                int s = s0 + k;
-                R(maxpool_backward)(din + k * v.in_elems, dout + k * v.out_elems,
-                                    e->argmax[i] + (s % n) * v.out_elems, v.L);
-            }
-            break;
-        case SAL_LAYER_AVGPOOL:
-            for (int k = 0; k < active; k++)
-                R(avgpool_backward)(din + k * v.in_elems, dout + k * v.out_elems, v.L);
-            e->flops += (double)active * v.in_elems;
-            break;
-        case SAL_LAYER_LINEAR:
-            R(linear_backward)(din, dout, v.w, v.L, active, &e->par);
-            e->flops += 2.0 * active * v.in_elems * v.out_elems;
-            break;
-        case SAL_LAYER_FLATTEN:
-        case SAL_LAYER_DROPOUT:
-        case SAL_LAYER_KIND_COUNT:
-            swap = 0;
-            break;
-        }
-        cur ^= swap;
+/* A node's contribution to input j's gradient, `rows` rows: written straight into
+ * j's gradient when it is the first (the consumers run from the last, which has the
+ * fewest rows), else into e->tmp and added. */
+static real *contrib_begin(const sal_engine *e, int j) {
+    return e->gstate[IX(j)] ? (real *)e->tmp : grad_of(e, j);
+}
+
+static void contrib_end(sal_engine *e, int j, int rows, const real *dst) {
+    const size_t E = engine_layer_elems(e->m, j);
+    real *g = grad_of(e, j);
+    if (dst == (const real *)e->tmp) {
+        for (size_t p = 0; p < (size_t)rows * E; p++) g[p] += dst[p];
+        e->flops += (double)rows * E;
+        return;
     }
-    return buf[cur];
+    /* Rows of samples whose targets lie below this consumer start at zero. */
+    memset(g + (size_t)rows * E, 0, sizeof(real) * (e->rows[IX(j)] - rows) * E);
+    e->gstate[IX(j)] = 1;
+}
+
+/* Pushes node i's gradient (rows rows of dout) to its inputs. */
+static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
+    layer_view v = view(e, i);
+    const sal_layer *L = v.L;
+    const int j = L->inputs[0];
+    const real *dout = grad_of(e, i);
+    if (L->kind == SAL_LAYER_ADD || L->kind == SAL_LAYER_CONCAT) {
+        size_t off = 0;
+        for (int k = 0; k < L->ninputs; k++) {
+            const int jk = L->inputs[k];
+            const size_t ek = engine_layer_elems(e->m, jk);
+            real *din = contrib_begin(e, jk);
+            if (L->kind == SAL_LAYER_ADD)
+                memcpy(din, dout, sizeof(real) * rows * ek);
+            else
+                for (int r = 0; r < rows; r++)
+                    memcpy(din + r * ek, dout + r * v.out_elems + off, sizeof(real) * ek);
+            off += ek;
+            contrib_end(e, jk, rows, din);
+        }
+        return;
+    }
+    real *din = contrib_begin(e, j);
+    switch (L->kind) {
+    case SAL_LAYER_CONV:
+        R(conv_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
+        e->flops += 2.0 * rows * v.out_elems * (L->in_c / L->groups) * L->kh * L->kw;
+        break;
+    case SAL_LAYER_BATCHNORM:
+    case SAL_LAYER_AFFINE:
+        R(batchnorm_backward)(din, dout, v.w, L, rows);
+        e->flops += (double)rows * v.out_elems;
+        break;
+    case SAL_LAYER_RELU:
+        for (int k = 0; k < rows; k++) {
+            int s = s0 + k;
+            sal_method rule = e->methods[e->seed_method[s / n]];
+            R(relu_backward)(din + k * v.out_elems, dout + k * v.out_elems,
+                             e->relu_mask[i] + (s % n) * v.out_elems, v.out_elems, rule);
+        }
+        break;
+    case SAL_LAYER_MAXPOOL:
+        for (int k = 0; k < rows; k++) {
+            int s = s0 + k;
+            R(maxpool_backward)(din + k * v.in_elems, dout + k * v.out_elems,
+                                e->argmax[i] + (s % n) * v.out_elems, L);
+        }
+        break;
+    case SAL_LAYER_AVGPOOL:
+        for (int k = 0; k < rows; k++)
+            R(avgpool_backward)(din + k * v.in_elems, dout + k * v.out_elems, L);
+        e->flops += (double)rows * v.in_elems;
+        break;
+    case SAL_LAYER_AVGPOOL2D:
+        for (int k = 0; k < rows; k++)
+            R(avgpool2d_backward)(din + k * v.in_elems, dout + k * v.out_elems, L);
+        e->flops += (double)rows * v.out_elems * L->kh * L->kw;
+        break;
+    case SAL_LAYER_LINEAR:
+        R(linear_backward)(din, dout, v.w, L, rows, &e->par);
+        e->flops += 2.0 * rows * v.in_elems * v.out_elems;
+        break;
+    case SAL_LAYER_ADD:
+    case SAL_LAYER_CONCAT:
+    case SAL_LAYER_FLATTEN:
+    case SAL_LAYER_DROPOUT:
+    case SAL_LAYER_KIND_COUNT:
+        if (din != dout) memcpy(din, dout, sizeof(real) * rows * v.out_elems);
+        break;
+    }
+    contrib_end(e, j, rows, din);
+}
+
+/* Backward of samples [s0, s0 + count) of a batch of n images; leaves the input
+ * gradients in the input's gradient slot, (count, C, H, W). */
+static void backward_chunk(sal_engine *e, int n, int s0, int count) {
+    const sal_model *m = e->m;
+    /* rows[j]: the samples whose target is node j or above it (a prefix). */
+    int top = e->targets[e->seed_target[s0 / n]].layer, above = 0;
+    for (int j = e->last_layer; j >= -1; j--) {
+        while (above < count && e->targets[e->seed_target[(s0 + above) / n]].layer >= j &&
+               j >= 0)
+            above++;
+        e->rows[IX(j)] = j < 0 ? count : above;
+        e->gstate[IX(j)] = 0;
+    }
+    for (int i = top; i >= 0; i--) {
+        if (!e->need[IX(i)] || !e->rows[IX(i)]) continue;
+        const sal_layer *L = &m->layers[i];
+        const size_t E = engine_layer_elems(m, i);
+        /* Samples whose target is this node start here: rows [first, rows[i]). */
+        int first = i < e->last_layer ? e->rows[IX(i + 1)] : 0;
+        for (int k = first; k < e->rows[IX(i)]; k++) {
+            if (!e->gstate[IX(i)]) {
+                memset(grad_of(e, i), 0, sizeof(real) * first * E);
+                e->gstate[IX(i)] = 1;
+            }
+            seed(grad_of(e, i) + k * E, L, e->targets[e->seed_target[(s0 + k) / n]].unit);
+        }
+        /* No consumer and no seed: the gradient is zero, and so is what it gives. */
+        if (e->gstate[IX(i)]) backward_node(e, i, e->rows[IX(i)], n, s0);
+    }
+    if (!e->gstate[IX(-1)])
+        memset(grad_of(e, -1), 0, sizeof(real) * count * engine_layer_elems(m, -1));
 }
 
 /* Every (image, target, method) backward pass of a batch of n images whose forward
@@ -172,7 +281,8 @@ static void backward_all(sal_engine *e, int n, real *maps) {
     const int total = n * e->nseeds;
     for (int s0 = 0; s0 < total; s0 += e->bwd_chunk) {
         int count = total - s0 < e->bwd_chunk ? total - s0 : e->bwd_chunk;
-        const real *g = backward_chunk(e, n, s0, count);
+        backward_chunk(e, n, s0, count);
+        const real *g = grad_of(e, -1);
         for (int k = 0; k < count; k++) {
             int s = s0 + k, img = s % n, seed_i = s / n;
             size_t slot = ((size_t)img * e->ntargets + e->seed_target[seed_i]) * e->nmethods +

@@ -165,7 +165,7 @@ def absurd_params(f):
 BAD = {
     "bad_format.h5": set_attr("/format", "format", "keras-model"),
     "bad_no_format.h5": lambda f: f.attrs.__delitem__("format"),
-    "bad_version.h5": set_attr("/format_version", "format_version", np.int64(2)),
+    "bad_version.h5": set_attr("/format_version", "format_version", np.int64(3)),
     "bad_root_attr.h5": lambda f: f.attrs.__delitem__("input_size"),
     "bad_missing_dataset.h5": lambda f: f["layers/000"].__delitem__("bias"),
     "bad_missing_attr.h5": lambda f: f["layers/003"].attrs.__delitem__("kernel_size"),

@@ -86,7 +86,7 @@ static void test_bad_files(void) {
     refuse_open("truncated.h5", W("truncated", "export_torchvision.py"));
     refuse_open("bad_format.h5", W("'format'", "'keras-model'", "salpipe-model"));
     refuse_open("bad_no_format.h5", W("'format'", "missing", "salpipe-model"));
-    refuse_open("bad_version.h5", W("format_version 2", "not supported", "version 1"));
+    refuse_open("bad_version.h5", W("format_version 3", "not supported", "versions 1 to 2"));
     refuse_open("bad_root_attr.h5", W("root", "missing attribute 'input_size'",
                                       "export_torchvision.py"));
     refuse_open("bad_missing_dataset.h5",
