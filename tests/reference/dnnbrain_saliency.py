@@ -12,6 +12,8 @@ map like this, on the untraced torchvision model:
   - the gradient at the network input (DNNBrain reads it at the first layer's
     module; here it is taken at the input tensor, the same thing when the first
     module reads the input, as in ResNet).
+DNNBrain runs one forward per map; here one forward serves every target and method,
+the hooks being enabled per backward, which gives the same gradients.
 
 So DNNBrain's guided rule reaches only nn.ReLU modules met before the target module:
   - GoogLeNet and Inception-v3 call F.relu: no ReLU is hooked, their "guided" map is
@@ -21,51 +23,72 @@ So DNNBrain's guided rule reaches only nn.ReLU modules met before the target mod
     stays vanilla while every earlier one is guided.
 salpipe applies the method's rule at every ReLU call (docs/saliency.md). For each
 DNNBrain map, `explain` says which salpipe map it must equal, or, when it mixes rules,
-computes the mixed map with the reference's own fx interpreter (guided at the hooked
-calls, vanilla at the others) so the test can check the difference is exactly that.
+gives the rule per ReLU call (guided at the hooked calls, vanilla at the others) for
+the reference's own fx interpreter to compute the mixed map, so the test can check the
+difference is exactly that.
 """
 import torch
 
-from graph_reference import RuleReLU, dnnbrain_modules, relu_call_tags, target_scalars
+from graph_reference import dnnbrain_modules, relu_call_tags
 
 DNNBRAIN_METHODS = ["vanilla", "guided"]
 
 
-def dnnbrain_map(model, layer, unit, x, method):
-    """DNNBrain's map of image x (1,C,H,W) for its layer name `layer`, 1-based
-    `unit`, method vanilla or guided. Returns (map (C,H,W), hooked ReLU modules)."""
-    target = dict(dnnbrain_modules(model))[layer]
+def hooked_relus(model, target):
+    """The nn.ReLU modules DNNBrain's guided hooks for target module `target`: those
+    model.modules() lists up to the target, the target included."""
     hooked = []
-    if method == "guided":
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.ReLU):
-                hooked.append(mod)
-            if mod is target:
-                break
-    state = {}
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.ReLU):
+            hooked.append(mod)
+        if mod is target:
+            break
+    return hooked
 
-    def keep_scalar(mod, inp, out):
-        state["scalar"] = out[0, unit - 1].mean()
+
+def dnnbrain_maps(model, requests, x):
+    """DNNBrain's maps of image x (1,C,H,W): for each (layer, 1-based unit) in
+    `requests` and each method of DNNBRAIN_METHODS, a (C,H,W) tensor, as
+    [[vanilla, guided], ...]. One forward serves all: every target module keeps its
+    scalar, every nn.ReLU module carries the guiding hook, and each backward enables
+    it only on the modules DNNBrain would have hooked for that target and method."""
+    mods = dict(dnnbrain_modules(model))
+    scalars, active = {}, set()
 
     def guide(mod, grad_in, grad_out):
-        return (grad_in[0] * (grad_out[0] > 0),)
+        if mod in active:
+            return (grad_in[0] * (grad_out[0] > 0),)
+        return None
 
-    handles = [target.register_forward_hook(keep_scalar)]
-    handles += [m.register_full_backward_hook(guide) for m in hooked]
-    inplace = {}
-    for mod in model.modules():  # full backward hooks refuse in-place outputs
-        if isinstance(mod, torch.nn.ReLU):
-            inplace[mod], mod.inplace = mod.inplace, False
+    handles = []
+    for layer, unit in requests:
+        def keep_scalar(mod, inp, out, layer=layer, unit=unit):
+            scalars[(layer, unit)] = out[0, unit - 1].mean()
+        handles.append(mods[layer].register_forward_hook(keep_scalar))
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    handles += [m.register_full_backward_hook(guide) for m in relus]
+    inplace = {m: m.inplace for m in relus}
+    for m in relus:  # full backward hooks refuse in-place outputs
+        m.inplace = False
     try:
         x = x.clone().requires_grad_(True)
         model(x)
-        (g,) = torch.autograd.grad(state["scalar"], x)
+        out = []
+        for layer, unit in requests:
+            row = []
+            for method in DNNBRAIN_METHODS:
+                active.clear()
+                if method == "guided":
+                    active.update(hooked_relus(model, mods[layer]))
+                (g,) = torch.autograd.grad(scalars[(layer, unit)], x, retain_graph=True)
+                row.append(g[0].detach())
+            out.append(row)
     finally:
         for h in handles:
             h.remove()
-        for mod, v in inplace.items():
-            mod.inplace = v
-    return g[0].detach(), hooked
+        for m, v in inplace.items():
+            m.inplace = v
+    return out
 
 
 def explain(net, target_name, method, hooked):
@@ -93,17 +116,3 @@ def explain(net, target_name, method, hooked):
            "e.g. the target block's own ReLU); salpipe's guided applies the rule there too")
     rules = {c: "guided" if c in on else "vanilla" for c in upstream}
     return "", why, rules
-
-
-def mixed_map(net, x, target_name, unit, rules):
-    """The map of image x (1,C,H,W) with the given rule per ReLU call (fx node name),
-    computed by the reference's fx interpreter."""
-    x = x.clone().requires_grad_(True)
-    values, _ = net.forward(x)
-    scalar, _ = target_scalars(values, net.node(target_name)["name"], unit)
-    RuleReLU.override = rules
-    try:
-        (g,) = torch.autograd.grad(scalar.sum(), x)
-    finally:
-        RuleReLU.override = {}
-    return g[0].detach()

@@ -255,25 +255,36 @@ def target_scalars(values, node, unit):
     return y, out.detach().abs().mean(dim=1)
 
 
-def graph_maps(net, x, targets, methods=METHODS):
-    """Per-node values (numpy, detached), activations, scales and maps
-    (N,T,M,C,H,W) of input x for [(node name or alias, 1-based unit)]."""
+def graph_maps(net, x, targets, mixed=(), methods=METHODS):
+    """Per-node values (autograd graph kept), activations, scales and maps
+    (N,T,M,C,H,W) of input x for [(node name or alias, 1-based unit)]; and for each
+    (target index, {fx ReLU call: rule}) in `mixed`, image 0's map with those rules
+    (other calls vanilla), (C,H,W)."""
     x = x.clone().requires_grad_(True)
     values, _ = net.forward(x)
     n = x.shape[0]
     acts = np.zeros((n, len(targets)))
     scales = np.zeros((n, len(targets)))
     maps = np.zeros((n, len(targets), len(methods)) + tuple(x.shape[1:]))
+    scalars = []
     for t, (name, unit) in enumerate(targets):
         per_image, scale = target_scalars(values, net.node(name)["name"], unit)
+        scalars.append(per_image.sum())
         acts[:, t] = per_image.detach().numpy()
         scales[:, t] = scale.numpy()
         # Images are independent (eval mode): the batch sum's gradient holds each
         # image's own map.
         for m, method in enumerate(methods):
             RuleReLU.method = method
-            (g,) = torch.autograd.grad(per_image.sum(), x, retain_graph=True)
+            (g,) = torch.autograd.grad(scalars[t], x, retain_graph=True)
             maps[:, t, m] = g.numpy()
     RuleReLU.method = "vanilla"
-    return values, acts, scales, maps
-
+    mixed_maps = []
+    for t, rules in mixed:
+        RuleReLU.override = rules
+        try:
+            (g,) = torch.autograd.grad(scalars[t], x, retain_graph=True)
+        finally:
+            RuleReLU.override = {}
+        mixed_maps.append(g[0].detach())
+    return values, acts, scales, maps, mixed_maps
