@@ -1,6 +1,6 @@
 # `cmake --install build --prefix P` puts what users run where they expect it:
 #   P/bin/salpipe                       (the install rule is in pipeline/CMakeLists.txt)
-#   P/share/salpipe/scripts/            export_torchvision.py, salview.py,
+#   P/share/salpipe/scripts/            export_torchvision.py (+ export_ops.py), salview.py,
 #                                       train_demo_model.py (executable), salpipe.sbatch
 #                                       (executable), read_saliency.m
 #   P/share/salpipe/configs/            configs/*.toml
@@ -21,6 +21,7 @@ foreach(f export_torchvision.py salview.py train_demo_model.py salpipe.sbatch)
 endforeach()
 install(PROGRAMS ${_salpipe_programs} DESTINATION ${SALPIPE_INSTALL_SHARE}/scripts)
 install(FILES ${PROJECT_SOURCE_DIR}/scripts/read_saliency.m
+              ${PROJECT_SOURCE_DIR}/scripts/export_ops.py
         DESTINATION ${SALPIPE_INSTALL_SHARE}/scripts)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${SALPIPE_INSTALL_SHARE}/configs

@@ -1,6 +1,7 @@
 /*
  * 2-D convolution with bias, stride, padding and groups, as im2col + GEMM over
- * groups of g images at a time. With K = C/groups*kh*kw, P = OH*OW and, per
+ * groups of g images at a time; 1x1 convolutions with stride 1 and no padding skip
+ * im2col (below, "1x1 kernel"). With K = C/groups*kh*kw, P = OH*OW and, per
  * convolution group, W_G (OC/groups, K):
  *
  *   forward   col (K, g*P) = im2col of g images side by side
@@ -102,9 +103,75 @@ static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_laye
     }
 }
 
+/* ---- 1x1 kernel, stride 1, no padding -------------------------------------------
+ * Image i's input planes (C, P) already are the GEMM operand, and its output planes
+ * (OC, P) the GEMM's result: per image and convolution group,
+ *   forward   out_i (OCg, P) = W_G x in_i (Cg, P), then + bias in place
+ *   backward  din_i (Cg, P) = W_G^T x dout_i (OCg, P)
+ * with no im2col, col2im or gather, and no scratch. Each image is its own product of
+ * width P, so its result does not depend on the batch, g or the thread count.
+ * R(gemm) keeps a product narrower than about two of its parts (256 columns each)
+ * whole, which would leave the other threads idle: planes narrower than this many
+ * columns (ResNet's 14x14 and 7x7 stages) run whole images in parallel instead, each
+ * product serial. Either way every element comes from the same BLAS call with the
+ * same operands. */
+#define SAL_CONV1X1_IMAGE_PARALLEL_COLUMNS 512
+
+typedef struct {
+    real *dst;           /* out or din                                    */
+    const real *src;     /* in or dout                                    */
+    const real *weight, *bias;
+    int forward;         /* 1: out = W x in + bias; 0: din = W^T x dout   */
+    const sal_layer *L;
+    const sal_par *par;  /* where one image's GEMM parts run (NULL: serial) */
+} conv1x1_job;
+
+static void conv1x1_image(void *arg, int i) {
+    const conv1x1_job *j = arg;
+    const sal_layer *L = j->L;
+    const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
+    const size_t P = (size_t)L->out_h * L->out_w;
+    const int fwd = j->forward;
+    const size_t src_elems = (fwd ? L->in_c : L->out_c) * P;
+    const size_t dst_elems = (fwd ? L->out_c : L->in_c) * P;
+    for (int grp = 0; grp < G; grp++) {
+        const real *W = j->weight + (size_t)grp * OCg * Cg;
+        if (fwd) {
+            real *out = j->dst + i * dst_elems + (size_t)grp * OCg * P;
+            R(gemm)(j->par, CblasNoTrans, CblasNoTrans, OCg, (int)P, Cg, W, Cg,
+                    j->src + i * src_elems + (size_t)grp * Cg * P, (int)P, 0, out, (int)P);
+            for (int oc = 0; oc < OCg; oc++) {
+                const real b = j->bias[grp * OCg + oc];
+                real *row = out + oc * P;
+                for (size_t p = 0; p < P; p++) row[p] += b;
+            }
+        } else {
+            R(gemm)(j->par, CblasTrans, CblasNoTrans, Cg, (int)P, OCg, W, Cg,
+                    j->src + i * src_elems + (size_t)grp * OCg * P, (int)P, 0,
+                    j->dst + i * dst_elems + (size_t)grp * Cg * P, (int)P);
+        }
+    }
+}
+
+static void conv1x1(real *dst, const real *src, int n, const real *weight,
+                    const real *bias, int forward, const sal_layer *L, const sal_par *par) {
+    conv1x1_job j = {dst, src, weight, bias, forward, L, par};
+    const size_t P = (size_t)L->out_h * L->out_w;
+    if (par && par->pfor && n > 1 && P < SAL_CONV1X1_IMAGE_PARALLEL_COLUMNS) {
+        j.par = NULL;
+        par->pfor(par->pool, n, conv1x1_image, &j);
+    } else {
+        for (int i = 0; i < n; i++) conv1x1_image(&j, i);
+    }
+}
+
 void R(conv_forward)(real *out, const real *in, int n, const real *weight,
                      const real *bias, const sal_layer *L, real *scratch, int g,
                      const sal_par *par) {
+    if (conv_is_1x1(L)) {
+        conv1x1(out, in, n, weight, bias, 1, L, par);
+        return;
+    }
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
     const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
     const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;
@@ -130,6 +197,10 @@ void R(conv_forward)(real *out, const real *in, int n, const real *weight,
 
 void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
                       const sal_layer *L, real *scratch, int g, const sal_par *par) {
+    if (conv_is_1x1(L)) {
+        conv1x1(din, dout, n, weight, NULL, 0, L, par);
+        return;
+    }
     const int G = L->groups, Cg = L->in_c / G, OCg = L->out_c / G;
     const size_t K = (size_t)Cg * L->kh * L->kw, P = (size_t)L->out_h * L->out_w;
     const size_t in_elems = (size_t)L->in_c * L->in_h * L->in_w, out_elems = L->out_c * P;

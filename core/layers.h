@@ -33,11 +33,20 @@ void R(gemm)(const sal_par *par, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, 
              int K, const real *A, int lda, const real *B, int ldb, real beta, real *C,
              int ldc);
 
+/* A 1x1 convolution with stride 1 and no padding: its input planes are the GEMM
+ * operand as they are, so it runs one GEMM per image and needs no scratch (conv.c). */
+static inline int conv_is_1x1(const sal_layer *L) {
+    return L->kh == 1 && L->kw == 1 && L->sh == 1 && L->sw == 1 && L->ph == 0 &&
+           L->pw == 0;
+}
+
 /* Convolutions run on groups of up to g images (or backward samples) at once, so
  * that each weight matrix takes part in one wide GEMM per group instead of one
  * small GEMM per image. Scratch elements for groups of g: the im2col matrix
- * (C/groups*kh*kw, g*OH*OW) plus the GEMM's output (OC/groups, g*OH*OW). */
+ * (C/groups*kh*kw, g*OH*OW) plus the GEMM's output (OC/groups, g*OH*OW); none for a
+ * conv_is_1x1 layer. */
 static inline size_t conv_scratch_elems(const sal_layer *L, int g) {
+    if (conv_is_1x1(L)) return 0;
     size_t K = (size_t)(L->in_c / L->groups) * L->kh * L->kw;
     return (K + (size_t)(L->out_c / L->groups)) * g * L->out_h * L->out_w;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blas_note.h"
 #include "check.h"
 #include "config.h"
 #include "fit.h"
@@ -198,6 +199,9 @@ static int setup_rank0(const options *o, int ranks, sp_config *cfg, sal_model **
         sp_fit_print_plan(cfg, *model, plan, &disk);
         if (ranks == 1 && sp_fit_sizes(cfg, plan, 2, err, sizeof err))
             printf("note      with more than one rank: %s\n", err);
+        char blas[512];
+        int slow = sp_blas_note(blas, sizeof blas);
+        printf("%s%s\n", slow ? "note      " : "blas      ", blas);
     }
     if (sp_fit_disk_check(cfg, &disk, err, sizeof err)) {
         fprintf(stderr, "salpipe: %s\n", err);
@@ -412,6 +416,9 @@ int main(int argc, char **argv) {
             rc = open_output(&o, &cfg, model, &plan, &hj, lock, &out, &status);
         bcast_patiently(&rc, 1, MPI_INT);
         if (rc == SP_EXIT_OK) {
+            char blas[512];
+            if (rank == 0 && !o.quiet && sp_blas_note(blas, sizeof blas))
+                fprintf(stderr, "salpipe: note: %s\n", blas);
             sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
             rc = sp_run(&ctx);
             if (rank == 0) {

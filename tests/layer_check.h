@@ -83,4 +83,8 @@ sal_layer plain_layer(sal_layer_kind kind, int C, int H, int W, int OC, int OH, 
 size_t in_elems(const sal_layer *L);
 size_t out_elems(const sal_layer *L);
 
+/* The tests of the graph networks' kernels (test_layers_graph.c): avgpool2d, affine,
+ * 1x1 and asymmetric convolutions. Returns the number of failed checks. */
+int test_layers_graph(rng *r);
+
 #endif

@@ -35,3 +35,12 @@ add_test(NAME model_export_check
           ${SAL_TEST_MODEL_DIR})
 set_tests_properties(model_export_check PROPERTIES
   FIXTURES_REQUIRED "model_alexnet;model_vgg11_bn" LABELS unit)
+
+# Graph networks (format 2): a custom network, refusals, resnet18/50, googlenet and
+# inception_v3 traced, written and evaluated in float64, and loaded by
+# `salpipe --layers` (test_export.py --graph).
+# About 20 s of CPU; up to a minute on a busy machine.
+add_test(NAME model_export_graph
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/test_export.py --graph
+          ${SAL_TEST_MODEL_DIR}/export_graph $<TARGET_FILE:salpipe>)
+set_tests_properties(model_export_graph PROPERTIES LABELS unit TIMEOUT 300)

@@ -177,7 +177,8 @@ static int test_conv_random(rng *r) {
         {"conv groups 2, 3x3 s2", 6, 7, 7, 4, 3, 3, 2, 2, 0, 0, 2},
         {"conv 3x2 kernel s(1,2) p(1,0)", 2, 7, 9, 3, 3, 2, 1, 2, 1, 0, 1},
         {"conv 1x4 kernel s(2,1) p(0,2)", 3, 6, 5, 2, 1, 4, 2, 1, 0, 2, 1},
-        {"conv 1x1", 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 1},
+        {"conv 1x1 (no im2col)", 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 1},
+        {"conv 1x1 s2 (resnet downsample, im2col)", 4, 7, 6, 3, 1, 1, 2, 2, 0, 0, 1},
         /* Output planes of more than two backward blocks (2 x 1024 columns): the
          * backward runs in blocks of output rows (24+24+2, 22+22+2, 1+1+1). */
         {"conv 3x3 s1 p1, 50x42 plane (row blocks)", 1, 50, 42, 2, 3, 3, 1, 1, 1, 1, 1},
@@ -189,9 +190,11 @@ static int test_conv_random(rng *r) {
         sal_layer L = conv_layer(cases[k].C, cases[k].H, cases[k].W, cases[k].OC, cases[k].kh,
                                  cases[k].kw, cases[k].sh, cases[k].sw, cases[k].ph,
                                  cases[k].pw, cases[k].groups);
-        size_t want_col = (size_t)((L.in_c + L.out_c) / L.groups * (L.kh * L.kw) -
-                                   (L.out_c / L.groups) * (L.kh * L.kw - 1)) *
-                          L.out_h * L.out_w;
+        /* 1x1 stride 1 without padding needs none (conv.c's path without im2col). */
+        size_t want_col = conv_is_1x1(&L) ? 0
+                          : (size_t)((L.in_c + L.out_c) / L.groups * (L.kh * L.kw) -
+                                     (L.out_c / L.groups) * (L.kh * L.kw - 1)) *
+                                L.out_h * L.out_w;
         if (conv_scratch_elems(&L, 1) != want_col) {
             printf("[" PREC "] %-46s conv_scratch_elems %zu, expected %zu FAIL\n",
                    cases[k].name, conv_scratch_elems(&L, 1), want_col);
@@ -756,6 +759,7 @@ int main(void) {
     fail += test_avgpool_exact(&r);
     fail += test_avgpool_random(&r);
     fail += test_linear(&r);
+    fail += test_layers_graph(&r);
     printf("[" PREC "] test_layers: %d check%s failed\n", fail, fail == 1 ? "" : "s");
     return fail ? 1 : 0;
 }

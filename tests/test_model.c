@@ -6,6 +6,10 @@
  *                              offsets and exact values; every bad file is refused
  *                              with a message naming the file, the place and the
  *                              problem.
+ *   test_model graph DIR       DIR from tests/make_graph_models.py: format 2 graphs
+ *                              load with their inputs, aliases and shapes; each bad
+ *                              graph (cycle, missing input, misordered node, add or
+ *                              concat shapes, arity, names) is refused by name
  *   test_model alexnet FILE    an exported seeded AlexNet: DNNBrain names and shapes
  *   test_model vgg11_bn FILE   an exported seeded VGG11-BN: the same
  */
@@ -383,12 +387,106 @@ static void test_torchvision(const char *arch, const char *path) {
     sal_model_free(m);
 }
 
+/* ---- graph DIR: format 2 files of tests/make_graph_models.py ---------------------- */
+
+/* Node `name`'s inputs are the nodes named in want (NULL-terminated; "input" = -1). */
+static void check_inputs(const sal_model *m, const char *name, const char *const *want) {
+    int i = sal_model_find_layer(m, name), n = 0;
+    CHECK(i >= 0, "no node '%s'", name);
+    if (i < 0) return;
+    const sal_layer *L = sal_model_layer(m, i);
+    while (want[n]) n++;
+    CHECK(L->ninputs == n, "%s: %d inputs, expected %d", name, L->ninputs, n);
+    for (int k = 0; k < n && k < L->ninputs; k++) {
+        int j = strcmp(want[k], "input") ? sal_model_find_layer(m, want[k]) : -1;
+        CHECK(L->inputs[k] == j && j < i, "%s: input %d is %d, expected %d ('%s')", name, k,
+              L->inputs[k], j, want[k]);
+    }
+}
+
+static const sal_layer *node_shape(const sal_model *m, const char *name, int c, int h, int w) {
+    int i = sal_model_find_layer(m, name);
+    CHECK(i >= 0, "no node '%s'", name);
+    if (i < 0) return NULL;
+    const sal_layer *L = sal_model_layer(m, i);
+    CHECK(L->out_c == c && L->out_h == h && L->out_w == w, "%s: output %dx%dx%d, expected "
+          "%dx%dx%d", name, L->out_c, L->out_h, L->out_w, c, h, w);
+    return L;
+}
+
+static void test_graph_files(void) {
+    char err[SAL_ERR_LEN];
+    sal_model *m = NULL;
+    CHECK(!sal_model_open(file("graph_residual.h5"), &m, err, sizeof err), "%s", err);
+    if (m) {
+        CHECK(sal_model_num_layers(m) == 13, "%d nodes", sal_model_num_layers(m));
+        check_inputs(m, "transform_input", W("input"));
+        check_inputs(m, "conv1", W("transform_input"));
+        check_inputs(m, "layer1.0.conv1", W("relu"));
+        check_inputs(m, "layer1.0.downsample", W("relu"));
+        check_inputs(m, "layer1.0.add", W("layer1.0.conv2", "layer1.0.downsample", "relu"));
+        node_shape(m, "layer1.0.add", 4, 8, 8);
+        CHECK(sal_model_find_layer(m, "layer1_bottleneck0") ==
+              sal_model_find_layer(m, "layer1.0.relu_2"), "alias layer1_bottleneck0");
+        const sal_layer *A = node_shape(m, "transform_input", 3, 8, 8);
+        CHECK(A && A->kind == SAL_LAYER_AFFINE && A->weight_count == 3 && A->bias_count == 3,
+              "channel_affine: scale and shift of 3");
+        if (A && !sal_model_load_params(m, SAL_F64, NULL, err, sizeof err)) {
+            const double *P = sal_model_params(m, SAL_F64);
+            CHECK(P[A->weight_off] == 0.229 / 0.5 && P[A->bias_off + 2] == (0.406 - 0.5) / 0.5,
+                  "channel_affine values %.17g %.17g", P[A->weight_off], P[A->bias_off + 2]);
+        }
+        sal_model_free(m);
+    }
+    m = NULL;
+    CHECK(!sal_model_open(file("graph_inception.h5"), &m, err, sizeof err), "%s", err);
+    if (m) {
+        CHECK(sal_model_num_layers(m) == 19, "%d nodes", sal_model_num_layers(m));
+        node_shape(m, "maxpool1", 6, 4, 4);
+        check_inputs(m, "inception3a.branch3.avgpool", W("maxpool1"));
+        check_inputs(m, "inception3a.cat", W("inception3a.branch1.relu",
+                                             "inception3a.branch2.2.relu",
+                                             "inception3a.branch3.conv",
+                                             "inception3a.branch4.1.conv"));
+        node_shape(m, "inception3a", 7, 4, 4);
+        const sal_layer *B3 = node_shape(m, "inception3a.branch3.avgpool", 6, 4, 4);
+        CHECK(B3 && B3->kind == SAL_LAYER_AVGPOOL2D && B3->count_include_pad == 0 &&
+              B3->ceil_mode == 0 && B3->kh == 3 && B3->ph == 1, "branch3 avgpool2d");
+        const sal_layer *P2 = node_shape(m, "maxpool2", 7, 3, 3);
+        CHECK(P2 && P2->kind == SAL_LAYER_AVGPOOL2D && P2->count_include_pad == 1 &&
+              P2->ceil_mode == 1 && P2->sh == 2, "maxpool2 avgpool2d ceil_mode");
+        const sal_layer *K = node_shape(m, "inception3a.branch2.1.conv", 3, 4, 4);
+        CHECK(K && K->kh == 1 && K->kw == 3 && K->ph == 0 && K->pw == 1, "1x3 kernel");
+        sal_model_free(m);
+    }
+    /* One defect each; every message names the file and the node group. */
+    refuse_open("bad_graph_cycle.h5", W("/layers/004", "'layer1.0.conv1'", "cycle"));
+    refuse_open("bad_graph_missing.h5", W("/layers/008", "'layer1.0.add'",
+                                          "reads 'layer9.0.conv2', which is no node of the file"));
+    refuse_open("bad_graph_order.h5", W("/layers/003", "'inception3a.branch1.conv'",
+                                        "'inception3a.branch3.avgpool'",
+                                        "comes after it in the file"));
+    refuse_open("bad_graph_add_shape.h5", W("/layers/008", "add inputs differ in shape"));
+    refuse_open("bad_graph_add_one.h5", W("/layers/008", "takes 2 to 16 inputs"));
+    refuse_open("bad_graph_concat_hw.h5", W("/layers/014", "'inception3a.cat'",
+                                            "concat inputs differ in height or width"));
+    refuse_open("bad_graph_relu_two.h5", W("/layers/009", "takes 1 input"));
+    refuse_open("bad_graph_dup_alias.h5", W("/layers/015", "'inception3a'", "already used"));
+    refuse_open("bad_graph_alias_is_name.h5", W("/layers/015", "'conv1'", "already used"));
+    refuse_open("bad_graph_input_name.h5", W("/layers/001", "'input'", "reserved"));
+    refuse_open("bad_graph_input_alias.h5", W("/layers/010", "'input'", "reserved"));
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: test_model tiny DIR | alexnet FILE | vgg11_bn FILE\n");
+        fprintf(stderr, "usage: test_model tiny DIR | graph DIR | alexnet FILE | "
+                "vgg11_bn FILE\n");
         return 2;
     }
-    if (!strcmp(argv[1], "tiny")) {
+    if (!strcmp(argv[1], "graph")) {
+        dir = argv[2];
+        test_graph_files();
+    } else if (!strcmp(argv[1], "tiny")) {
         dir = argv[2];
         test_names();
         test_tiny("good.h5");

@@ -388,6 +388,11 @@ def run_cli(args):
           "the plan counts 3 images and names the missing one")
     check("162" in r.out.replace(",", ""), "the plan counts 3 x 18 x 3 = 162 maps")
     check(r.seconds < 20, "--check computes nothing (fast)", f"{r.seconds:.1f} s")
+    # OpenBLAS's kernel set: named, or a note naming the better one and the variable.
+    blas = re.search(r"^(blas +OpenBLAS kernels \w+|note +OpenBLAS runs its \w+ kernels .*"
+                     r"OPENBLAS_CORETYPE=\w+)", r.out, re.M)
+    check(blas is not None, "the plan names OpenBLAS's kernel set",
+          blas.group(0)[:90] if blas else r.out[-300:])
     check(not os.path.exists(os.path.join(args.work, "out", "check.h5"))
           and not os.path.exists(os.path.join(args.work, "out")),
           "--check creates no output file")

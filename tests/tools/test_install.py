@@ -47,6 +47,8 @@ def main():
                      f"share/salpipe/scripts/{f}, executable")
         tc.check(os.path.isfile(os.path.join(sdir, "read_saliency.m")),
                  "share/salpipe/scripts/read_saliency.m")
+        tc.check(os.path.isfile(os.path.join(sdir, "export_ops.py")),
+                 "share/salpipe/scripts/export_ops.py (export_torchvision.py imports it)")
 
         for src in sorted(glob.glob(os.path.join(tc.REPO, "configs", "*.toml"))):
             name = os.path.basename(src)
