@@ -1,30 +1,41 @@
 /*
- * Reference test: salpipe's layer outputs, target activations and saliency maps
+ * Reference test: salpipe's node outputs, target activations and saliency maps
  * against PyTorch's, written by tests/reference/make_reference.py for the same seeded
- * torchvision network that scripts/export_torchvision.py exported.
+ * torchvision network that scripts/export_torchvision.py exported: chain networks
+ * (AlexNet, VGG) and graph networks (ResNet, GoogLeNet, Inception-v3).
  *
  *     test_reference MODEL.h5 REFERENCE.h5 [--inputs K] [--perturb gray|scale]
  *                    [--expect-f32-fail]
  *
- * float64: every layer output, activation and map within 1e-9 of PyTorch float64
+ * float64: every node output, activation and map within 1e-9 of PyTorch float64
  * (max |salpipe - torch64| / max |torch64|).
  *
  * float32, an oracle that holds on every CPU (OpenBLAS picks other kernels on other
  * CPUs, so other near-ties of a ReLU input or a max-pool pair flip there):
- *   1. forward: every layer's output and every activation within float32 rounding of
+ *   1. forward: every node's output and every activation within float32 rounding of
  *      float64 (five times PyTorch float32's own distance, plus a small slack). The
  *      forward is continuous, so flips cannot break this.
  *   2. decisions: the ReLU masks and max-pool argmaxes the engine recorded (and its
- *      backward uses) are exactly those of its own float32 layer outputs: mask = (x > 0),
- *      argmax = the first maximum in row-major order.
+ *      backward uses) are exactly those of its own float32 values of the node's
+ *      input (inputs[0]): mask = (x > 0), argmax = the first maximum in row-major order.
  *   3. backward: each float32 map is recomputed in float64 under salpipe's float32
  *      decisions (sal_engine_copy_decisions + sal_engine_backward on the float64
  *      engine, itself checked against PyTorch in the float64 part). Given the
  *      decisions the backward is continuous, so the float32 map must match that to
  *      float32 rounding: relative L2 <= F32_MAP_TOL (1e-5). A near-tie flip cannot
  *      fail it; a wrong rule, index or scale does.
- * Flips against float64, and each map's distance from PyTorch float64 next to
- * PyTorch float32's own, are printed for information.
+ * Flips against float64's decisions, and each map's distance from PyTorch float64
+ * next to PyTorch float32's own, are printed for information.
+ *
+ * Graph networks also (float64, input 0): each DNNBrain layer name finds the node
+ * whose value PyTorch's forward hook on that module saw; DNNBrain's own hook-based
+ * vanilla and guided maps equal salpipe's map of the method the reference names, or,
+ * where they differ by design (DNNBrain hooks only nn.ReLU modules met before the
+ * target module), equal the reference's map with exactly DNNBrain's mix of rules,
+ * and the reason is printed.
+ *
+ * Memory: a node's output is kept (widened to double) only while a ReLU or max-pool
+ * that reads it has yet to run, so ResNet-152 never holds all its nodes.
  *
  * --perturb and --expect-f32-fail exist for the mutation checks (tests/reference.cmake):
  * gray moves 1% of the float32 input's pixels by one gray level, scale multiplies the
@@ -41,6 +52,7 @@
 
 #include <hdf5.h>
 
+#include "reference_file.h"
 #include "salcore.h"
 
 #define F64_TOL 1e-9          /* float64: relative to the reference's max |value|    */
@@ -52,154 +64,6 @@
  * measured over AlexNet, VGG11 and VGG11_bn under every OpenBLAS kernel set of an
  * AVX-512 Xeon is 6e-7 (docs/reliability.md); a map scaled by 1.0001 is at 1e-4. */
 #define F32_MAP_TOL 1e-5
-#define MAX_NAMES 64
-
-/* ---- reading the reference file ------------------------------------------------ */
-
-static void die(const char *file, int line, const char *what, const char *path) {
-    fprintf(stderr, "%s:%d: %s failed for %s\n", file, line, what, path);
-    fprintf(stderr, "hint: re-run tests/reference/make_reference.py (ctest -L reference "
-                    "runs it as a fixture)\n");
-    H5Eprint2(H5E_DEFAULT, stderr);
-    exit(2);
-}
-
-/* Aborts with file:line, the call and HDF5's own message when `call` is negative. */
-#define H5_TRY(call, path)                                                           \
-    do {                                                                              \
-        if ((call) < 0) die(__FILE__, __LINE__, #call, path);                          \
-    } while (0)
-
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
-        exit(2);
-    }
-    return p;
-}
-
-/* Reads dataset `name` whole, converted to `memtype` (elements of `elsize` bytes).
- * Fills dims (up to 8) and *rank; the caller frees the result. */
-static void *read_dataset(hid_t f, const char *name, hid_t memtype, size_t elsize,
-                          hsize_t *dims, int *rank) {
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    H5_TRY(d, name);
-    hid_t s = H5Dget_space(d);
-    H5_TRY(s, name);
-    *rank = H5Sget_simple_extent_ndims(s);
-    if (*rank < 1 || *rank > 8) die(__FILE__, __LINE__, "rank 1..8", name);
-    H5_TRY(H5Sget_simple_extent_dims(s, dims, NULL), name);
-    size_t count = 1;
-    for (int i = 0; i < *rank; i++) count *= dims[i];
-    void *buf = xmalloc(count * elsize);
-    H5_TRY(H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), name);
-    H5Sclose(s);
-    H5Dclose(d);
-    return buf;
-}
-
-/* Reads the root attribute `name`, an array of strings, into names[] (each
- * SAL_NAME_LEN bytes); returns the count. */
-static int read_string_attr(hid_t f, const char *name, char names[][SAL_NAME_LEN]) {
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    H5_TRY(a, name);
-    hid_t s = H5Aget_space(a);
-    H5_TRY(s, name);
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    if (n < 1 || n > MAX_NAMES) die(__FILE__, __LINE__, "1..64 strings", name);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5_TRY(H5Tset_size(t, H5T_VARIABLE), name);
-    H5_TRY(H5Tset_cset(t, H5T_CSET_UTF8), name);
-    char *vals[MAX_NAMES];
-    H5_TRY(H5Aread(a, t, vals), name);
-    for (int i = 0; i < n; i++) {
-        snprintf(names[i], SAL_NAME_LEN, "%s", vals[i]);
-        H5free_memory(vals[i]);
-    }
-    H5Tclose(t);
-    H5Sclose(s);
-    H5Aclose(a);
-    return (int)n;
-}
-
-static int read_int_attr(hid_t f, const char *name, int *vals, int maxn) {
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    H5_TRY(a, name);
-    hid_t s = H5Aget_space(a);
-    H5_TRY(s, name);
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    if (n < 1 || n > maxn) die(__FILE__, __LINE__, "a short int array", name);
-    H5_TRY(H5Aread(a, H5T_NATIVE_INT, vals), name);
-    H5Sclose(s);
-    H5Aclose(a);
-    return (int)n;
-}
-
-/* ---- the reference, in memory -------------------------------------------------- */
-
-typedef struct {
-    char arch[SAL_NAME_LEN];
-    int n, ntargets, nmethods, nlayers;      /* images, targets, methods, ref layers */
-    char inputs[MAX_NAMES][SAL_NAME_LEN];
-    char tlayer[MAX_NAMES][SAL_NAME_LEN];
-    int tunit[MAX_NAMES];                    /* 1-based, as DNNBrain numbers units   */
-    char methods[MAX_NAMES][SAL_NAME_LEN];
-    char layers[MAX_NAMES][SAL_NAME_LEN];
-    size_t image_elems;                      /* C*H*W of one input                   */
-    int c, h, w;
-    double *input64;                         /* (n,C,H,W)                            */
-    float *input32;                          /* (n,C,H,W)                            */
-    double *maps64, *maps32;                 /* (n,T,M,C,H,W); maps32 widened        */
-    double *act64, *act32, *act_scale;       /* (n,T)                                */
-} reference;
-
-static void reference_read(reference *r, hid_t f) {
-    hsize_t dims[8];
-    int rank;
-    hid_t a = H5Aopen(f, "arch", H5P_DEFAULT);
-    H5_TRY(a, "arch");
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    char *arch;
-    H5_TRY(H5Aread(a, t, &arch), "arch");
-    snprintf(r->arch, sizeof r->arch, "%s", arch);
-    H5free_memory(arch);
-    H5Tclose(t);
-    H5Aclose(a);
-
-    r->n = read_string_attr(f, "inputs", r->inputs);
-    r->ntargets = read_string_attr(f, "target_layers", r->tlayer);
-    if (read_int_attr(f, "target_units", r->tunit, MAX_NAMES) != r->ntargets)
-        die(__FILE__, __LINE__, "one unit per target", "target_units");
-    r->nmethods = read_string_attr(f, "methods", r->methods);
-    r->nlayers = read_string_attr(f, "layer_names", r->layers);
-
-    r->input64 = read_dataset(f, "input_f64", H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
-    if (rank != 4 || dims[0] != (hsize_t)r->n) die(__FILE__, __LINE__, "(N,C,H,W)", "input_f64");
-    r->c = (int)dims[1], r->h = (int)dims[2], r->w = (int)dims[3];
-    r->image_elems = (size_t)r->c * r->h * r->w;
-    r->input32 = read_dataset(f, "input_f32", H5T_NATIVE_FLOAT, sizeof(float), dims, &rank);
-    r->maps64 = read_dataset(f, "maps_f64", H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
-    if (rank != 6 || dims[0] != (hsize_t)r->n || dims[1] != (hsize_t)r->ntargets ||
-        dims[2] != (hsize_t)r->nmethods)
-        die(__FILE__, __LINE__, "(N,T,M,C,H,W)", "maps_f64");
-    r->maps32 = read_dataset(f, "maps_f32", H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
-    r->act64 = read_dataset(f, "act_f64", H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
-    r->act32 = read_dataset(f, "act_f32", H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
-    r->act_scale = read_dataset(f, "act_scale", H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
-}
-
-static void reference_free(reference *r) {
-    free(r->input64);
-    free(r->input32);
-    free(r->maps64);
-    free(r->maps32);
-    free(r->act64);
-    free(r->act32);
-    free(r->act_scale);
-}
 
 /* ---- forward decisions ------------------------------------------------------------ */
 
@@ -209,15 +73,17 @@ static void reference_free(reference *r) {
  * rounding. These flips are counted and printed for information; the oracle itself
  * (see the top of the file) does not depend on them. */
 typedef struct {
-    int relu, pool;       /* flips, per (image, layer)                                */
-    double margin;        /* largest |x64| (ReLU) or f64 gap (pool), relative to the
-                           * layer's max |x64|                                          */
-    double err;           /* max |x32 - x64| / max |x64| of the decision's input       */
+    int relu, pool;       /* flips, per (image, node)                                 */
+    double margin;        /* largest float32 |x| (ReLU) or gap between the two
+                           * choices (pool) at a flip, relative to the input's max |x| */
+    double err;           /* the input node's float32 max|d|/max|ref| against PyTorch
+                           * float64 (NAN: the network input)                          */
 } flips;
 
 /* Index (y*W + x) of the first maximum of each window in row-major order (a later
  * element wins only when strictly greater, or NaN), PyTorch's rule; in (C,H,W) as
- * double, one image; idx (C,OH,OW). */
+ * double, one image; idx (C,OH,OW). Windows reaching past the input (padding,
+ * ceil_mode) cover only its elements. */
 static void pool_argmax(int32_t *idx, const double *in, const sal_layer *L) {
     for (int c = 0; c < L->out_c; c++)
         for (int oy = 0; oy < L->out_h; oy++)
@@ -239,11 +105,13 @@ static void pool_argmax(int32_t *idx, const double *in, const sal_layer *L) {
 
 typedef struct {
     int failures, cases;
-    double worst_layer;      /* max over layers of max|d|/max|ref|                  */
+    double worst_layer;      /* max over nodes of max|d|/max|ref|                    */
+    char worst_layer_name[SAL_NAME_LEN];
     double worst_map;        /* float64: max|d|/max|ref| against PyTorch; float32:
                               * rel L2 against float64 under float32's decisions     */
     double worst_torch;      /* float32: rel L2 against PyTorch float64 (information)*/
     double worst_act;        /* max |d| / scale                                      */
+    double worst_dnnbrain;   /* float64: DNNBrain's maps, max|d|/max|ref|            */
     long decision_checks, decision_errors;
 } tally;
 
@@ -251,27 +119,31 @@ static double value(const void *p, sal_precision prec, size_t i) {
     return prec == SAL_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
 }
 
-/* What the layer callback needs. keep64 and fl outlive both runs. */
+/* What the node callback needs, for one precision's run. */
 typedef struct {
     hid_t file;
     const sal_model *m;
     const reference *r;
     sal_precision prec;
     const sal_engine *e;   /* the engine running: its recorded decisions             */
-    int seen[MAX_NAMES];   /* per reference layer                                    */
+    const sal_engine *e64; /* float32 run: the float64 engine, its last run's ones   */
+    char *seen;            /* per reference layer                                    */
     tally *tl;
-    double **keep64;       /* per layer: float64 output (n,...) when a ReLU follows   */
-    double *prev;          /* the previous layer's output of this run, widened       */
-    double *scratch;       /* max-pool input, one image                              */
-    int32_t *arg32, *arg64;
-    flips *fl;             /* (n, layers)                                             */
+    double **held;         /* [1 + node]: the node's output of this run, widened, while
+                            * a ReLU or max-pool reading it has yet to run; [0] the
+                            * network input                                          */
+    int *last_reader;      /* [1 + node]: the last ReLU / max-pool node reading it
+                            * (as inputs[0]), or -1                                  */
+    double *fig;           /* per node: this run's max|d|/max|ref| against PyTorch   */
+    int32_t *arg32;        /* one image's argmaxes                                   */
+    flips *fl;             /* (n, nodes), float32 run                                */
 } layer_ctx;
 
 static void compare_layer(layer_ctx *c, int layer, const void *out, int n) {
     const sal_layer *L = sal_model_layer(c->m, layer);
     const char *prec = c->prec == SAL_F64 ? "f64" : "f32";
     int k = -1;
-    for (int i = 0; i < c->r->nlayers; i++)
+    for (int i = 0; i < c->r->nlayers && k < 0; i++)
         if (!strcmp(c->r->layers[i], L->name)) k = i;
     c->tl->cases++;
     if (k < 0) {
@@ -288,15 +160,7 @@ static void compare_layer(layer_ctx *c, int layer, const void *out, int n) {
     double *ref = read_dataset(c->file, path, H5T_NATIVE_DOUBLE, sizeof(double), dims, &rank);
     size_t per = 1, expect = (size_t)L->out_c * L->out_h * L->out_w;
     for (int i = 1; i < rank; i++) per *= dims[i];
-    double torch32 = NAN;
-    hid_t d = H5Dopen2(c->file, path, H5P_DEFAULT);
-    H5_TRY(d, path);
-    if (H5Aexists(d, "f32_rel_err") > 0) {
-        hid_t a = H5Aopen(d, "f32_rel_err", H5P_DEFAULT);
-        H5_TRY(H5Aread(a, H5T_NATIVE_DOUBLE, &torch32), path);
-        H5Aclose(a);
-    }
-    H5Dclose(d);
+    double torch32 = read_dataset_double_attr(c->file, path, "f32_rel_err");
     if (per != expect) {
         printf("%-8s %s layer %-14s salpipe has %zu values per image, PyTorch %zu  FAIL\n",
                c->r->arch, prec, L->name, expect, per);
@@ -318,16 +182,21 @@ static void compare_layer(layer_ctx *c, int layer, const void *out, int n) {
                  : isnan(torch32)   ? F32_LAYER_TOL
                                     : F32_FACTOR * torch32 + F32_LAYER_SLACK;
     int ok = fig <= tol;
-    if (!(fig <= c->tl->worst_layer)) c->tl->worst_layer = fig;
+    c->fig[layer] = fig;
+    if (!(fig <= c->tl->worst_layer)) {
+        c->tl->worst_layer = fig;
+        snprintf(c->tl->worst_layer_name, SAL_NAME_LEN, "%s", L->name);
+    }
     c->tl->failures += !ok;
     printf("%-8s %s layer %-14s %d img  max|d|/max|ref| %.3e  torch f32 %.3e  tol %.3e  %s\n",
            c->r->arch, prec, L->name, nimg, fig, torch32, tol, ok ? "OK" : "FAIL");
     free(ref);
 }
 
-/* The decisions the engine recorded at this layer (and its backward will use) must
- * be exactly those of its own forward values: c->prev holds the layer's input. */
-static void check_own_decisions(layer_ctx *c, int layer, int n) {
+/* The decisions the engine recorded at this ReLU / max-pool node (and its backward
+ * will use) must be exactly those of its own forward values: `in` holds this run's
+ * output of the node's input. */
+static void check_own_decisions(layer_ctx *c, int layer, const double *in, int n) {
     const sal_layer *L = sal_model_layer(c->m, layer);
     const size_t E = (size_t)L->in_c * L->in_h * L->in_w;
     const size_t O = (size_t)L->out_c * L->out_h * L->out_w;
@@ -337,17 +206,15 @@ static void check_own_decisions(layer_ctx *c, int layer, int n) {
         const uint8_t *mask = sal_engine_relu_mask(c->e, layer);
         if (!mask) wrong = 1;
         for (size_t i = 0; mask && i < (size_t)n * E; i++, checked++)
-            wrong += mask[i] != (c->prev[i] > 0);
-    } else if (L->kind == SAL_LAYER_MAXPOOL) {
+            wrong += mask[i] != (in[i] > 0);
+    } else {
         const int32_t *arg = sal_engine_argmax(c->e, layer);
         if (!arg) wrong = 1;
         for (int img = 0; arg && img < n; img++) {
-            pool_argmax(c->arg32, c->prev + img * E, L);
+            pool_argmax(c->arg32, in + img * E, L);
             for (size_t o = 0; o < O; o++, checked++)
                 wrong += arg[img * O + o] != c->arg32[o];
         }
-    } else {
-        return;
     }
     c->tl->cases++;
     c->tl->failures += wrong > 0;
@@ -359,67 +226,73 @@ static void check_own_decisions(layer_ctx *c, int layer, int n) {
                L->kind == SAL_LAYER_RELU ? "ReLU mask bits" : "max-pool argmaxes");
 }
 
-/* float32 run, for information: this layer's ReLU or max-pool decisions against
- * float64's. c->prev holds the previous layer's float32 output. */
-static void compare_decisions(layer_ctx *c, int layer, int n) {
+/* float32 run, for information: this node's ReLU or max-pool decisions against the
+ * float64 engine's (checked against its own float64 values in the float64 run). x32
+ * holds the float32 output of the node's input. */
+static void compare_decisions(layer_ctx *c, int layer, const double *x32, int n) {
     const sal_layer *L = sal_model_layer(c->m, layer);
     const int nl = sal_model_num_layers(c->m);
-    const double *in64 = NULL;
-    int relu_in = 0;  /* in64 holds the ReLU's input: max-pool needs max(in64, 0) */
-    if (L->kind == SAL_LAYER_RELU && layer > 0) in64 = c->keep64[layer - 1];
-    if (L->kind == SAL_LAYER_MAXPOOL && layer > 1 &&
-        sal_model_layer(c->m, layer - 1)->kind == SAL_LAYER_RELU)
-        in64 = c->keep64[layer - 2], relu_in = 1;
-    if (!in64) return;
+    const uint8_t *mask64 = sal_engine_relu_mask(c->e64, layer);
+    const int32_t *arg64 = sal_engine_argmax(c->e64, layer);
     const size_t E = (size_t)L->in_c * L->in_h * L->in_w;
+    const size_t O = (size_t)L->out_c * L->out_h * L->out_w;
+    const size_t plane = (size_t)L->in_h * L->in_w, oplane = (size_t)L->out_h * L->out_w;
     for (int img = 0; img < n; img++) {
-        const double *x64 = in64 + img * E, *x32 = c->prev + img * E;
+        const double *x = x32 + img * E;
         flips *f = &c->fl[(size_t)img * nl + layer];
-        double scale = 0, err = 0;
-        for (size_t i = 0; i < E; i++) {
-            double v64 = relu_in && x64[i] < 0 ? 0 : x64[i];
-            if (fabs(v64) > scale) scale = fabs(v64);
-            if (fabs(x32[i] - v64) > err) err = fabs(x32[i] - v64);
-        }
-        f->err = scale > 0 ? err / scale : err;
-        if (L->kind == SAL_LAYER_RELU) {
+        double scale = 0;
+        for (size_t i = 0; i < E; i++)
+            if (fabs(x[i]) > scale) scale = fabs(x[i]);
+        if (!(scale > 0)) scale = 1;
+        f->err = L->inputs[0] < 0 ? NAN : c->fig[L->inputs[0]];
+        if (L->kind == SAL_LAYER_RELU && mask64) {
             for (size_t i = 0; i < E; i++)
-                if ((x64[i] > 0) != (x32[i] > 0)) {
+                if (mask64[img * E + i] != (x[i] > 0)) {
                     f->relu++;
-                    if (fabs(x64[i]) / scale > f->margin) f->margin = fabs(x64[i]) / scale;
+                    if (fabs(x[i]) / scale > f->margin) f->margin = fabs(x[i]) / scale;
                 }
-            continue;
-        }
-        for (size_t i = 0; i < E; i++) c->scratch[i] = x64[i] < 0 ? 0 : x64[i];
-        pool_argmax(c->arg64, c->scratch, L);
-        pool_argmax(c->arg32, x32, L);
-        const size_t O = (size_t)L->out_c * L->out_h * L->out_w, plane = (size_t)L->in_h * L->in_w;
-        for (size_t o = 0; o < O; o++)
-            if (c->arg64[o] != c->arg32[o]) {
-                size_t base = o / ((size_t)L->out_h * L->out_w) * plane;
-                double gap = fabs(c->scratch[base + c->arg64[o]] - c->scratch[base + c->arg32[o]]);
+        } else if (L->kind == SAL_LAYER_MAXPOOL && arg64) {
+            pool_argmax(c->arg32, x, L);
+            for (size_t o = 0; o < O; o++) {
+                int32_t a64 = arg64[img * O + o];
+                if (a64 == c->arg32[o]) continue;
+                size_t base = o / oplane * plane;
+                double gap = fabs(x[base + a64] - x[base + c->arg32[o]]);
                 f->pool++;
                 if (gap / scale > f->margin) f->margin = gap / scale;
             }
+        }
     }
 }
 
+/* The node callback: compare the output, check the decisions of a ReLU / max-pool
+ * against its input's values, keep the output while a later ReLU / max-pool needs
+ * it and drop what no later node needs. */
 static void on_layer(void *vctx, int layer, const void *out, int n) {
     layer_ctx *c = vctx;
     const sal_layer *L = sal_model_layer(c->m, layer);
     const size_t E = (size_t)L->out_c * L->out_h * L->out_w;
     compare_layer(c, layer, out, n);
-    if (layer > 0) check_own_decisions(c, layer, n);
-    if (c->prec == SAL_F64) {
-        int nl = sal_model_num_layers(c->m);
-        if (layer + 1 < nl && sal_model_layer(c->m, layer + 1)->kind == SAL_LAYER_RELU) {
-            c->keep64[layer] = xmalloc(sizeof(double) * n * E);
-            memcpy(c->keep64[layer], out, sizeof(double) * n * E);
+    if (L->kind == SAL_LAYER_RELU || L->kind == SAL_LAYER_MAXPOOL) {
+        const int in = 1 + L->inputs[0];
+        if (!c->held[in]) {
+            printf("%-8s layer %-14s its input was not reported before it  FAIL\n",
+                   c->r->arch, L->name);
+            c->tl->failures++;
+        } else {
+            check_own_decisions(c, layer, c->held[in], n);
+            if (c->prec == SAL_F32) compare_decisions(c, layer, c->held[in], n);
         }
-    } else {
-        compare_decisions(c, layer, n);
+        if (c->last_reader[in] == layer) {
+            free(c->held[in]);
+            c->held[in] = NULL;
+        }
     }
-    for (size_t i = 0; i < (size_t)n * E; i++) c->prev[i] = value(out, c->prec, i);
+    if (c->last_reader[1 + layer] > layer) {
+        double *h = xmalloc(sizeof(double) * n * E);
+        for (size_t i = 0; i < (size_t)n * E; i++) h[i] = value(out, c->prec, i);
+        c->held[1 + layer] = h;
+    }
 }
 
 /* Relative L2 distance of s from ref over E elements; with ref all zero, ||s||. */
@@ -506,7 +379,86 @@ static void compare_maps(const reference *r, sal_precision prec, const void *map
         }
 }
 
-/* float32: one line per image naming every layer where a decision flipped. */
+/* max|a - ref| / max|ref| over E elements; with ref all zero, max|a| (*zero set). */
+static double max_rel(const double *a, const double *ref, size_t E, int *zero) {
+    double dmax = 0, rmax = 0;
+    for (size_t i = 0; i < E; i++) {
+        double d = fabs(a[i] - ref[i]);
+        if (!(d <= dmax)) dmax = d;
+        if (fabs(ref[i]) > rmax) rmax = fabs(ref[i]);
+    }
+    *zero = rmax == 0;
+    return *zero ? dmax : dmax / rmax;
+}
+
+static int method_index(const reference *r, const char *name) {
+    for (int k = 0; k < r->nmethods; k++)
+        if (!strcmp(r->methods[k], name)) return k;
+    return -1;
+}
+
+/* Graph networks, float64, input 0: DNNBrain's names find the nodes PyTorch's
+ * forward hooks found, and DNNBrain's own maps against salpipe's (see the top). */
+static void compare_dnnbrain(const reference *r, const sal_model *m, const double *maps64,
+                             tally *tl) {
+    int named = 0;
+    for (int i = 0; i < r->npairs; i++) {
+        int a = sal_model_find_layer(m, r->dn_names[i]);
+        int b = sal_model_find_layer(m, r->dn_nodes[i]);
+        tl->cases++;
+        if (a >= 0 && a == b) {
+            named++;
+            continue;
+        }
+        tl->failures++;
+        printf("%-8s f64 DNNBrain name %s: salpipe finds %s, PyTorch's hook saw node %s  "
+               "FAIL\n", r->arch, r->dn_names[i], a >= 0 ? sal_model_layer(m, a)->name : "none",
+               r->dn_nodes[i]);
+    }
+    if (r->npairs)
+        printf("%-8s f64 DNNBrain names: %d of %d find the node whose value PyTorch's "
+               "forward hook on that module saw  %s\n", r->arch, named, r->npairs,
+               named == r->npairs ? "OK" : "FAIL");
+    const size_t E = r->image_elems;
+    for (int d = 0; d < r->ndn; d++) {
+        const int t = r->dn_target[d];
+        for (int k = 0; k < r->dn_nmethods; k++) {
+            const size_t off = ((size_t)d * r->dn_nmethods + k) * E;
+            const double *dn = r->dn_maps + off;
+            const char *expect = r->dn_expect[d * r->dn_nmethods + k];
+            const char *why = r->dn_why[d * r->dn_nmethods + k];
+            const char *as = expect[0] ? expect : r->dn_methods[k];
+            const int mi = method_index(r, as);
+            char target[2 * SAL_NAME_LEN];
+            snprintf(target, sizeof target, "%s:%d", r->tlayer[t], r->tunit[t]);
+            int zero, zero_s, ok;
+            /* PyTorch against PyTorch: DNNBrain's hooks give exactly the predicted map. */
+            double fig_ex = max_rel(dn, r->dn_explained + off, E, &zero);
+            double fig_s = NAN;
+            if (mi >= 0) fig_s = max_rel(maps64 + ((size_t)t * r->nmethods + mi) * E, dn, E,
+                                         &zero_s);
+            ok = mi >= 0 && (zero ? fig_ex == 0 : fig_ex <= F64_TOL);
+            if (expect[0]) ok = ok && (zero_s ? fig_s == 0 : fig_s <= F64_TOL);
+            double worst = expect[0] && fig_s > fig_ex ? fig_s : fig_ex;
+            if (!(worst <= tl->worst_dnnbrain)) tl->worst_dnnbrain = worst;
+            tl->cases++;
+            tl->failures += !ok;
+            if (expect[0])
+                printf("%-8s f64 %-8s %-16s DNNBrain %-8s = salpipe %-8s max|d|/max|ref| "
+                       "%.3e (DNNBrain vs reference %.3e)  tol %.0e  %s  [%s]\n",
+                       r->arch, r->inputs[0], target, r->dn_methods[k], expect, fig_s,
+                       fig_ex, F64_TOL, ok ? "OK" : "FAIL", why);
+            else
+                printf("%-8s f64 %-8s %-16s DNNBrain %-8s differs by design from salpipe's "
+                       "(max|d|/max|ref| %.3e); it equals the reference under DNNBrain's mix "
+                       "of rules: %.3e  tol %.0e  %s  [%s]\n",
+                       r->arch, r->inputs[0], target, r->dn_methods[k], fig_s, fig_ex,
+                       F64_TOL, ok ? "OK" : "FAIL", why);
+        }
+    }
+}
+
+/* float32: one line per image naming every node where a decision flipped. */
 static void print_decisions(const layer_ctx *c, int n) {
     const int nl = sal_model_num_layers(c->m);
     for (int img = 0; img < n; img++) {
@@ -515,9 +467,10 @@ static void print_decisions(const layer_ctx *c, int n) {
         for (int i = 0; i < nl; i++) {
             const flips *f = &c->fl[(size_t)img * nl + i];
             if (!f->relu && !f->pool) continue;
-            printf("%s %s %d %s (margin %.1e of layer max; float32 error %.1e)",
-                   any ? ";" : "", sal_model_layer(c->m, i)->name, f->relu + f->pool,
-                   f->relu ? "mask flips" : "argmax flips", f->margin, f->err);
+            printf("%s %s %d %s (margin %.1e of the input's max; input's float32 error "
+                   "%.1e)", any ? ";" : "", sal_model_layer(c->m, i)->name,
+                   f->relu + f->pool, f->relu ? "mask flips" : "argmax flips", f->margin,
+                   f->err);
             any = 1;
         }
         printf("%s\n", any ? "" : " none flipped");
@@ -553,7 +506,7 @@ static double now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* Runs the engine in c->prec on every input, comparing layers on the way. On success
+/* Runs the engine in c->prec on every input, comparing nodes on the way. On success
  * returns the engine (the caller frees it) with its maps and activations in *maps and
  * *acts (caller-owned); on failure counts it in tl and returns NULL. */
 static sal_engine *run_precision(layer_ctx *c, sal_model *m, const void *input,
@@ -561,16 +514,18 @@ static sal_engine *run_precision(layer_ctx *c, sal_model *m, const void *input,
     const reference *r = c->r;
     const sal_precision prec = c->prec;
     const char *p = prec == SAL_F64 ? "f64" : "f32";
+    const int nl = sal_model_num_layers(m);
     char err[SAL_ERR_LEN];
-    sal_target targets[MAX_NAMES];
-    sal_method methods[MAX_NAMES];
+    sal_target *targets = xmalloc(sizeof *targets * r->ntargets);
+    sal_method *methods = xmalloc(sizeof *methods * r->nmethods);
+    sal_engine *e = NULL;
     for (int t = 0; t < r->ntargets; t++) {
         targets[t].layer = sal_model_find_layer(m, r->tlayer[t]);
         targets[t].unit = r->tunit[t] - 1; /* DNNBrain's 1-based unit, 0-based here */
         if (targets[t].layer < 0) {
             printf("%-8s %s model has no layer %s  FAIL\n", r->arch, p, r->tlayer[t]);
             tl->failures++;
-            return NULL;
+            goto done;
         }
     }
     for (int k = 0; k < r->nmethods; k++) {
@@ -578,34 +533,44 @@ static sal_engine *run_precision(layer_ctx *c, sal_model *m, const void *input,
         if (methods[k] == SAL_METHOD_COUNT) {
             printf("%-8s %s unknown method %s  FAIL\n", r->arch, p, r->methods[k]);
             tl->failures++;
-            return NULL;
+            goto done;
         }
     }
-    sal_engine *e;
     if (sal_model_load_params(m, prec, NULL, err, sizeof err) ||
         sal_engine_init(&e, m, prec, r->n, targets, r->ntargets, methods, r->nmethods, err,
                         sizeof err)) {
         printf("%-8s %s %s  FAIL\n", r->arch, p, err);
         tl->failures++;
-        return NULL;
+        e = NULL;
+        goto done;
     }
     size_t rs = prec == SAL_F64 ? sizeof(double) : sizeof(float);
     *maps = xmalloc(rs * r->n * r->ntargets * r->nmethods * r->image_elems);
     *acts = xmalloc(rs * r->n * r->ntargets);
     c->tl = tl;
     c->e = e;
-    memset(c->seen, 0, sizeof c->seen);
+    memset(c->seen, 0, r->nlayers);
+    for (int i = 0; i < nl; i++) c->fig[i] = NAN;
+    if (c->last_reader[0] >= 0) {
+        c->held[0] = xmalloc(sizeof(double) * r->n * r->image_elems);
+        for (size_t i = 0; i < r->n * r->image_elems; i++) c->held[0][i] = value(input, prec, i);
+    }
     double t0 = now();
     int rc = sal_engine_run(e, input, r->n, *maps, *acts, on_layer, c, err, sizeof err);
     double t1 = now();
+    for (int i = 0; i <= nl; i++) {
+        free(c->held[i]);
+        c->held[i] = NULL;
+    }
     if (rc) {
         printf("%-8s %s sal_engine_run: %s  FAIL\n", r->arch, p, err);
         tl->failures++;
         sal_engine_free(e);
-        return NULL;
+        e = NULL;
+        goto done;
     }
     printf("%-8s %s engine run: %d images, %d targets x %d methods, %.2f s "
-           "(including the layer comparisons)\n",
+           "(including the node comparisons)\n",
            r->arch, p, r->n, r->ntargets, r->nmethods, t1 - t0);
     for (int k = 0; k < r->nlayers; k++)
         if (!c->seen[k]) {
@@ -613,6 +578,9 @@ static sal_engine *run_precision(layer_ctx *c, sal_model *m, const void *input,
                    "report it  FAIL\n", r->arch, p, r->layers[k]);
             tl->failures++;
         }
+done:
+    free(targets);
+    free(methods);
     return e;
 }
 
@@ -645,7 +613,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     hid_t file = H5Fopen(files[1], H5F_ACC_RDONLY, H5P_DEFAULT);
-    H5_TRY(file, files[1]);
+    if (file < 0) {
+        fprintf(stderr, "%s: cannot open the reference file\n", files[1]);
+        return 2;
+    }
     static reference r;
     reference_read(&r, file);
     /* Images are the outermost axis of every dataset: the first K stay in place. */
@@ -654,33 +625,41 @@ int main(int argc, char **argv) {
            files[1], r.n, r.ntargets, r.nmethods, perturb ? "; mutation: " : "",
            perturb ? perturb : "");
 
-    /* Scratch for the decision checks, sized by the largest layer. */
+    /* Which node outputs a ReLU or max-pool reads, and until when; scratch for one
+     * image's argmaxes, sized by the largest node. */
     const int nl = sal_model_num_layers(m);
-    size_t maxe = r.image_elems;
+    layer_ctx c = {.file = file, .m = m, .r = &r};
+    c.last_reader = xmalloc(sizeof(int) * (nl + 1));
+    for (int i = 0; i <= nl; i++) c.last_reader[i] = -1;
+    size_t maxe = 0;
     for (int i = 0; i < nl; i++) {
         const sal_layer *L = sal_model_layer(m, i);
         size_t e = (size_t)L->out_c * L->out_h * L->out_w;
         if (e > maxe) maxe = e;
+        if (L->kind == SAL_LAYER_RELU || L->kind == SAL_LAYER_MAXPOOL)
+            c.last_reader[1 + L->inputs[0]] = i;
     }
-    layer_ctx c = {.file = file, .m = m, .r = &r};
-    c.keep64 = calloc(nl, sizeof *c.keep64);
+    c.held = calloc(nl + 1, sizeof *c.held);
     c.fl = calloc((size_t)r.n * nl, sizeof *c.fl);
-    c.prev = xmalloc(sizeof(double) * r.n * maxe);
-    c.scratch = xmalloc(sizeof(double) * maxe);
+    c.seen = xmalloc(r.nlayers);
+    c.fig = xmalloc(sizeof(double) * nl);
     c.arg32 = xmalloc(sizeof(int32_t) * maxe);
-    c.arg64 = xmalloc(sizeof(int32_t) * maxe);
-    if (!c.keep64 || !c.fl) return 2;
+    if (!c.held || !c.fl) return 2;
 
     tally tl[2] = {{0}, {0}};
     void *maps64 = NULL, *acts64 = NULL, *maps32 = NULL, *acts32 = NULL;
-    /* float64 first: float32's decisions are compared with its values, and its engine
-     * recomputes the float32 maps under float32's decisions. */
+    /* float64 first: float32's decisions are compared with its recorded ones, and its
+     * engine recomputes the float32 maps under float32's decisions. */
     c.prec = SAL_F64;
     sal_engine *e64 = run_precision(&c, m, r.input64, &tl[0], &maps64, &acts64);
-    if (e64) compare_maps(&r, SAL_F64, maps64, NULL, acts64, &tl[0]);
+    if (e64) {
+        compare_maps(&r, SAL_F64, maps64, NULL, acts64, &tl[0]);
+        compare_dnnbrain(&r, m, maps64, &tl[0]);
+    }
 
     if (perturb && !strcmp(perturb, "gray")) perturb_gray(r.input32, &r, m);
     c.prec = SAL_F32;
+    c.e64 = e64;
     sal_engine *e32 = e64 ? run_precision(&c, m, r.input32, &tl[1], &maps32, &acts32) : NULL;
     if (e32) {
         const size_t count = (size_t)r.n * r.ntargets * r.nmethods * r.image_elems;
@@ -696,17 +675,18 @@ int main(int argc, char **argv) {
     }
 
     printf("\n%s summary (max over cases)\n", r.arch);
-    printf("  f64: %d cases, %d failed; layers max|d|/max|ref| %.3e, maps %.3e, "
-           "activations |d|/scale %.3e (tol %.0e)\n",
-           tl[0].cases, tl[0].failures, tl[0].worst_layer, tl[0].worst_map, tl[0].worst_act,
-           F64_TOL);
-    printf("  f32: %d cases, %d failed; layers max|d|/max|ref| %.3e, activations "
+    printf("  f64: %d cases, %d failed; nodes max|d|/max|ref| %.3e (%s), maps %.3e, "
+           "activations |d|/scale %.3e (tol %.0e)",
+           tl[0].cases, tl[0].failures, tl[0].worst_layer, tl[0].worst_layer_name,
+           tl[0].worst_map, tl[0].worst_act, F64_TOL);
+    if (r.ndn) printf("; DNNBrain's maps %.3e", tl[0].worst_dnnbrain);
+    printf("\n  f32: %d cases, %d failed; nodes max|d|/max|ref| %.3e (%s), activations "
            "|d|/scale %.3e; %ld recorded decisions, %ld unlike the forward values; maps "
            "against float64 under float32's decisions rel L2 %.3e (tol %.0e); for "
            "information, against PyTorch float64 %.3e\n",
-           tl[1].cases, tl[1].failures, tl[1].worst_layer, tl[1].worst_act,
-           tl[1].decision_checks, tl[1].decision_errors, tl[1].worst_map, F32_MAP_TOL,
-           tl[1].worst_torch);
+           tl[1].cases, tl[1].failures, tl[1].worst_layer, tl[1].worst_layer_name,
+           tl[1].worst_act, tl[1].decision_checks, tl[1].decision_errors, tl[1].worst_map,
+           F32_MAP_TOL, tl[1].worst_torch);
     int failed = tl[0].failures || tl[1].failures;
     int status = failed;
     if (expect_fail) {
@@ -716,13 +696,12 @@ int main(int argc, char **argv) {
     } else {
         printf("%s\n", failed ? "FAIL" : "OK");
     }
-    for (int i = 0; i < nl; i++) free(c.keep64[i]);
-    free(c.keep64);
+    free(c.held);
+    free(c.last_reader);
     free(c.fl);
-    free(c.prev);
-    free(c.scratch);
+    free(c.seen);
+    free(c.fig);
     free(c.arg32);
-    free(c.arg64);
     free(maps64);
     free(acts64);
     free(maps32);
