@@ -138,6 +138,27 @@ salcore_mutant(pool_backward maxpool.c
   "d[a[o]] += g[o];"
   "d[a[o] + (o == 0 && (size_t)a[o] + 1 < in_plane)] += g[o];")
 
+# Graph mutants (issue 11), on ResNet-18 and GoogLeNet's photo:
+#   grad_sum       a node feeding several others keeps the last gradient instead of
+#                  the sum (a residual block's input loses the identity path's share)
+#   concat_slice   concat backward hands its second input the first input's slice
+salcore_mutant(grad_sum net.c
+  "g[p] += dst[p];"
+  "g[p] = dst[p];")
+salcore_mutant(concat_slice net.c
+  "dout + r * v.out_elems + off, sizeof(real) * ek);"
+  "dout + r * v.out_elems + (k == 1 ? 0 : off), sizeof(real) * ek);")
+foreach(_pair "grad_sum resnet18" "concat_slice googlenet")
+  separate_arguments(_pair)
+  list(GET _pair 0 _mut)
+  list(GET _pair 1 _arch)
+  add_test(NAME reference_${_arch}_mutant_${_mut}
+           COMMAND test_reference_${_mut} ${_ref_dir}/${_arch}.h5
+                   ${_ref_dir}/${_arch}_reference.h5 --inputs 1 --expect-f32-fail)
+  set_tests_properties(reference_${_arch}_mutant_${_mut} PROPERTIES
+    LABELS reference FIXTURES_REQUIRED reference_${_arch} TIMEOUT 300 PROCESSORS 2)
+endforeach()
+
 set(_alex_model ${_ref_dir}/alexnet.h5)
 set(_alex_ref ${_ref_dir}/alexnet_reference.h5)
 foreach(_mut relu_rule argmax pool_backward gray scale)
