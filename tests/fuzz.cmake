@@ -16,13 +16,13 @@
 #                    75 s measured here, depending on the shared machine's load).
 set(SAL_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(SAL_FUZZ_HARNESSES config sources image model messages)
-set(SAL_FUZZ_config_SOURCES fuzz_config.c model_gen.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c)
+set(SAL_FUZZ_config_SOURCES fuzz_config.c model_gen.c model_spec.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c)
 set(SAL_FUZZ_config_LIBS salconfig salcore)
 set(SAL_FUZZ_sources_SOURCES fuzz_sources.c)
 set(SAL_FUZZ_sources_LIBS salconfig)
 set(SAL_FUZZ_image_SOURCES fuzz_image.c)
 set(SAL_FUZZ_image_LIBS salimage)
-set(SAL_FUZZ_model_SOURCES fuzz_model.c model_gen.c)
+set(SAL_FUZZ_model_SOURCES fuzz_model.c model_gen.c model_spec.c)
 set(SAL_FUZZ_model_LIBS salcore)
 set(SAL_FUZZ_model_ARGS -max_len=512 -len_control=0) # slow: no length ramp (fuzz.sh)
 set(SAL_FUZZ_messages_SOURCES fuzz_messages.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c
