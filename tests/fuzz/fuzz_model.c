@@ -7,7 +7,8 @@
  * the middle node and one the input picks, so that in a graph targets sit inside
  * branches and some nodes are not needed; all three methods, a batch of 2) to show
  * that whatever the loader accepts can be computed without reading or writing out
- * of bounds.
+ * of bounds; sal_engine_backward then recomputes the maps from the run's decisions,
+ * which must give them bit for bit.
  *
  * Harness limits (not salpipe's): models whose parameters exceed 16 MiB are opened
  * but not loaded, and the engine runs only when every layer's output is at most
@@ -106,7 +107,7 @@ static void run_engine(const sal_model *m, sal_precision prec, uint8_t pick) {
     const size_t rs = prec == SAL_F64 ? 8 : 4;
     const size_t in = (size_t)pp->channels * pp->height * pp->width;
     char *input = malloc(2 * in * rs), *maps = malloc(2 * 3 * 3 * in * rs);
-    char *acts = malloc(2 * 3 * rs);
+    char *acts = malloc(2 * 3 * rs), *again = malloc(2 * 3 * 3 * in * rs);
     if (input && maps && acts) {
         for (size_t i = 0; i < 2 * in; i++) {
             double v = (double)((i * 2654435761u) % 512) / 256.0 - 1.0;
@@ -115,7 +116,14 @@ static void run_engine(const sal_model *m, sal_precision prec, uint8_t pick) {
         }
         if (sal_engine_run(e, input, 2, maps, acts, NULL, NULL, err, sizeof err))
             fz_die("sal_engine_run failed on a model that loaded: %s", err);
+        /* The backward alone, from the decisions the run recorded, gives the same
+         * maps bit for bit: nothing of the run's state leaks into the next. */
+        if (again && sal_engine_backward(e, 2, again, err, sizeof err))
+            fz_die("sal_engine_backward failed after a run: %s", err);
+        if (again && memcmp(maps, again, 2 * 3 * 3 * in * rs))
+            fz_die("sal_engine_backward's maps differ from sal_engine_run's");
     }
+    free(again);
     free(input);
     free(maps);
     free(acts);
