@@ -118,6 +118,40 @@ out("model", "insert_bn", bytes([0, 0x01, 1, 1, 3]))
 out("model", "float_attrs", bytes([1, 0x41, 0, 1, 5, 0x41, 2, 2, 5]))
 out("model", "fixed_strings", bytes([2, 0x41, 2, 0, 7, 0x41, 0, 0, 8]))
 out("model", "bad_weight", bytes([0, 0x47, 0, 0, 0]))
+# graphs (format 2): byte 0 from 0x80, even the residual network, odd the inception
+# one (model_spec.c); (byte 0 / 3) odd = float64. Graph operations are 0x30 + k.
+for name, t in [("residual_f32", 0x80), ("residual_f64", 0x82), ("inception_f64", 0x81),
+                ("inception_f32", 0x85)]:
+    out("model", "graph_" + name, bytes([t]))
+# residual nodes: 2 relu, 3 layer1.0.conv1, 5 layer1.0.relu, 7 layer1.0.bn2,
+# 8 layer1.0.add, 14 layer2.0.bn2, 17 layer2.0.add; inception: 4 branch1.conv,
+# 5 branch1.relu, 6 branch2.0.conv, 14 branch4.avgpool, 17 inception3a.cat
+GRAPH_SEEDS = {
+    "missing_input": [0x80, 0x02, 2, 0, 0],       # relu removed: the add reads no node
+    "cycle": [0x80, 0x30, 3, 8, 0],               # conv1 of the block reads its add
+    "self": [0x80, 0x30, 5, 5, 0],
+    "later": [0x81, 0x30, 4, 6, 0],               # a node stored after it, no cycle
+    "reads_input": [0x80, 0x31, 3, 1, 0],         # 'input': valid
+    "reads_alias": [0x80, 0x31, 3, 0, 0],
+    "empty_input": [0x81, 0x31, 17, 3, 0],
+    "too_many": [0x80, 0x32, 8, 0, 17],
+    "too_few": [0x80, 0x32, 8, 0, 1],
+    "concat_one": [0x81, 0x32, 17, 0, 1],         # valid
+    "alias_dup": [0x80, 0x33, 5, 0, 1],
+    "alias_reserved": [0x80, 0x33, 5, 0, 2],
+    "alias_bad": [0x80, 0x33, 5, 8, 2],
+    "add_mismatch": [0x80, 0x34, 17, 14, 7],
+    "concat_mismatch": [0x81, 0x34, 17, 5, 2],
+    "swap": [0x80, 0x03, 8, 3, 0],
+    "move": [0x81, 0x38, 17, 4, 0],
+    "kind_concat": [0x80, 0x39, 8, 9, 0],         # the add becomes a concat: valid
+    "cip": [0x81, 0x3A, 14, 0, 9],
+    "insert_add": [0x80, 0x01, 5, 8, 0],          # x + x: valid
+    "inputs_int": [0x80, 0x41, 34, 2, 0],         # 'inputs' of the add as int64
+    "inputs_fixed": [0x81, 0x41, 17 * 4 + 2, 3, 7],  # as fixed-length strings
+}
+for name, ops in GRAPH_SEEDS.items():
+    out("model", "graph_" + name, bytes(ops))
 
 # ---- messages: byte 0 even = plan, odd = batch (5 shape bytes, then the message) ----
 def s32(v):

@@ -1,9 +1,9 @@
 /*
- * The model writer behind fuzz_model.c and fuzz_config.c (see model_gen.h). Two
- * levels: a network spec (mspec: input and layer hyper-parameters) from which a
- * consistent file description is derived (mfile: groups, attributes, datasets),
- * and operations on either. The file is written with HDF5's C API, as any tool
- * would write it; HDF5 converts the values to each attribute's or dataset's type.
+ * The file half of the fuzz model writer (model_gen.h): from the network
+ * (model_gen_internal.h, model_spec.c) a consistent file description is derived
+ * (mfile: groups, attributes, datasets, every shape as the graph gives it), changed
+ * by the file operations, and written with HDF5's C API, as any tool would write
+ * it; HDF5 converts the values to each attribute's or dataset's type.
  */
 #include "model_gen.h"
 
@@ -15,28 +15,10 @@
 #include <hdf5.h>
 
 #include "fuzz_common.h"
+#include "model_gen_internal.h"
 
-#define MG_MAX_LAYERS 24
 #define MG_MAX_VALUES 8
 #define MG_MAX_WRITE (1 << 16) /* datasets larger than this are declared, not written */
-
-enum { K_CONV, K_BN, K_RELU, K_MAXPOOL, K_AVGPOOL, K_FLATTEN, K_DROPOUT, K_LINEAR, K_COUNT };
-static const char *const kind_str[K_COUNT] = {"conv2d",  "batchnorm2d", "relu",
-                                              "maxpool2d", "adaptive_avgpool2d", "flatten",
-                                              "dropout", "linear"};
-
-typedef struct {
-    int kind;
-    char name[24];
-    int64_t out, k[2], s[2], p[2], groups, ceil, o[2];
-    double eps;
-} lspec;
-
-typedef struct {
-    int64_t ch, h, w, crop, rsize;
-    int n;
-    lspec L[MG_MAX_LAYERS];
-} mspec;
 
 enum { T_I64, T_I32, T_I8, T_U8, T_U64, T_F64, T_F32, T_STR, T_STR_SPACE, T_VSTR, T_COUNT };
 enum { D_F32, D_F64, D_F32BE, D_F64BE, D_I32, D_LDBL, D_COUNT };
@@ -47,6 +29,7 @@ typedef struct {
     int64_t iv[MG_MAX_VALUES];
     double dv[MG_MAX_VALUES];
     char s[96];
+    char (*sv)[MG_SLEN];       /* `inputs`: the strings, one per element, else NULL */
 } mattr;
 
 typedef struct {
@@ -62,10 +45,11 @@ typedef struct {
 typedef struct {
     char group[16];
     int present;
-    mattr a[10];
+    mattr a[14];
     int na;
     mdset d[4];
     int nd;
+    char in[MG_MAX_IN][MG_SLEN]; /* the `inputs` strings */
 } mlayer;
 
 typedef struct {
@@ -77,81 +61,8 @@ typedef struct {
     int extra;                 /* an extra member of /layers                       */
 } mfile;
 
-/* ---- templates --------------------------------------------------------------- */
-
-static lspec layer(int kind, const char *name) {
-    lspec l = {.kind = kind, .out = 2, .k = {2, 2}, .s = {2, 2}, .groups = 1,
-               .o = {2, 2}, .eps = 1e-5};
-    snprintf(l.name, sizeof l.name, "%s", name);
-    return l;
-}
-
-static lspec conv(const char *name, int64_t out, int64_t k, int64_t s, int64_t p,
-                  int64_t groups) {
-    lspec l = layer(K_CONV, name);
-    l.out = out, l.k[0] = l.k[1] = k, l.s[0] = l.s[1] = s, l.p[0] = l.p[1] = p;
-    l.groups = groups;
-    return l;
-}
-
-static void template(mspec *m, int t) {
-    memset(m, 0, sizeof *m);
-    m->ch = 1, m->h = m->w = 8, m->rsize = 9;
-    lspec *L = m->L;
-    int n = 0;
-    switch (t % 3) {
-    case 0: /* the network of docs/model-format.md's MATLAB example */
-        L[n++] = conv("conv1", 2, 3, 1, 1, 1);
-        L[n++] = layer(K_RELU, "conv1_relu");
-        L[n++] = layer(K_MAXPOOL, "conv1_maxpool");
-        L[n++] = layer(K_FLATTEN, "flatten");
-        L[n] = layer(K_LINEAR, "fc1"), L[n++].out = 10;
-        break;
-    case 1: /* tests/make_bad_models.py's tiny network: every kind */
-        m->ch = 3, m->h = m->w = 7, m->crop = 1;
-        L[n++] = conv("conv1", 4, 3, 1, 1, 1);
-        L[n++] = layer(K_BN, "conv1_bn");
-        L[n++] = layer(K_RELU, "conv1_relu");
-        L[n] = layer(K_MAXPOOL, "conv1_maxpool"), L[n++].ceil = 1;
-        L[n++] = layer(K_AVGPOOL, "avgpool");
-        L[n++] = layer(K_FLATTEN, "flatten");
-        L[n++] = layer(K_DROPOUT, "dropout1");
-        L[n] = layer(K_LINEAR, "fc1"), L[n++].out = 5;
-        L[n++] = layer(K_RELU, "fc1_relu");
-        L[n] = layer(K_LINEAR, "fc2"), L[n++].out = 3;
-        break;
-    default: /* grouped and strided convolutions, an upsampling pool, no flatten */
-        m->ch = 3, m->h = 9, m->w = 6;
-        L[n++] = conv("conv1", 4, 3, 2, 1, 1);
-        L[n++] = conv("conv2", 6, 1, 1, 0, 2);
-        L[n++] = layer(K_RELU, "conv2_relu");
-        L[n] = layer(K_MAXPOOL, "conv2_maxpool"), L[n].k[0] = 3, L[n].s[0] = 1;
-        L[n].p[0] = 1, L[n].ceil = 1, n++;
-        L[n] = layer(K_AVGPOOL, "avgpool"), L[n].o[0] = 3, L[n++].o[1] = 4;
-        L[n] = layer(K_LINEAR, "fc1"), L[n++].out = 4;
-        break;
-    }
-    m->n = n;
-}
-
-/* ---- values the operations draw from ------------------------------------------ */
-
-static int64_t pick_int(uint8_t c) {
-    static const int64_t table[] = {0, 1, 2, 3, 4, 5, 7, 8, 16, -1, -2, 1 << 20,
-                                    (1 << 20) + 1, 1 << 30, INT32_MAX, INT32_MIN,
-                                    (int64_t)1 << 32, INT64_MAX, INT64_MIN, 4096, 4097,
-                                    255, 256, 1000, 33, 65536};
-    const int nt = (int)(sizeof table / sizeof table[0]);
-    return c < nt ? table[c] : (int64_t)(c - nt) - 8;
-}
-
-static double pick_double(uint8_t c) {
-    static const double table[] = {NAN, INFINITY, -INFINITY, -1, 0, -0.0, 1e39, -1e39,
-                                   1e-45, 1e308, 0.5, 2.5, 1e-300, 3.4028235e38, 1};
-    const int nt = (int)(sizeof table / sizeof table[0]);
-    return c < nt ? table[c] : (double)(c - nt) / 16;
-}
-
+/* A string for file operation 4: a kind, a name, near misses, invalid ones, or
+ * another node's name or alias (duplicates). */
 static const char *pick_str(uint8_t c, const mfile *f) {
     static const char *const table[] = {
         "", "conv2d", "batchnorm2d", "relu", "maxpool2d", "adaptive_avgpool2d", "flatten",
@@ -161,82 +72,17 @@ static const char *pick_str(uint8_t c, const mfile *f) {
         "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm",   /* 65 */
         "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk",     /* 63 */
         "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl",    /* 64 */
+        "add", "concat", "avgpool2d", "channel_affine", "input", "Input", "input ",
+        "relu.", "layer1.0.add",
     };
     const int nt = (int)(sizeof table / sizeof table[0]);
     if (c < nt) return table[c];
-    /* another layer's name: duplicates */
-    int i = (c - nt) % (f->n ? f->n : 1);
+    /* another layer's name (or, for odd c, its alias): duplicates */
+    int i = (c - nt) / 2 % (f->n ? f->n : 1);
+    const char *want = (c - nt) % 2 ? "alias" : "name";
     for (int k = 0; f->n && k < f->L[i].na; k++)
-        if (!strcmp(f->L[i].a[k].name, "name")) return f->L[i].a[k].s;
+        if (!strcmp(f->L[i].a[k].name, want)) return f->L[i].a[k].s;
     return "x";
-}
-
-/* ---- the spec ------------------------------------------------------------------- */
-
-static void spec_op(mspec *m, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
-    int i = m->n ? a % m->n : 0;
-    lspec *l = &m->L[i];
-    switch (op % 6) {
-    case 0: { /* a hyper-parameter */
-        if (!m->n) return;
-        int64_t v = pick_int(c);
-        switch (b % 12) {
-        case 0: l->out = v; break;
-        case 1: l->k[0] = v; break;
-        case 2: l->k[1] = v; break;
-        case 3: l->s[0] = v; break;
-        case 4: l->s[1] = v; break;
-        case 5: l->p[0] = v; break;
-        case 6: l->p[1] = v; break;
-        case 7: l->groups = v; break;
-        case 8: l->ceil = v; break;
-        case 9: l->o[0] = v; break;
-        case 10: l->o[1] = v; break;
-        default: l->eps = pick_double(c); break;
-        }
-        break;
-    }
-    case 1: { /* insert a layer of kind b */
-        if (m->n == MG_MAX_LAYERS) return;
-        int at = m->n ? a % (m->n + 1) : 0;
-        memmove(&m->L[at + 1], &m->L[at], sizeof *m->L * (m->n - at));
-        char name[24];
-        snprintf(name, sizeof name, "x%d_%d", at, c);
-        m->L[at] = layer(b % K_COUNT, name);
-        m->L[at].out = c % 9 + 1;
-        m->n++;
-        break;
-    }
-    case 2: /* remove */
-        if (!m->n) return;
-        memmove(&m->L[i], &m->L[i + 1], sizeof *m->L * (m->n - i - 1));
-        m->n--;
-        break;
-    case 3: { /* swap */
-        if (!m->n) return;
-        lspec t = m->L[i];
-        m->L[i] = m->L[b % m->n];
-        m->L[b % m->n] = t;
-        break;
-    }
-    case 4: { /* the input */
-        int64_t v = pick_int(c);
-        switch (b % 5) {
-        case 0: m->ch = v; break;
-        case 1: m->h = v; break;
-        case 2: m->w = v; break;
-        case 3: m->crop = v; break;
-        default: m->rsize = v; break;
-        }
-        break;
-    }
-    default: /* duplicate (the copy is renamed unless b is even) */
-        if (!m->n || m->n == MG_MAX_LAYERS) return;
-        memmove(&m->L[i + 1], &m->L[i], sizeof *m->L * (m->n - i));
-        if (b & 1) snprintf(m->L[i + 1].name, sizeof m->L[i + 1].name, "d%d_%d", i, c);
-        m->n++;
-        break;
-    }
 }
 
 /* ---- the file, consistent with the spec ---------------------------------------- */
@@ -297,13 +143,27 @@ static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t cei
 
 static int64_t clampdim(int64_t v) { return v < 0 ? 0 : v > (1 << 20) ? (1 << 20) : v; }
 
+/* Index of the node named s, -1 for the network input or a name of no node. */
+static int node_of(const mspec *m, const char *s) {
+    for (int j = 0; j < m->n; j++)
+        if (!strcmp(m->L[j].name, s)) return j;
+    return -1;
+}
+
+/* Node i's k-th input: a node index, or -1 for the network input (also when the
+ * name is of no node: the loader refuses that file before any shape matters). */
+static int input_of(const mspec *m, int i, int k) {
+    if (!m->L[i].nin) return i - 1;
+    return node_of(m, m->L[i].in[k < m->L[i].nin ? k : 0]);
+}
+
 static void build(mfile *f, const mspec *m) {
     memset(f, 0, sizeof *f);
     mattr *R = f->root;
     int *nr = &f->nroot;
-    int64_t one = 1, size[2] = {m->h, m->w};
+    int64_t size[2] = {m->h, m->w};
     str(R, nr, "format", "salpipe-model");
-    ints(R, nr, "format_version", 1, &one);
+    ints(R, nr, "format_version", 1, &m->version);
     str(R, nr, "name", "fuzz");
     ints(R, nr, "input_channels", 1, &m->ch);
     ints(R, nr, "input_size", 2, size);
@@ -316,13 +176,19 @@ static void build(mfile *f, const mspec *m) {
     f->count = *add_attr(&f->count, &(int){0}, "count", T_I64);
     f->count.iv[0] = m->n, f->count.dv[0] = m->n;
     f->n = m->n;
-    int64_t c = clampdim(m->ch), h = clampdim(m->h), w = clampdim(m->w);
+    /* each node's output shape; [0] is the network input, node i is [i + 1] */
+    int64_t C[MG_MAX_LAYERS + 1], H[MG_MAX_LAYERS + 1], W[MG_MAX_LAYERS + 1];
+    C[0] = clampdim(m->ch), H[0] = clampdim(m->h), W[0] = clampdim(m->w);
     for (int i = 0; i < m->n; i++) {
         const lspec *l = &m->L[i];
         mlayer *g = &f->L[i];
+        int j = input_of(m, i, 0);
+        /* an input stored later has no shape yet: the loader refuses it anyway */
+        int64_t c = j < i ? C[j + 1] : C[0], h = j < i ? H[j + 1] : H[0];
+        int64_t w = j < i ? W[j + 1] : W[0];
         snprintf(g->group, sizeof g->group, "%03d", i);
         g->present = 1;
-        str(g->a, &g->na, "kind", kind_str[l->kind]);
+        str(g->a, &g->na, "kind", mg_kind_str[l->kind]);
         str(g->a, &g->na, "name", l->name);
         switch (l->kind) {
         case K_CONV: {
@@ -352,11 +218,13 @@ static void build(mfile *f, const mspec *m) {
             dset(g, "running_var", 1, &c, 1)->positive = 1;
             break;
         }
-        case K_MAXPOOL: {
+        case K_MAXPOOL:
+        case K_AVGPOOL2D: {
             ints(g->a, &g->na, "kernel_size", 2, l->k);
             ints(g->a, &g->na, "stride", 2, l->s);
             ints(g->a, &g->na, "padding", 2, l->p);
             ints(g->a, &g->na, "ceil_mode", 1, &l->ceil);
+            if (l->kind == K_AVGPOOL2D) ints(g->a, &g->na, "count_include_pad", 1, &l->cip);
             h = pool_out(h, l->k[0], l->s[0], l->p[0], l->ceil);
             w = pool_out(w, l->k[1], l->s[1], l->p[1], l->ceil);
             break;
@@ -376,9 +244,29 @@ static void build(mfile *f, const mspec *m) {
             c = l->out, h = w = 1;
             break;
         }
-        default: break;
+        case K_CONCAT: { /* channels add up; height and width are the first input's */
+            int64_t one = 1;
+            ints(g->a, &g->na, "dim", 1, &one);
+            for (int k = 1; k < l->nin; k++) {
+                int jk = input_of(m, i, k);
+                c = clampdim(c + (jk < i ? C[jk + 1] : C[0]));
+            }
+            break;
         }
-        c = clampdim(c), h = clampdim(h), w = clampdim(w);
+        case K_AFFINE:
+            dset(g, "scale", 1, &c, 1)->positive = 1;
+            dset(g, "shift", 1, &c, 0.5);
+            break;
+        default: break; /* relu, dropout, add: the first input's shape */
+        }
+        if (l->alias[0]) str(g->a, &g->na, "alias", l->alias);
+        if (l->nin) {
+            mattr *in = add_attr(g->a, &g->na, "inputs", T_VSTR);
+            in->n = l->nin;
+            in->sv = g->in;
+            memcpy(g->in, l->in, sizeof g->in);
+        }
+        C[i + 1] = clampdim(c), H[i + 1] = clampdim(h), W[i + 1] = clampdim(w);
     }
 }
 
@@ -404,8 +292,8 @@ static void file_op(mfile *f, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
         if (!at) return;
         {
             int e = (b >> 4) % MG_MAX_VALUES;
-            at->iv[e] = pick_int(c);
-            at->dv[e] = c & 0x80 ? pick_double(c & 0x7f) : (double)at->iv[e];
+            at->iv[e] = mg_pick_int(c);
+            at->dv[e] = c & 0x80 ? mg_pick_double(c & 0x7f) : (double)at->iv[e];
         }
         break;
     case 1: if (at) at->type = c % T_COUNT; break;
@@ -418,7 +306,10 @@ static void file_op(mfile *f, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
         }
         break;
     case 3: if (at) at->present = !at->present; break;
-    case 4: if (at) snprintf(at->s, sizeof at->s, "%s", pick_str(c, f)); break;
+    case 4: /* a string; of `inputs`, element b >> 4 */
+        if (at && at->sv) snprintf(at->sv[(b >> 4) % MG_MAX_IN], MG_SLEN, "%s", pick_str(c, f));
+        else if (at) snprintf(at->s, sizeof at->s, "%s", pick_str(c, f));
+        break;
     case 5: /* a dataset's shape */
         if (!d) return;
         switch (c % 6) {
@@ -434,7 +325,7 @@ static void file_op(mfile *f, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
     case 7: /* one element */
         if (d && d->nbad < 4) {
             d->bad_idx[d->nbad] = (uint64_t)b * 131 + c;
-            d->bad_val[d->nbad++] = pick_double(c);
+            d->bad_val[d->nbad++] = mg_pick_double(c);
         }
         break;
     case 8: /* dataset gone, or a group in its place */
@@ -466,14 +357,18 @@ static hid_t fixed_str_type(size_t size, int space) {
 
 static void write_attr(hid_t obj, const mattr *a) {
     if (!a->present) return;
-    int n = a->n < 0 ? 1 : a->n;
+    const int is_str = a->type >= T_STR;
+    /* numbers: at most the 8 held; strings of `inputs`: one each, up to 17 */
+    const int cap = a->sv && is_str ? MG_MAX_IN : MG_MAX_VALUES;
+    int n = a->n < 0 ? 1 : a->n > cap ? cap : a->n;
     hsize_t dim = (hsize_t)n;
     hid_t sp = a->n < 0 ? H5Screate(H5S_SCALAR)
                : a->n == 0 ? H5Screate(H5S_NULL) : H5Screate_simple(1, &dim, NULL);
     hid_t ft = -1, mt = -1;
     const void *data = NULL;
-    char fixed[MG_MAX_VALUES * 100];
-    const char *vs[MG_MAX_VALUES];
+    char fixed[MG_MAX_IN * 100];
+    const char *vs[MG_MAX_IN];
+    for (int i = 0; i < n; i++) vs[i] = a->sv ? a->sv[i] : a->s;
     int own_types = 0;
     switch (a->type) {
     case T_I64: ft = H5T_STD_I64LE, mt = H5T_NATIVE_INT64, data = a->iv; break;
@@ -484,12 +379,15 @@ static void write_attr(hid_t obj, const mattr *a) {
     case T_F64: ft = H5T_IEEE_F64LE, mt = H5T_NATIVE_DOUBLE, data = a->dv; break;
     case T_F32: ft = H5T_IEEE_F32BE, mt = H5T_NATIVE_DOUBLE, data = a->dv; break;
     case T_STR:
-    case T_STR_SPACE: {
-        size_t len = strlen(a->s), size = len + (a->type == T_STR_SPACE ? 3 : 1);
+    case T_STR_SPACE: { /* one size for all: the longest string's */
+        size_t len = 0;
+        for (int i = 0; i < n; i++) len = strlen(vs[i]) > len ? strlen(vs[i]) : len;
+        size_t size = len + (a->type == T_STR_SPACE ? 3 : 1);
         if (size > 100) size = 100;
-        for (int i = 0; i < n && i < MG_MAX_VALUES; i++) {
+        for (int i = 0; i < n; i++) {
+            size_t li = strlen(vs[i]);
             memset(fixed + i * size, a->type == T_STR_SPACE ? ' ' : 0, size);
-            memcpy(fixed + i * size, a->s, len < size ? len : size);
+            memcpy(fixed + i * size, vs[i], li < size ? li : size);
         }
         ft = mt = fixed_str_type(size, a->type == T_STR_SPACE);
         own_types = 1;
@@ -501,11 +399,9 @@ static void write_attr(hid_t obj, const mattr *a) {
         H5Tset_size(ft, H5T_VARIABLE);
         H5Tset_cset(ft, H5T_CSET_UTF8);
         own_types = 1;
-        for (int i = 0; i < n && i < MG_MAX_VALUES; i++) vs[i] = a->s;
         data = vs;
         break;
     }
-    if (n > MG_MAX_VALUES) n = MG_MAX_VALUES; /* counts above 8 are not drawn */
     hid_t at = H5Acreate2(obj, a->name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
     if (at >= 0 && a->n != 0) H5Awrite(at, mt, data);
     if (at >= 0) H5Aclose(at);
@@ -584,15 +480,15 @@ static int write_file(const mfile *f, const char *path) {
 
 int mg_write(const uint8_t *data, size_t size, const char *path) {
     fz_bytes in = {data, size};
-    mspec spec;
-    template(&spec, fz_u8(&in));
+    static mspec spec; /* about 60 KiB */
+    mg_template(&spec, fz_u8(&in));
     /* Operations 0x00-0x3f change the network, 0x40-0xff the written file. */
     fz_bytes ops = in;
     while (ops.left >= 4) {
         uint8_t op = fz_u8(&ops), a = fz_u8(&ops), b = fz_u8(&ops), c = fz_u8(&ops);
-        if (op < 0x40) spec_op(&spec, op, a, b, c);
+        if (op < 0x40) mg_spec_op(&spec, op, a, b, c);
     }
-    static mfile f; /* about 60 KiB */
+    static mfile f; /* about 210 KiB */
     build(&f, &spec);
     ops = in;
     while (ops.left >= 4) {

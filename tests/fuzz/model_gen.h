@@ -1,10 +1,12 @@
 /*
  * A small salpipe model file (docs/model-format.md) written from a description that
- * the fuzzer's bytes drive. Byte 0 picks one of a few valid template networks; the
+ * the fuzzer's bytes drive. Byte 0 picks one of five valid template networks (three
+ * chains, format 1; from 0x80 a residual or an inception-like graph, format 2); the
  * rest is read as 4-byte operations: first the network itself is changed (a layer's
  * hyper-parameter, a layer inserted, removed, duplicated or swapped, the input
- * size), then the file is written consistently from it (every dataset shaped as
- * the chain of shapes says), then the written form is changed (an attribute's
+ * size; in the graph, a node's inputs, its alias, its place, its kind), then the
+ * file is written consistently from it (every dataset shaped as the graph's shapes
+ * say), then the written form is changed (an attribute's
  * value, type, element count or presence, a string, a dataset's shape, type or one
  * element, a group renamed or removed, an extra member). No bytes, or only the
  * template byte, give a valid model, so the fuzzer starts from files that load and
