@@ -17,6 +17,16 @@ const char *const mg_kind_str[K_COUNT] = {
 
 /* ---- templates --------------------------------------------------------------- */
 
+
+/* Copies name src into dst (MG_SLEN bytes); they may be the same field (a node's
+ * alias set from itself), so bytes move rather than snprintf's restrict copy. */
+static void set_name(char *dst, const char *src) {
+    size_t n = 0;
+    while (n < MG_SLEN - 1 && src[n]) n++;
+    memmove(dst, src, n);
+    dst[n] = '\0';
+}
+
 static lspec layer(int kind, const char *name) {
     lspec l = {.kind = kind, .out = 2, .k = {2, 2}, .s = {2, 2}, .groups = 1, .cip = 1,
                .o = {2, 2}, .eps = 1e-5};
@@ -219,12 +229,11 @@ static void graph_op(mspec *m, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
     switch (op % 11) {
     case 0: /* an input names node b: earlier, this node (a cycle) or a later one */
         explicit_inputs(m, i);
-        snprintf(l->in[c % l->nin], MG_SLEN, "%s", B->name);
+        set_name(l->in[c % l->nin], B->name);
         break;
     case 1: /* an input names the network input, no node, an alias, a bad name */
         explicit_inputs(m, i);
-        snprintf(l->in[c % l->nin], MG_SLEN, "%s",
-                 b & 1 ? other_name(b >> 1) : m->L[(b >> 1) % m->n].alias);
+        set_name(l->in[c % l->nin], b & 1 ? other_name(b >> 1) : m->L[(b >> 1) % m->n].alias);
         break;
     case 2: { /* too many or too few names; new ones repeat the first */
         explicit_inputs(m, i);
@@ -234,19 +243,19 @@ static void graph_op(mspec *m, uint8_t op, uint8_t a, uint8_t b, uint8_t c) {
         break;
     }
     case 3: /* the alias: another node's name or alias, reserved, invalid, own name */
-        if (c % 4 == 0) snprintf(l->alias, MG_SLEN, "%s", B->name);
-        else if (c % 4 == 1) snprintf(l->alias, MG_SLEN, "%s", B->alias);
-        else if (c % 4 == 2) snprintf(l->alias, MG_SLEN, "%s", other_name(b));
+        if (c % 4 == 0) set_name(l->alias, B->name);
+        else if (c % 4 == 1) set_name(l->alias, B->alias);
+        else if (c % 4 == 2) set_name(l->alias, other_name(b));
         else snprintf(l->alias, MG_SLEN, "alias%d_%d", i, b); /* a new, valid one */
         break;
     case 4: /* two inputs, nodes b and c: shape mismatches at add and concat */
         l->nin = 2;
-        snprintf(l->in[0], MG_SLEN, "%s", B->name);
-        snprintf(l->in[1], MG_SLEN, "%s", C->name);
+        set_name(l->in[0], B->name);
+        set_name(l->in[1], C->name);
         break;
     case 5: /* one more input, node b */
         explicit_inputs(m, i);
-        if (l->nin < MG_MAX_IN) snprintf(l->in[l->nin++], MG_SLEN, "%s", B->name);
+        if (l->nin < MG_MAX_IN) set_name(l->in[l->nin++], B->name);
         break;
     case 6: /* one input fewer */
         if (l->nin) {
