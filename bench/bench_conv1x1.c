@@ -21,6 +21,7 @@
 #include "bench_util.h"
 #include "layers.h"
 #include "team.h"
+#include "blas_note.h"
 
 #define PREC_NAME (SAL_DOUBLE ? "float64" : "float32")
 
@@ -40,6 +41,7 @@ static const struct {
 };
 
 int main(int argc, char **argv) {
+    sp_blas_choose(argv); /* the kernels salpipe would run (blas_note.h) */
     int n = argc > 1 ? atoi(argv[1]) : 16, reps = argc > 2 ? atoi(argv[2]) : 5;
     int threads = argc > 3 ? atoi(argv[3]) : 1;
     if (n < 1 || reps < 1 || threads < 1) {

@@ -17,6 +17,7 @@
 
 #include "bench_util.h"
 #include "team.h"
+#include "blas_note.h"
 
 /* CPU seconds of the whole process, every thread included. */
 static double bench_cpu(void) {
@@ -26,6 +27,7 @@ static double bench_cpu(void) {
 }
 
 int main(int argc, char **argv) {
+    sp_blas_choose(argv); /* the kernels salpipe would run (blas_note.h) */
     if (argc < 2) {
         fprintf(stderr, "usage: bench_core MODEL.h5 [batch] [reps] [f32|f64]\n");
         return 2;

@@ -143,7 +143,9 @@ def report(records, out_json, out_txt):
         if r["kind"] == "sgemm" and r["gflops"]:
             sgemm[(r["procs"], r["threads"])] = sum(r["gflops"])
     writer_rec = next((r for r in recs if r["kind"] == "writer"), None)
+    kernels = [r.get("kernels") for r in recs if r["kind"] == "sgemm" and r.get("kernels")]
     res = {"meta": meta, "sgemm_gflops": {f"{p}x{t}": v for (p, t), v in sgemm.items()},
+           "sgemm_kernels": kernels[0] if kernels else None,
            "workloads": {}, "errors": errors}
 
     for wl in WORKLOADS:
@@ -335,7 +337,9 @@ def text_report(res):
     L.append(f"load average at start {m.get('load_start', '?')}, at end {m.get('load_end', '?')}"
              + ("" if quiet else "  <- machine NOT quiet: trial numbers only"))
     sg = res["sgemm_gflops"]
-    L.append("OpenBLAS sgemm 2048^3: " + ", ".join(
+    kern = res.get("sgemm_kernels")
+    L.append("OpenBLAS sgemm 2048^3" + (f" ({kern} kernels, as salpipe runs them)" if kern else "")
+             + ": " + ", ".join(
         f"{k.replace('1x1', '1 thread').replace('1x2', '2 threads').replace('2x1', '2 procs x 1 thread')}"
         f" {v:.1f} GFLOP/s" for k, v in sorted(sg.items())))
     for wl, w in res["workloads"].items():

@@ -11,8 +11,10 @@
 #include <cblas.h>
 
 #include "bench_util.h"
+#include "blas_note.h"
 
 int main(int argc, char **argv) {
+    sp_blas_choose(argv); /* the kernels salpipe would run (blas_note.h) */
     int n = argc > 1 ? atoi(argv[1]) : 2048, reps = argc > 2 ? atoi(argv[2]) : 5;
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
           *c = malloc(sizeof(float) * n * n);
@@ -29,7 +31,10 @@ int main(int argc, char **argv) {
         rate[r] = 2.0 * n * n * n / (bench_now() - t) * 1e-9;
     }
     double median = bench_median(rate, reps);
-    printf("sgemm %dx%d: median %.1f GFLOP/s over %d runs\n", n, n, median, reps);
+    char blas[512];
+    sp_blas_note(blas, sizeof blas);
+    printf("sgemm %dx%d: median %.1f GFLOP/s over %d runs (%.40s)\n", n, n, median, reps,
+           blas);
     free(a);
     free(b);
     free(c);

@@ -389,6 +389,17 @@ static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_W
 int main(int argc, char **argv) {
     int provided, rank, size;
     options o;
+    /* OpenBLAS's kernel set is fixed when it loads: a better one for this CPU means
+     * starting again (blas_note.h), before MPI or any thread exists. The stop signals
+     * stay blocked until their handlers are in place (an exec keeps the blocked mask
+     * and pending signals, not handlers), so one sent meanwhile is not lost. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGUSR1);
+    sigaddset(&stops, SIGINT);
+    sigprocmask(SIG_BLOCK, &stops, NULL);
+    sp_blas_choose(argv);
     int parsed = parse_args(argc, argv, &o);
     /* From here on a stop request is remembered, even during MPI start-up (SLURM may
      * send its warning signal as a short job starts, and SIGUSR1's default action
@@ -400,6 +411,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigprocmask(SIG_UNBLOCK, &stops, NULL);
     MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -279,7 +279,7 @@ sgemm_n=2048 sgemm_reps=$([ "$quick" = 1 ] && echo 5 || echo 9)
 say "OpenBLAS sgemm ${sgemm_n}^3: 1 thread, 2 threads, and 2 processes x 1 thread"
 for t in 1 2; do
   if s=$(OPENBLAS_NUM_THREADS=$t "$build/bench/sgemm_rate" "$sgemm_n" "$sgemm_reps"); then
-    record "{\"kind\":\"sgemm\",\"procs\":1,\"threads\":$t,\"n\":$sgemm_n,\"gflops\":[$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)]}"
+    record "{\"kind\":\"sgemm\",\"procs\":1,\"threads\":$t,\"n\":$sgemm_n,\"kernels\":\"$(echo "$s" | grep -o 'OpenBLAS kernels [A-Za-z0-9_]*' | head -n 1 | cut -d' ' -f3)\",\"gflops\":[$(echo "$s" | grep -o 'median [0-9.]*' | cut -d' ' -f2)]}"
   else
     fail "sgemm $t threads" "$s"
   fi

@@ -166,9 +166,10 @@ def command(args, cfg_args, ranks=None):
     return [args.mpiexec, "-n", str(ranks)] + over + exe
 
 
-def env():
+def env(extra=None):
     e = dict(os.environ)
     e.update(MPI_ENV)
+    e.update(extra or {})
     return e
 
 
@@ -186,14 +187,15 @@ class Result:
                 print(f"    --- {name}:\n" + "\n".join("      " + l for l in body))
 
 
-def salpipe(args, cfg_args, ranks=None, timeout=300, show=True, preexec=None):
+def salpipe(args, cfg_args, ranks=None, timeout=300, show=True, preexec=None,
+            extra_env=None):
     """Runs salpipe to the end; returns a Result (printed when show). preexec runs in
-    the child before exec (e.g. to set a resource limit)."""
+    the child before exec (e.g. to set a resource limit); extra_env adds variables."""
     cmd = command(args, cfg_args, ranks)
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=timeout,
-                           preexec_fn=preexec)
+        p = subprocess.run(cmd, env=env(extra_env), capture_output=True, text=True,
+                           timeout=timeout, preexec_fn=preexec)
     except subprocess.TimeoutExpired as e:
         raise Fatal(f"{' '.join(cmd)} still running after {timeout} s") from e
     r = Result(cmd, p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)

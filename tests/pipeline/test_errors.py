@@ -26,6 +26,8 @@ import os
 import re
 import resource
 import signal
+import subprocess
+import sys
 
 import numpy as np
 
@@ -372,6 +374,79 @@ def run_bad_weights(args):
             check_same_outputs(before, read_output(kept), "the existing output untouched")
 
 
+# Kernel sets without AVX (pipeline/blas_note.c), and the set the CPU's features allow.
+SSE_SETS = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai",
+            "coppermine", "northwood", "banias", "opteron", "barcelona", "bobcat",
+            "athlon", "opteron_sse3", "nano", "unknown"}
+
+
+def openblas_own_choice():
+    """The kernel set OpenBLAS picks by itself here (no OPENBLAS_CORETYPE), asked in a
+    separate process through ctypes, and the set this CPU's flags allow."""
+    e = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    p = subprocess.run([sys.executable, "-c",
+                        "import ctypes; l = ctypes.CDLL('libopenblas.so.0'); "
+                        "l.openblas_get_corename.restype = ctypes.c_char_p; "
+                        "print(l.openblas_get_corename().decode())"],
+                       env=e, capture_output=True, text=True, timeout=60)
+    own = p.stdout.strip() or None
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"} <= flags:
+        better = "SkylakeX"
+    elif {"avx2", "fma"} <= flags:
+        better = "Haswell"
+    elif "avx" in flags:
+        better = "Sandybridge"
+    else:
+        better = None
+    return own, better
+
+
+def check_blas_choice(args, cfg, r):
+    """--check's account of OpenBLAS's kernel set (blas_note.h), against what OpenBLAS
+    picks by itself in another process and the CPU's flags: salpipe replaces an
+    SSE-era set with the one the CPU allows, unless OPENBLAS_CORETYPE is set (a site's
+    choice: kept) or SALPIPE_BLAS_AUTO=0."""
+    own, better = openblas_own_choice()
+    user = os.environ.get("OPENBLAS_CORETYPE")
+    line = re.search(r"^(blas|note) +(OpenBLAS .*)$", r.out, re.M)
+    check(line is not None, "the plan names OpenBLAS's kernel set", r.out[-300:])
+    if not line or not own:
+        check(own is not None, "OpenBLAS's own choice is readable through ctypes")
+        return
+    text = line.group(2)
+    print(f"    OpenBLAS's own choice here: {own}; this CPU allows {better}; "
+          f"OPENBLAS_CORETYPE={user!r}")
+    replace = user is None and better is not None and own.lower() in SSE_SETS
+    if user is not None:
+        check(text.endswith("(OPENBLAS_CORETYPE)"), "a set OPENBLAS_CORETYPE is kept", text)
+    elif replace:
+        check(text.startswith(f"OpenBLAS kernels {better}, chosen by salpipe: OpenBLAS's "
+                              f"own choice for this CPU was {own}"),
+              f"salpipe runs {better} instead of OpenBLAS's {own}, and says so", text)
+    else:
+        check(text == f"OpenBLAS kernels {own}", f"OpenBLAS's own choice {own} is kept",
+              text)
+    if user is None:
+        r0 = salpipe(args, ["--check", cfg], extra_env={"SALPIPE_BLAS_AUTO": "0"},
+                     show=False)
+        m0 = re.search(r"^(blas|note) +(OpenBLAS .*)$", r0.out, re.M)
+        want = (f"OpenBLAS runs its {own} kernels although" if replace
+                else f"OpenBLAS kernels {own}")
+        check(r0.rc == 0 and m0 is not None and m0.group(2).startswith(want),
+              "SALPIPE_BLAS_AUTO=0 keeps OpenBLAS's own choice"
+              + (" and names the better set" if replace else ""),
+              m0.group(2)[:120] if m0 else r0.out[-300:])
+
+
 def run_cli(args):
     bad = os.path.join(args.data, "bad")
     cfg = write_config(os.path.join(args.work, "check.toml"), args.model,
@@ -390,11 +465,7 @@ def run_cli(args):
     check("3x224x224" in r.out and "stretch: Resize((224, 224))" in r.out,
           "the plan states the input size and the model file's resize rule")
     check(r.seconds < 20, "--check computes nothing (fast)", f"{r.seconds:.1f} s")
-    # OpenBLAS's kernel set: named, or a note naming the better one and the variable.
-    blas = re.search(r"^(blas +OpenBLAS kernels \w+|note +OpenBLAS runs its \w+ kernels .*"
-                     r"OPENBLAS_CORETYPE=\w+)", r.out, re.M)
-    check(blas is not None, "the plan names OpenBLAS's kernel set",
-          blas.group(0)[:90] if blas else r.out[-300:])
+    check_blas_choice(args, cfg, r)
     check(not os.path.exists(os.path.join(args.work, "out", "check.h5"))
           and not os.path.exists(os.path.join(args.work, "out")),
           "--check creates no output file")
