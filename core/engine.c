@@ -216,6 +216,7 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
     e->nmethods = nmethods;
     e->nseeds = ntargets * nmethods;
     e->last_layer = last;
+    e->stop_layer = -1;
     e->targets = malloc(sizeof *targets * ntargets);
     e->methods = malloc(sizeof *methods * nmethods);
     e->seed_target = malloc(sizeof(int) * e->nseeds);
@@ -323,6 +324,39 @@ int sal_engine_backward(sal_engine *e, int n, void *maps, char *err, size_t errl
                     "for %d", n, e->decided);
     if (e->prec == SAL_F64) return sal_engine_backward_f64(e, n, maps);
     return sal_engine_backward_f32(e, n, maps);
+}
+
+int sal_engine_stop_at(sal_engine *e, int layer, char *err, size_t errlen) {
+    const sal_model *m = e->m;
+    if (layer < -1 || layer > e->last_layer)
+        return fail(err, errlen, "engine: cannot stop the backward at node %d: the "
+                    "targets' forward covers nodes 0..%d", layer, e->last_layer);
+    if (layer >= 0) {
+        /* Every target must be the node or read it, directly or not: otherwise its
+         * gradient there would be zero by construction, which is never meant. */
+        uint8_t *feeds = calloc((size_t)m->nlayers, 1);
+        if (!feeds) return fail(err, errlen, "engine: out of memory");
+        for (int t = 0; t < e->ntargets; t++) {
+            const int top = e->targets[t].layer;
+            memset(feeds, 0, (size_t)m->nlayers);
+            feeds[top] = 1;
+            for (int i = top; i > layer; i--) {
+                if (!feeds[i]) continue;
+                const sal_layer *L = &m->layers[i];
+                for (int k = 0; k < L->ninputs; k++)
+                    if (L->inputs[k] >= 0) feeds[L->inputs[k]] = 1;
+            }
+            if (!feeds[layer]) {
+                free(feeds);
+                return fail(err, errlen, "engine: node %s does not feed target %s "
+                            "(unit %d): no gradient reaches it", m->layers[layer].name,
+                            m->layers[top].name, e->targets[t].unit + 1);
+            }
+        }
+        free(feeds);
+    }
+    e->stop_layer = layer;
+    return 0;
 }
 
 void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool) {

@@ -36,6 +36,8 @@ struct sal_engine {
     sal_target *targets;
     sal_method *methods;
     int last_layer;                  /* deepest target node: forward stops here  */
+    int stop_layer;                  /* backward ends with this node's gradient
+                                      * (-1: the input; sal_engine_stop_at)       */
     int *seed_target;                /* per sorted seed: target index           */
     int *seed_method;                /* per sorted seed: method index           */
     size_t max_elems;                /* largest per-image tensor, input included */

@@ -254,7 +254,8 @@ static void backward_chunk(sal_engine *e, int n, int s0, int count) {
         e->rows[IX(j)] = j < 0 ? count : above;
         e->gstate[IX(j)] = 0;
     }
-    for (int i = top; i >= 0; i--) {
+    const int stop = e->stop_layer;
+    for (int i = top; i >= 0 && i >= stop; i--) {
         if (!e->need[IX(i)] || !e->rows[IX(i)]) continue;
         const sal_layer *L = &m->layers[i];
         const size_t E = engine_layer_elems(m, i);
@@ -268,21 +269,22 @@ static void backward_chunk(sal_engine *e, int n, int s0, int count) {
             seed(grad_of(e, i) + k * E, L, e->targets[e->seed_target[(s0 + k) / n]].unit);
         }
         /* No consumer and no seed: the gradient is zero, and so is what it gives. */
-        if (e->gstate[IX(i)]) backward_node(e, i, e->rows[IX(i)], n, s0);
+        if (e->gstate[IX(i)] && i > stop) backward_node(e, i, e->rows[IX(i)], n, s0);
     }
-    if (!e->gstate[IX(-1)])
-        memset(grad_of(e, -1), 0, sizeof(real) * count * engine_layer_elems(m, -1));
+    if (!e->gstate[IX(stop)])
+        memset(grad_of(e, stop), 0, sizeof(real) * count * engine_layer_elems(m, stop));
 }
 
 /* Every (image, target, method) backward pass of a batch of n images whose forward
- * decisions (ReLU masks, max-pool argmaxes) are in e; maps as sal_engine_run. */
+ * decisions (ReLU masks, max-pool argmaxes) are in e; maps as sal_engine_run: the
+ * gradients at the stop node (the input unless sal_engine_stop_at moved it). */
 static void backward_all(sal_engine *e, int n, real *maps) {
-    const size_t in_elems = engine_layer_elems(e->m, -1);
+    const size_t in_elems = engine_layer_elems(e->m, e->stop_layer);
     const int total = n * e->nseeds;
     for (int s0 = 0; s0 < total; s0 += e->bwd_chunk) {
         int count = total - s0 < e->bwd_chunk ? total - s0 : e->bwd_chunk;
         backward_chunk(e, n, s0, count);
-        const real *g = grad_of(e, -1);
+        const real *g = grad_of(e, e->stop_layer);
         for (int k = 0; k < count; k++) {
             int s = s0 + k, img = s % n, seed_i = s / n;
             size_t slot = ((size_t)img * e->ntargets + e->seed_target[seed_i]) * e->nmethods +

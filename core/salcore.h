@@ -180,6 +180,14 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
                    void *activations, sal_layer_cb cb, void *cb_ctx, char *err,
                    size_t errlen);
 
+/* Ends every backward pass at node `layer` instead of the input (-1, the default):
+ * sal_engine_run and sal_engine_backward then write that node's gradient, maps
+ * (n, ntargets, nmethods, out_c, out_h, out_w) of the node, and compute nothing
+ * below it (Grad-CAM's dF/dA). Fails with a message, leaving the engine as it was,
+ * when the node is outside 0..the deepest target or some target does not depend on
+ * it. */
+int sal_engine_stop_at(sal_engine *e, int layer, char *err, size_t errlen);
+
 /* A parallel loop the caller lends the engine: runs body(arg, i) once for every i in
  * [0, n), in any order, on any of its threads, and returns when all have run. */
 typedef void (*sal_parallel_body)(void *arg, int i);

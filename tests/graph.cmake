@@ -4,7 +4,8 @@
 #   model_load_graph   test_model graph DIR: inputs, aliases, shapes; each bad graph
 #                      refused with its message
 #   graph_engine       test_graph DIR: backward through add and concat against finite
-#                      differences in float64, float32 against float64
+#                      differences in float64, float32 against float64; the backward
+#                      stopped at a node (sal_engine_stop_at) against finite differences
 # All three take about a second.
 set(SAL_TEST_GRAPH_DIR ${CMAKE_CURRENT_BINARY_DIR}/models/graph)
 

@@ -17,6 +17,12 @@
  *   - float32 agrees with float64: the scalars directly, the maps with float64's
  *     decisions copied into the float32 engine (sal_engine_copy_decisions), so that
  *     a near-tie decided differently does not count.
+ * Then the backward stopped at a node (sal_engine_stop_at, Grad-CAM's dF/dA): the
+ * gradient at a node with three consumers, at an inception block's input and at a
+ * concat that is itself a target, against finite differences of the target scalars
+ * with that node's output nudged in the forward (the layer callback); stopping at the
+ * input again equals the full backward bit for bit; a stop node a target does not
+ * read, or one past the deepest target, is refused with a message.
  * Prints the max differences; exit status 1 on any failure. Costs well under a
  * second: a few hundred runs of networks of a few thousand multiply-adds.
  */
@@ -244,6 +250,147 @@ done:
     sal_model_free(m);
 }
 
+/* ---- the backward stopped at a node (sal_engine_stop_at, Grad-CAM's dF/dA) ------
+ * The gradient at node `stop` against central finite differences of the target
+ * scalars when that node's output is perturbed: the layer callback adds the step to
+ * one element of the node's output as the forward passes it, and the forward goes on
+ * from the perturbed value. */
+typedef struct {
+    int layer;
+    size_t elem;   /* index into the node's output of the whole batch */
+    double delta;
+} nudge;
+
+static void nudge_cb(void *ctx, int layer, const void *out, int n) {
+    const nudge *u = ctx;
+    (void)n;
+    if (layer == u->layer) ((double *)(void *)out)[u->elem] += u->delta;
+}
+
+typedef struct {
+    const char *file, *label, *stop;
+    const char *targets[4];
+    int units[4];
+} stop_case;
+
+static void test_stop(const char *dir, const stop_case *sc) {
+    char err[SAL_ERR_LEN];
+    sal_model *m = NULL;
+    if (open_model(dir, sc->file, &m)) return;
+    sal_target t[4];
+    int T = 0;
+    for (; sc->targets[T]; T++) {
+        t[T].layer = sal_model_find_layer(m, sc->targets[T]);
+        t[T].unit = sc->units[T];
+    }
+    const int stop = sal_model_find_layer(m, sc->stop);
+    const sal_layer *S = sal_model_layer(m, stop);
+    const sal_preprocess *pp = sal_model_preprocess(m);
+    const size_t img = (size_t)pp->channels * pp->height * pp->width, nin = NIMG * img;
+    const size_t se = (size_t)S->out_c * S->out_h * S->out_w;
+    const sal_method vanilla = SAL_METHOD_VANILLA;
+    sal_engine *e = NULL, *full = NULL;
+    double *x = xcalloc(nin, sizeof *x), *g = xcalloc(NIMG * T * se, sizeof *g);
+    /* maps2 takes the stopped runs' gradients too */
+    const size_t most = (img > se ? img : se) * NIMG * T;
+    double *maps = xcalloc(nin * T, sizeof *maps), *maps2 = xcalloc(most, sizeof *maps2);
+    double *act = xcalloc(NIMG * T, sizeof *act), *ap = xcalloc(NIMG * T, sizeof *ap);
+    double *am = xcalloc(NIMG * T, sizeof *am);
+    for (size_t i = 0; i < nin; i++) x[i] = uniform(-2, 2);
+    if (sal_engine_init(&e, m, SAL_F64, NIMG, t, T, &vanilla, 1, err, sizeof err) ||
+        sal_engine_init(&full, m, SAL_F64, NIMG, t, T, &vanilla, 1, err, sizeof err) ||
+        sal_engine_stop_at(e, stop, err, sizeof err) ||
+        sal_engine_run(e, x, NIMG, g, act, NULL, NULL, err, sizeof err)) {
+        printf("  %s stopped at %s: %s FAIL\n", sc->label, sc->stop, err);
+        failures++;
+        goto done;
+    }
+    decisions base;
+    decisions_take(&base, e, m, NIMG);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < NIMG * T * se; i++) scale = fmax(scale, fabs(g[i]));
+    int probed = 0, skipped = 0;
+    for (int p = 0; p < NPROBE; p++) {
+        int im = p < 20 ? 0 : 1;
+        nudge u = {stop, im * se + (size_t)uniform(0, (double)se), FD_STEP};
+        int ok = !sal_engine_run(e, x, NIMG, maps2, ap, nudge_cb, &u, err, sizeof err) &&
+                 decisions_same(&base, e, m, NIMG);
+        u.delta = -FD_STEP;
+        ok = ok && !sal_engine_run(e, x, NIMG, maps2, am, nudge_cb, &u, err, sizeof err) &&
+             decisions_same(&base, e, m, NIMG);
+        if (!ok) {
+            skipped++;
+            continue;
+        }
+        probed++;
+        for (int k = 0; k < T; k++) {
+            double fd = (ap[im * T + k] - am[im * T + k]) / (2 * FD_STEP);
+            /* A target at the stop node itself: its scalar is recorded before the
+             * callback nudges the output, so the derivative is the seed's, 1/(H*W)
+             * on the unit's channel. */
+            const size_t P = (size_t)S->out_h * S->out_w, el = u.elem - im * se;
+            if (t[k].layer == stop) fd = (int)(el / P) == t[k].unit ? 1.0 / (double)P : 0;
+            double d = fabs(fd - g[((size_t)im * T + k) * se + el]);
+            worst = fmax(worst, d);
+        }
+    }
+    free(base.bytes);
+    char what[128];
+    snprintf(what, sizeof what, "gradient at %s vs finite differences (%d)", sc->stop,
+             probed);
+    report(sc->label, what, worst, FD_TOL * fmax(scale, 1e-300));
+    if (probed < NPROBE / 2) {
+        printf("  %-16s too few probes left (%d skipped) FAIL\n", sc->label, skipped);
+        failures++;
+    }
+    if (scale == 0) {
+        printf("  %-16s the gradient at %s is all zero FAIL\n", sc->label, sc->stop);
+        failures++;
+    }
+    /* Stopping at the input (-1) again is the full backward, bit for bit. */
+    if (sal_engine_stop_at(e, -1, err, sizeof err) ||
+        sal_engine_run(e, x, NIMG, maps, NULL, NULL, NULL, err, sizeof err) ||
+        sal_engine_run(full, x, NIMG, maps2, NULL, NULL, NULL, err, sizeof err)) {
+        printf("  %s: %s FAIL\n", sc->label, err);
+        failures++;
+    } else {
+        report(sc->label, "stop at the input = the full backward",
+               memcmp(maps, maps2, sizeof *maps * nin * T) ? 1 : 0, 0);
+    }
+done:
+    free(x), free(g), free(maps), free(maps2), free(act), free(ap), free(am);
+    sal_engine_free(e);
+    sal_engine_free(full);
+    sal_model_free(m);
+}
+
+/* A stop node some target does not read, or above the deepest target: refused with a
+ * message, and the engine keeps working as before. */
+static void test_stop_refused(const char *dir, const char *file, const char *deep,
+                              const char *target, const char *stop_name,
+                              const char *expect) {
+    char err[SAL_ERR_LEN] = "";
+    sal_model *m = NULL;
+    if (open_model(dir, file, &m)) return;
+    sal_target t[2] = {{sal_model_find_layer(m, deep), 0}, {sal_model_find_layer(m, target), 0}};
+    const sal_method vanilla = SAL_METHOD_VANILLA;
+    sal_engine *e = NULL;
+    int stop = stop_name ? sal_model_find_layer(m, stop_name) : sal_model_num_layers(m);
+    if (sal_engine_init(&e, m, SAL_F64, 1, t, 2, &vanilla, 1, err, sizeof err)) {
+        printf("  engine: %s FAIL\n", err);
+        failures++;
+    } else {
+        int rc = sal_engine_stop_at(e, stop, err, sizeof err);
+        int ok = rc != 0 && strstr(err, expect) != NULL;
+        printf("  stop at %s for target %s refused: \"%s\" %s\n", stop >= 0 && stop <
+               sal_model_num_layers(m) ? sal_model_layer(m, stop)->name : "(beyond)",
+               target, err, ok ? "OK" : "FAIL");
+        if (!ok) failures++;
+    }
+    sal_engine_free(e);
+    sal_model_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_graph DIR (from tests/make_graph_models.py)\n");
@@ -259,6 +406,23 @@ int main(int argc, char **argv) {
          {2, 3, 5, 6, 1}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) test_case(argv[1], &cases[i]);
+    /* Stops at a node with three consumers (relu), at an inception block's input and
+     * at the concat itself (with a target there too). */
+    static const stop_case stops[] = {
+        {"graph_residual.h5", "residual", "relu", {"layer1_bottleneck0", "fc", NULL}, {2, 4}},
+        {"graph_inception.h5", "inception", "maxpool1", {"inception3a", "fc", NULL}, {3, 1}},
+        {"graph_inception.h5", "inception", "inception3a", {"inception3a", "fc", NULL},
+         {5, 2}},
+    };
+    printf("stopped backward (sal_engine_stop_at)\n");
+    for (size_t i = 0; i < sizeof stops / sizeof *stops; i++) test_stop(argv[1], &stops[i]);
+    test_stop_refused(argv[1], "graph_residual.h5", "fc", "layer1_bottleneck0", "avgpool",
+                      "avgpool does not feed target layer1.0.relu_2");
+    test_stop_refused(argv[1], "graph_inception.h5", "fc", "inception3a.branch1.relu",
+                      "inception3a.branch2.1.conv",
+                      "does not feed target inception3a.branch1.relu");
+    test_stop_refused(argv[1], "graph_residual.h5", "avgpool", "avgpool", NULL,
+                      "cannot stop");
     printf("test_graph: %d failure%s\n", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
 }
