@@ -15,6 +15,7 @@ packages=(
   libtomlplusplus-dev
   python3 python3-torch python3-torchvision python3-pil python3-h5py python3-numpy
   python3-xarray python3-h5netcdf python3-matplotlib
+  python3-mpmath
   dataset-fashion-mnist
   slurmctld slurmd slurm-client munge
   time
