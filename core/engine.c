@@ -204,8 +204,10 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
         if (tg->layer > last) last = tg->layer;
     }
     for (int i = 0; i < nmethods; i++)
-        if ((int)methods[i] < 0 || methods[i] >= SAL_METHOD_COUNT)
-            return fail(err, errlen, "engine: unknown saliency method %d", (int)methods[i]);
+        if ((int)methods[i] < 0 || methods[i] > SAL_METHOD_DECONVNET)
+            return fail(err, errlen, "engine: method %d (%s) is not a ReLU rule; the "
+                        "methods built on the rules run through sal_attrib",
+                        (int)methods[i], sal_method_name(methods[i]));
 
     sal_engine *e = calloc(1, sizeof *e);
     if (!e) return fail(err, errlen, "engine: out of memory");
@@ -283,6 +285,16 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
     if (e->prec == SAL_F64)
         return sal_engine_run_f64(e, input, n, maps, activations, cb, cb_ctx);
     return sal_engine_run_f32(e, input, n, maps, activations, cb, cb_ctx);
+}
+
+int sal_engine_forward(sal_engine *e, const void *input, int n, void *activations,
+                       sal_layer_cb cb, void *cb_ctx, char *err, size_t errlen) {
+    if (n < 1 || n > e->max_batch)
+        return fail(err, errlen, "engine: batch of %d images, engine sized for 1..%d", n,
+                    e->max_batch);
+    e->decided = n;
+    if (e->prec == SAL_F64) return sal_engine_forward_f64(e, input, n, activations, cb, cb_ctx);
+    return sal_engine_forward_f32(e, input, n, activations, cb, cb_ctx);
 }
 
 const uint8_t *sal_engine_relu_mask(const sal_engine *e, int layer) {

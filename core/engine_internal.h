@@ -76,6 +76,10 @@ int sal_engine_run_f32(sal_engine *e, const void *input, int n, void *maps,
                        void *activations, sal_layer_cb cb, void *cb_ctx);
 int sal_engine_run_f64(sal_engine *e, const void *input, int n, void *maps,
                        void *activations, sal_layer_cb cb, void *cb_ctx);
+int sal_engine_forward_f32(sal_engine *e, const void *input, int n, void *activations,
+                           sal_layer_cb cb, void *cb_ctx);
+int sal_engine_forward_f64(sal_engine *e, const void *input, int n, void *activations,
+                           sal_layer_cb cb, void *cb_ctx);
 int sal_engine_backward_f32(sal_engine *e, int n, void *maps);
 int sal_engine_backward_f64(sal_engine *e, int n, void *maps);
 

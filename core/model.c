@@ -32,8 +32,9 @@ static const char *const kind_names[SAL_LAYER_KIND_COUNT] = {
     [SAL_LAYER_AVGPOOL2D] = "avgpool2d", [SAL_LAYER_AFFINE] = "channel_affine",
 };
 
-static const char *const method_names[SAL_METHOD_COUNT] = {"vanilla", "guided",
-                                                           "deconvnet"};
+static const char *const method_names[SAL_METHOD_COUNT] = {
+    "vanilla", "guided", "deconvnet", "gradient_x_input", "smoothgrad",
+    "integrated_gradients", "gradcam", "guided_gradcam"};
 
 /* State while walking the layer sequence: the shape flowing out of the previous
  * layer and the parameter elements laid out so far. */

@@ -302,6 +302,13 @@ int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
     return 0;
 }
 
+int R(sal_engine_forward)(sal_engine *e, const void *input, int n, void *activations,
+                          sal_layer_cb cb, void *cb_ctx) {
+    e->flops = 0;
+    forward(e, input, n, activations, cb, cb_ctx);
+    return 0;
+}
+
 int R(sal_engine_backward)(sal_engine *e, int n, void *maps) {
     e->flops = 0;
     backward_all(e, n, maps);

@@ -43,6 +43,13 @@ typedef enum {
     SAL_METHOD_VANILLA = 0,   /* g * (x > 0)            */
     SAL_METHOD_GUIDED = 1,    /* g * (x > 0) * (g > 0)  */
     SAL_METHOD_DECONVNET = 2, /* g * (g > 0)            */
+    /* The methods built on those (sal_attrib below; the engine takes only the three
+     * ReLU rules above): */
+    SAL_METHOD_GRADIENT_X_INPUT = 3,
+    SAL_METHOD_SMOOTHGRAD = 4,
+    SAL_METHOD_INTEGRATED_GRADIENTS = 5,
+    SAL_METHOD_GRADCAM = 6,
+    SAL_METHOD_GUIDED_GRADCAM = 7,
     SAL_METHOD_COUNT
 } sal_method;
 
@@ -188,6 +195,12 @@ int sal_engine_run(sal_engine *e, const void *input, int n, void *maps,
  * it. */
 int sal_engine_stop_at(sal_engine *e, int layer, char *err, size_t errlen);
 
+/* The forward pass of sal_engine_run alone: activations (n, ntargets) and the
+ * layer callback, no maps. The forward's decisions are kept, so sal_engine_backward
+ * may follow. */
+int sal_engine_forward(sal_engine *e, const void *input, int n, void *activations,
+                       sal_layer_cb cb, void *cb_ctx, char *err, size_t errlen);
+
 /* A parallel loop the caller lends the engine: runs body(arg, i) once for every i in
  * [0, n), in any order, on any of its threads, and returns when all have run. */
 typedef void (*sal_parallel_body)(void *arg, int i);
@@ -232,6 +245,74 @@ size_t sal_engine_workspace_bytes(const sal_engine *e);
 double sal_engine_last_flops(const sal_engine *e);
 
 void sal_engine_free(sal_engine *e);
+
+/* ---- attribution methods ---------------------------------------------------------
+ * Every method of SPEC's [saliency] on one model: the three ReLU rules, and
+ *   gradient_x_input      the vanilla map times the normalized input;
+ *   smoothgrad            a statistic over sg_samples maps of sg_base at
+ *                         x + sigma z, sigma = sg_noise * (max(x) - min(x)) of that
+ *                         image's normalized tensor, z standard normals keyed by
+ *                         (sg_seed, image index, sample, element); the noisy copy is
+ *                         x + (sigma z rounded to the precision);
+ *   integrated_gradients  (x - b) times sum_k w_k grad F(b + alpha_k (x - b)), with
+ *                         Captum's nodes and weights for ig_rule, b the baseline;
+ *   gradcam               ReLU(sum_c alpha_c A_c), alpha_c the spatial mean of dF/dA_c
+ *                         at node cam_layer, upsampled bilinearly (align_corners
+ *                         false) to the input size; one channel, raw;
+ *   guided_gradcam        the guided map times the upsampled Grad-CAM map.
+ * docs/saliency.md defines each and says where it differs from DNNBrain, Captum and
+ * pytorch-grad-cam. */
+typedef enum { SAL_SG_MEAN = 0, SAL_SG_MEAN_SQUARE = 1, SAL_SG_VARIANCE = 2 } sal_sg_statistic;
+typedef enum { SAL_IG_GAUSS_LEGENDRE = 0, SAL_IG_RIEMANN_TRAPEZOID = 1 } sal_ig_rule;
+typedef enum { SAL_IG_BASELINE_ZERO = 0, SAL_IG_BASELINE_BLACK = 1 } sal_ig_baseline;
+
+typedef struct {
+    int32_t sg_samples;          /* >= 1                                          */
+    double sg_noise;             /* >= 0                                          */
+    sal_method sg_base;          /* vanilla, guided or deconvnet                  */
+    sal_sg_statistic sg_statistic;
+    uint64_t sg_seed;
+    int32_t ig_steps;            /* >= 1                                          */
+    sal_ig_rule ig_rule;
+    sal_ig_baseline ig_baseline;
+    int32_t cam_layer;           /* node index; needed by gradcam, guided_gradcam */
+} sal_method_params;
+
+/* The defaults of SPEC's config keys: 50 samples, noise 0.15, base vanilla, mean,
+ * seed 0; 50 steps, gausslegendre, zero baseline; cam_layer -1 (none). */
+void sal_method_params_default(sal_method_params *p);
+
+typedef struct sal_attrib sal_attrib;
+
+/* Sets up every engine the methods need for batches of up to max_batch images (and
+ * SmoothGrad's copies or the path points in runs of up to max_batch). Fails with a
+ * message for a method the parameters do not allow (e.g. gradcam without a node, or
+ * a node with no spatial map or that some target does not read). */
+int sal_attrib_init(sal_attrib **out, const sal_model *m, sal_precision p, int max_batch,
+                    const sal_target *targets, int ntargets, const sal_method *methods,
+                    int nmethods, const sal_method_params *par, char *err, size_t errlen);
+
+/* Maps per image and target: the asked methods but gradcam, in their order. */
+int sal_attrib_num_maps(const sal_attrib *a);
+
+/* n <= max_batch images, input (n, C, H, W) normalized, in the precision; image0 the
+ * index of input image 0 in the job (SmoothGrad's noise key: a map depends on the
+ * image's index, never on the batch or rank that computes it). Writes
+ *   maps         (n, ntargets, num_maps, C, H, W)
+ *   activations  (n, ntargets) the target scalars, or NULL
+ *   cams         (n, ntargets, H, W) Grad-CAM maps when gradcam is asked, or NULL
+ *   ig_gap       (n, ntargets) in double: Integrated Gradients' completeness gap,
+ *                sum of the attributions - (F(x) - F(baseline)), when asked, or NULL */
+int sal_attrib_run(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+                   void *activations, void *cams, double *ig_gap, char *err,
+                   size_t errlen);
+
+/* Forward and backward passes one image costs (for --check). */
+void sal_attrib_passes(const sal_attrib *a, double *forward, double *backward);
+
+void sal_attrib_set_parallel(sal_attrib *a, sal_parallel_for pfor, void *pool);
+size_t sal_attrib_workspace_bytes(const sal_attrib *a);
+void sal_attrib_free(sal_attrib *a);
 
 #ifdef __cplusplus
 }

@@ -23,3 +23,11 @@ add_test(NAME graph_engine COMMAND test_graph ${SAL_TEST_GRAPH_DIR})
 # Tiny GEMMs: one BLAS thread keeps parallel ctest runs from oversubscribing.
 set_tests_properties(graph_engine PROPERTIES FIXTURES_REQUIRED model_graph LABELS unit
                      ENVIRONMENT OPENBLAS_NUM_THREADS=1)
+
+# Issue 12: the attribution driver (sal_attrib) on the same files: what follows from
+# the methods' definitions (test_attrib.c); about a second.
+add_executable(test_attrib test_attrib.c)
+target_link_libraries(test_attrib PRIVATE salcore)
+add_test(NAME attrib_methods COMMAND test_attrib ${SAL_TEST_GRAPH_DIR})
+set_tests_properties(attrib_methods PROPERTIES FIXTURES_REQUIRED model_graph LABELS unit
+                     ENVIRONMENT OPENBLAS_NUM_THREADS=1)

@@ -1,0 +1,70 @@
+/*
+ * The attribution driver's state (salcore.h, "attribution methods"), shared by
+ * attribution_api.c (set-up, compiled once) and attribution.c (the runs, compiled
+ * once per precision).
+ *
+ * A driver owns up to four engines over one model, each for one kind of pass:
+ *   rules  vanilla, guided, deconvnet seeds on the batch's images: the maps of those
+ *          methods, gradient_x_input's gradient, guided_gradcam's guided map, and
+ *          the activations;
+ *   cam    vanilla seeds stopped at the Grad-CAM node (sal_engine_stop_at), the
+ *          node's value captured from the forward through the layer callback;
+ *   sg     SmoothGrad's base-method seeds on an image's noisy copies, up to `chunk`
+ *          copies per engine run;
+ *   ig     vanilla seeds on an image's path points, up to `chunk` per run.
+ * Copies and path points are batch columns of their engine, so one image's samples
+ * share every GEMM; their order, and so every sum over them, does not depend on the
+ * batch split or the number of ranks.
+ */
+#ifndef SAL_ATTRIBUTION_INTERNAL_H
+#define SAL_ATTRIBUTION_INTERNAL_H
+
+#include "salcore.h"
+
+struct sal_attrib {
+    const sal_model *m;
+    sal_precision prec;
+    int max_batch, ntargets, nmethods;
+    sal_target *targets;
+    sal_method *methods;
+    sal_method_params par;
+    size_t in_elems;                 /* C*H*W of one input image                  */
+    int nmaps;                       /* methods with a map (all but gradcam)       */
+    int map_slot[SAL_METHOD_COUNT];  /* method -> its index among the maps, or -1  */
+    int want[SAL_METHOD_COUNT];      /* 1 when the method was asked for            */
+
+    sal_engine *rules;               /* or NULL                                   */
+    int nrules;
+    int rule_slot[3];                /* vanilla, guided, deconvnet -> rules' method
+                                      * index, or -1                              */
+    sal_engine *cam, *sg, *ig;       /* or NULL                                   */
+    int chunk;                       /* copies or path points per sg/ig run        */
+    size_t cam_elems, cam_plane;     /* the cam node's C*H*W and H*W               */
+    int cam_c;
+
+    double *alphas, *weights;        /* ig: steps path points and their weights   */
+    double *baseline_f;              /* ig: F(baseline) per target, once known     */
+    int baseline_known;
+
+    /* Workspace, in the driver's precision unless double: */
+    void *rule_maps;                 /* (max_batch, T, nrules, in_elems)           */
+    void *cam_grad;                  /* (max_batch, T, 1, cam_elems)               */
+    void *cam_value;                 /* (max_batch, cam_elems)                     */
+    void *cam_up;                    /* (max_batch, T, H*W): upsampled maps        */
+    double *cam_sum;                 /* (node's H*W) one map's channel sum         */
+    void *cam_low;                   /* (node's H*W) that map after the ReLU       */
+    void *cols;                      /* (chunk, in_elems): copies or path points   */
+    void *col_maps;                  /* (chunk, T, 1, in_elems)                    */
+    void *acts;                      /* (max(max_batch, chunk), T)                 */
+    double *acc, *acc2;              /* (T, in_elems) sums over samples            */
+    double *noise;                   /* (in_elems) one copy's standard normals     */
+};
+
+int sal_attrib_run_f32(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+                       void *activations, void *cams, double *ig_gap, char *err,
+                       size_t errlen);
+int sal_attrib_run_f64(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+                       void *activations, void *cams, double *ig_gap, char *err,
+                       size_t errlen);
+
+#endif
