@@ -32,8 +32,16 @@ static const char *const kind_names[SAL_LAYER_KIND_COUNT] = {
     [SAL_LAYER_AVGPOOL2D] = "avgpool2d", [SAL_LAYER_AFFINE] = "channel_affine",
 };
 
-static const char *const method_names[SAL_METHOD_COUNT] = {"vanilla", "guided",
-                                                           "deconvnet"};
+static const char *const method_names[SAL_METHOD_COUNT] = {
+    [SAL_METHOD_VANILLA] = "vanilla",
+    [SAL_METHOD_GUIDED] = "guided",
+    [SAL_METHOD_DECONVNET] = "deconvnet",
+    [SAL_METHOD_GRADIENT_X_INPUT] = "gradient_x_input",
+    [SAL_METHOD_SMOOTHGRAD] = "smoothgrad",
+    [SAL_METHOD_INTEGRATED_GRADIENTS] = "integrated_gradients",
+    [SAL_METHOD_GRADCAM] = "gradcam",
+    [SAL_METHOD_GUIDED_GRADCAM] = "guided_gradcam",
+};
 
 /* State while walking the layer sequence: the shape flowing out of the previous
  * layer and the parameter elements laid out so far. */

@@ -137,13 +137,6 @@ static int list_layers(const char *path) {
     return SP_EXIT_OK;
 }
 
-static char **image_labels(const sp_config *c) {
-    char **v = malloc(sizeof *v * c->nimages);
-    if (v)
-        for (int i = 0; i < c->nimages; i++) v[i] = c->images[i].display;
-    return v;
-}
-
 typedef struct {
     pthread_t thread;
     int threaded;
@@ -261,32 +254,18 @@ static int open_output(const options *o, const sp_config *cfg, const sal_model *
         fprintf(stderr, "salpipe: %s\n", hj->err);
         return SP_EXIT_CONFIG;
     }
-    const char *sha = hj->hex;
-    const char *layers[cfg->ntargets], *methods[cfg->nmethods];
-    int32_t units[cfg->ntargets];
-    for (int t = 0; t < cfg->ntargets; t++) {
-        layers[t] = cfg->targets[t].layer;
-        units[t] = cfg->targets[t].unit;
-    }
-    for (int i = 0; i < cfg->nmethods; i++) methods[i] = sal_method_name(cfg->methods[i]);
-    char **labels = image_labels(cfg);
-    *status = calloc(cfg->nimages, 1);
-    if (!labels || !*status) {
-        free(labels);
+    const sp_provenance prov = {SALPIPE_VERSION, cfg->config_path, cfg->config_text, hj->hex,
+                                sal_model_name(model), lock};
+    sp_output_layout lay;
+    void *store;
+    *status = calloc(plan->nimages, 1);
+    if (sp_plan_output_layout(plan, &prov, &lay, &store) || !*status) {
+        free(store);
         fprintf(stderr, "salpipe: out of memory\n");
         return SP_EXIT_CONFIG;
     }
-    sp_output_layout lay = {
-        .nimages = cfg->nimages, .ntargets = cfg->ntargets, .nmethods = cfg->nmethods,
-        .channels = plan->pre.channels, .height = plan->pre.height, .width = plan->pre.width,
-        .precision = plan->precision, .compression = plan->compression,
-        .images = (const char *const *)labels, .target_layers = layers,
-        .target_units = units, .methods = methods, .salpipe_version = SALPIPE_VERSION,
-        .config_path = cfg->config_path, .config_text = cfg->config_text,
-        .model_path = cfg->model_path, .model_sha256 = sha,
-        .model_name = sal_model_name(model), .preprocess = &plan->pre, .lock = lock};
     int rc = sp_output_open(cfg->output_path, &lay, o->overwrite, out, *status, err, sizeof err);
-    free(labels);
+    free(store);
     if (rc) {
         fprintf(stderr, "salpipe: %s\n", err);
         return rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;
