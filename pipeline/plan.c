@@ -107,10 +107,10 @@ static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
 }
 
 /* The index of the node named (or aliased) `name`, or -1 with err saying
- * "CONFIG:LINE:COL: layer 'conv9' is not in model M (did you mean 'conv2'?); its
+ * "CONFIG:LINE:COL: [key 'KEY': ]layer 'conv9' is not in model M (did you mean 'conv2'?); its
  * layers: ...". */
-static int find_layer(const sal_model *m, const char *name, const sp_config *c, int line,
-                      int col, char *err, size_t errlen) {
+static int find_layer(const sal_model *m, const char *name, const char *key,
+                      const sp_config *c, int line, int col, char *err, size_t errlen) {
     int li = sal_model_find_layer(m, name);
     if (li >= 0) return li;
     const int n = sal_model_num_layers(m);
@@ -126,8 +126,9 @@ static int find_layer(const sal_model *m, const char *name, const sp_config *c, 
         cands[k] = NULL;
         near = sp_config_closest(name, cands);
     }
-    int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s", c->config_path,
-                       line, col, name, c->model_path);
+    int off = snprintf(err, errlen, "%s:%d:%d: %s%s%slayer '%s' is not in model %s",
+                       c->config_path, line, col, key ? "key '" : "", key ? key : "",
+                       key ? "': " : "", name, c->model_path);
     if (near && off > 0 && (size_t)off < errlen)
         off += snprintf(err + off, errlen - off, " (did you mean '%s'?)", near);
     free(cands);
@@ -160,7 +161,7 @@ static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, c
     if (!p->targets || !p->target_names) return fail(err, errlen, "out of memory");
     for (int t = 0; t < c->ntargets; t++) {
         const sp_target *ct = &c->targets[t];
-        int li = find_layer(m, ct->layer, c, ct->layer_line, ct->layer_col, err, errlen);
+        int li = find_layer(m, ct->layer, NULL, c, ct->layer_line, ct->layer_col, err, errlen);
         if (li < 0) return -1;
         const sal_layer *L = sal_model_layer(m, li);
         if (ct->unit < 1 || ct->unit > L->out_c)
@@ -197,7 +198,8 @@ static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, c
 static int resolve_gradcam(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
                            size_t errlen) {
     if (!c->gradcam_layer[0]) return 0;
-    int li = find_layer(m, c->gradcam_layer, c, c->gradcam_line, c->gradcam_col, err, errlen);
+    int li = find_layer(m, c->gradcam_layer, "saliency.gradcam.layer", c,
+                        c->gradcam_line, c->gradcam_col, err, errlen);
     if (li < 0) return -1;
     const sal_layer *L = sal_model_layer(m, li);
     if (L->out_h == 1 && L->out_w == 1)
