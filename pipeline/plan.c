@@ -107,8 +107,8 @@ static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
 }
 
 /* The index of the node named (or aliased) `name`, or -1 with err saying
- * "CONFIG:LINE:COL: [key 'KEY': ]layer 'conv9' is not in model M (did you mean 'conv2'?); its
- * layers: ...". */
+ * "CONFIG:LINE:COL: layer 'conv9' is not in model M (did you mean 'conv2'?); its
+ * layers: ..." (after "key 'KEY': " when key is not NULL). */
 static int find_layer(const sal_model *m, const char *name, const char *key,
                       const sp_config *c, int line, int col, char *err, size_t errlen) {
     int li = sal_model_find_layer(m, name);
@@ -193,8 +193,9 @@ static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, c
 }
 
 /* [saliency.gradcam] layer: a node of the model (by name or alias) whose output has
- * a spatial extent, for Grad-CAM averages the gradient over it and upsamples the map
- * from it. Checked whenever it is set, whether or not a Grad-CAM method is asked for. */
+ * a spatial extent, since Grad-CAM averages the gradient over it and upsamples the
+ * map from it. Checked whenever it is set, whether or not a Grad-CAM method is asked
+ * for. */
 static int resolve_gradcam(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
                            size_t errlen) {
     if (!c->gradcam_layer[0]) return 0;
