@@ -66,6 +66,11 @@ out("config", "bad_unit.toml", BASE.format(images='files = ["a.png"]').replace("
     + '[output]\npath = "o.h5"\n')
 out("config", "bad_layer.toml", BASE.format(images='files = ["a.png"]').replace('"fc1"', '"fc9"')
     + '[output]\npath = "o.h5"\n')
+out("config", "methods.toml", BASE.format(images='files = ["a.png"]')
+    + '[saliency]\nmethods = ["vanilla"]\n[saliency.smoothgrad]\nsamples = 5\nnoise = 0.2\n'
+      'base = "guided"\nstatistic = "variance"\nseed = 7\n[saliency.integrated_gradients]\n'
+      'steps = 8\nrule = "riemann_trapezoid"\nbaseline = "black"\n[saliency.gradcam]\n'
+      'layer = "conv1"\n[output]\npath = "o.h5"\n')
 out("config", "typo.toml", '[model]\npaht = "m.h5"\n')
 out("config", "inline.toml",
     'model = { path = "m.h5" }\nimages.files = [\'a.png\']\ntargets = [{layer = "fc1", '
