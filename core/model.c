@@ -33,8 +33,15 @@ static const char *const kind_names[SAL_LAYER_KIND_COUNT] = {
 };
 
 static const char *const method_names[SAL_METHOD_COUNT] = {
-    "vanilla", "guided", "deconvnet", "gradient_x_input", "smoothgrad",
-    "integrated_gradients", "gradcam", "guided_gradcam"};
+    [SAL_METHOD_VANILLA] = "vanilla",
+    [SAL_METHOD_GUIDED] = "guided",
+    [SAL_METHOD_DECONVNET] = "deconvnet",
+    [SAL_METHOD_GRADIENT_X_INPUT] = "gradient_x_input",
+    [SAL_METHOD_SMOOTHGRAD] = "smoothgrad",
+    [SAL_METHOD_INTEGRATED_GRADIENTS] = "integrated_gradients",
+    [SAL_METHOD_GRADCAM] = "gradcam",
+    [SAL_METHOD_GUIDED_GRADCAM] = "guided_gradcam",
+};
 
 /* State while walking the layer sequence: the shape flowing out of the previous
  * layer and the parameter elements laid out so far. */

@@ -43,13 +43,13 @@ typedef enum {
     SAL_METHOD_VANILLA = 0,   /* g * (x > 0)            */
     SAL_METHOD_GUIDED = 1,    /* g * (x > 0) * (g > 0)  */
     SAL_METHOD_DECONVNET = 2, /* g * (g > 0)            */
-    /* The methods built on those (sal_attrib below; the engine takes only the three
-     * ReLU rules above): */
-    SAL_METHOD_GRADIENT_X_INPUT = 3,
-    SAL_METHOD_SMOOTHGRAD = 4,
-    SAL_METHOD_INTEGRATED_GRADIENTS = 5,
-    SAL_METHOD_GRADCAM = 6,
-    SAL_METHOD_GUIDED_GRADCAM = 7,
+    /* The methods built on those: sal_attrib below computes them (sal_engine_init
+     * takes only the three ReLU rules above). */
+    SAL_METHOD_GRADIENT_X_INPUT = 3,     /* vanilla map * normalized input        */
+    SAL_METHOD_SMOOTHGRAD = 4,           /* a statistic of a base map over noise  */
+    SAL_METHOD_INTEGRATED_GRADIENTS = 5, /* path integral from a baseline         */
+    SAL_METHOD_GRADCAM = 6,              /* ReLU(sum_k alpha_k A_k) at a layer    */
+    SAL_METHOD_GUIDED_GRADCAM = 7,       /* guided map * upsampled Grad-CAM       */
     SAL_METHOD_COUNT
 } sal_method;
 

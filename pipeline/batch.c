@@ -1,7 +1,8 @@
 /*
- * Reading a batch message (layout in batch.h). Nothing in the bytes is trusted:
- * each field is checked against the plan's shape and the bytes left before it is
- * used, and allocation is bounded by the plan's batch size, not by the message.
+ * Writing and reading a batch message (layout in batch.h). The reader trusts
+ * nothing in the bytes: each field is checked against the plan's shape and the
+ * bytes left before it is used, and allocation is bounded by the plan's batch size,
+ * not by the message.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,4 +109,85 @@ void sp_batch_free(sp_batch *b) {
     free(b->chunk_v);
     free(b->size_v);
     memset(b, 0, sizeof *b);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+int sp_batch_writer_init(sp_batch_writer *w, const sp_batch_shape *s, size_t max_msg) {
+    memset(w, 0, sizeof *w);
+    const size_t B = (size_t)s->batch, TM = (size_t)s->ntargets * s->nmethods;
+    w->shape = *s;
+    w->max_msg = max_msg;
+    w->cap = 8 + B * (12 + max_msg + s->ntargets * s->real_size +
+                      TM * (sizeof(int64_t) + s->max_chunk));
+    w->buf = malloc(w->cap);
+    const size_t nslots = B * TM > 0 ? B * TM : 1;
+    w->slot_off = malloc(sizeof *w->slot_off * nslots);
+    w->slot_len = malloc(sizeof *w->slot_len * nslots);
+    if (!w->buf || !w->slot_off || !w->slot_len) {
+        sp_batch_writer_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+void sp_batch_writer_free(sp_batch_writer *w) {
+    free(w->buf);
+    free(w->slot_off);
+    free(w->slot_len);
+    memset(w, 0, sizeof *w);
+}
+
+static void put(sp_batch_writer *w, const void *p, size_t n) {
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+static void put_i32(sp_batch_writer *w, int32_t v) { put(w, &v, sizeof v); }
+
+void sp_batch_begin(sp_batch_writer *w, int32_t k, int32_t count) {
+    w->len = 0;
+    w->nslots = 0;
+    put_i32(w, k);
+    put_i32(w, count);
+}
+
+void sp_batch_put_image(sp_batch_writer *w, int32_t image, int32_t status, const char *msg,
+                        const void *acts) {
+    size_t len = strlen(msg);
+    if (len > w->max_msg) len = w->max_msg;
+    put_i32(w, image);
+    put_i32(w, status);
+    put_i32(w, (int32_t)len);
+    put(w, msg, len);
+    if (status != 1) return;
+    put(w, acts, w->shape.ntargets * w->shape.real_size);
+    for (int j = 0; j < w->shape.ntargets * w->shape.nmethods; j++) {
+        w->slot_off[w->nslots] = w->len;
+        w->slot_len[w->nslots++] = 0;
+        w->len += sizeof(int64_t) + w->shape.max_chunk;
+    }
+}
+
+void *sp_batch_slot(sp_batch_writer *w, int q) {
+    return w->buf + w->slot_off[q] + sizeof(int64_t);
+}
+
+void sp_batch_slot_done(sp_batch_writer *w, int q, size_t bytes) { w->slot_len[q] = bytes; }
+
+/* Data only moves down: every slot is at least as far along as where it ends up. */
+void sp_batch_end(sp_batch_writer *w) {
+    size_t rd = 0, wr = 0;
+    for (int q = 0; q < w->nslots; q++) {
+        size_t gap = w->slot_off[q] - rd;
+        memmove(w->buf + wr, w->buf + rd, gap);
+        wr += gap;
+        int64_t z = (int64_t)w->slot_len[q];
+        memcpy(w->buf + wr, &z, sizeof z);
+        memmove(w->buf + wr + sizeof z, w->buf + w->slot_off[q] + sizeof z, w->slot_len[q]);
+        wr += sizeof z + w->slot_len[q];
+        rd = w->slot_off[q] + sizeof z + w->shape.max_chunk;
+    }
+    memmove(w->buf + wr, w->buf + rd, w->len - rd);
+    w->len = wr + (w->len - rd);
 }

@@ -1,11 +1,15 @@
 /*
- * The batch message: one computed batch as a worker packs it (run.c) and rank 0
- * reads it back, over MPI or from its own worker. Layout, all native-endian:
+ * The batch message: one computed batch as a worker packs it (sp_batch_writer, used
+ * by run.c) and rank 0 reads it back (sp_batch_unpack), over MPI or from its own
+ * worker. Both sides are in batch.c, and this is the one description of the layout,
+ * all native-endian:
  *   int32 batch k, int32 count (the images of batch k), then per image:
  *   int32 image (k * batch + i), int32 status (1 done, -1 failed),
  *   int32 len, len bytes of message (no NUL),
  *   and when done: ntargets activations (precision's type), then per
  *   (target, method) an int64 size and that many bytes of compressed map chunk.
+ * A worker's first message is the 8 bytes {-1, 0}, asking for work: rank 0 reads a
+ * message of at most 8 bytes as that and anything longer as a batch (run.c).
  * sp_batch_unpack checks all of it before rank 0 writes anything, so a damaged or
  * foreign message is refused whole; it has no MPI in it (tests/fuzz/ calls it).
  */
@@ -49,5 +53,46 @@ int sp_batch_unpack(const void *buf, size_t len, const sp_batch_shape *shape, sp
                     char *err, size_t errlen);
 
 void sp_batch_free(sp_batch *b);
+
+/* The sender's side. Maps are compressed in parallel straight into the message:
+ * each gets a slot of max_chunk bytes reserved in order, and sp_batch_end closes the
+ * gaps, so no map is copied twice.
+ *
+ *     sp_batch_begin(&w, k, count);
+ *     for each image: sp_batch_put_image(&w, image, status, msg, acts);
+ *     in any order, any thread: n = compress(sp_batch_slot(&w, q), ...);
+ *                               sp_batch_slot_done(&w, q, n);   (q < w.nslots)
+ *     sp_batch_end(&w);         message: w.buf[0 .. w.len)
+ */
+typedef struct {
+    sp_batch_shape shape;
+    size_t max_msg;           /* longest message kept per image (longer ones cut)  */
+    char *buf;                /* the message being built                           */
+    size_t cap, len;
+    int nslots;               /* maps reserved so far, in message order            */
+    size_t *slot_off;         /* per map: where its int64 size and data go         */
+    size_t *slot_len;         /* per map: its compressed size (sp_batch_slot_done)  */
+} sp_batch_writer;
+
+/* Sizes the writer for any batch of the shape (one allocation, reused). Returns 0,
+ * or -1 when out of memory (*w then empty). */
+int sp_batch_writer_init(sp_batch_writer *w, const sp_batch_shape *shape, size_t max_msg);
+void sp_batch_writer_free(sp_batch_writer *w);
+
+/* Starts the message of batch k with its count images. */
+void sp_batch_begin(sp_batch_writer *w, int32_t k, int32_t count);
+
+/* Appends one image: its index, status (1 done, -1 failed), message (NUL-terminated,
+ * "" when done), and when done its ntargets activations (precision's type) and
+ * ntargets * nmethods reserved map slots. */
+void sp_batch_put_image(sp_batch_writer *w, int32_t image, int32_t status, const char *msg,
+                        const void *acts);
+
+/* Slot q: room for max_chunk bytes of compressed map. */
+void *sp_batch_slot(sp_batch_writer *w, int q);
+void sp_batch_slot_done(sp_batch_writer *w, int q, size_t bytes);
+
+/* Writes every map's size and closes the gaps; the message is buf[0 .. len). */
+void sp_batch_end(sp_batch_writer *w);
 
 #endif

@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,7 +28,16 @@
 static const char *const model_keys[] = {"path", NULL};
 static const char *const images_keys[] = {"files", "list", "dir", "pattern", "stim_csv", NULL};
 static const char *const targets_keys[] = {"layer", "units", NULL};
-static const char *const saliency_keys[] = {"methods", NULL};
+static const char *const saliency_keys[] = {"methods", "smoothgrad", "integrated_gradients",
+                                             "gradcam", NULL};
+static const char *const smoothgrad_keys[] = {"samples", "noise", "base", "statistic", "seed",
+                                              NULL};
+static const char *const ig_keys[] = {"steps", "rule", "baseline", NULL};
+static const char *const gradcam_keys[] = {"layer", NULL};
+
+const char *const sp_sg_statistic_names[] = {"mean", "mean_square", "variance", NULL};
+const char *const sp_ig_rule_names[] = {"gausslegendre", "riemann_trapezoid", NULL};
+const char *const sp_ig_baseline_names[] = {"zero", "black", NULL};
 static const char *const preprocess_keys[] = {"resize", NULL};
 static const char *const output_keys[] = {"path", "compression", "previews", "preview_mode",
                                            NULL};
@@ -478,16 +488,118 @@ static int load_targets(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg)
     return 0;
 }
 
+/* The table [saliency.NAME] (a key of [saliency]) into *out, or NULL when absent;
+ * its keys checked against `keys`. */
+static int subtable(sp_cfg_ctx *c, const sp_toml_node *saliency, const char *name,
+                    const char *const *keys, const sp_toml_node **out) {
+    char path[48], label[48];
+    snprintf(path, sizeof path, "saliency.%s", name);
+    snprintf(label, sizeof label, "[saliency.%s]", name);
+    *out = saliency ? sp_toml_get(saliency, name) : NULL;
+    if (!*out) return 0;
+    if ((*out)->kind != SP_TOML_TABLE) {
+        char what[64];
+        snprintf(what, sizeof what, "a table %s", label);
+        return sp_cfg_wrong(c, *out, path, what);
+    }
+    return check_keys(c, *out, path, label, "saliency", keys);
+}
+
+/* [saliency.smoothgrad]: samples, noise, base, statistic, seed (docs/config.md). */
+static int load_smoothgrad(sp_cfg_ctx *c, const sp_toml_node *saliency, sp_config *cfg) {
+    static const char *const bases[] = {"vanilla", "guided", "deconvnet", NULL};
+    sp_smoothgrad *sg = &cfg->smoothgrad;
+    const sp_toml_node *t, *v;
+    int k;
+    *sg = (sp_smoothgrad){.samples = 50, .noise = 0.15, .base = SAL_METHOD_VANILLA,
+                          .statistic = SP_SG_MEAN, .seed = 0};
+    if (subtable(c, saliency, "smoothgrad", smoothgrad_keys, &t) || !t) return t ? -1 : 0;
+    if ((v = sp_toml_get(t, "samples")) &&
+        want_int(c, v, "saliency.smoothgrad.samples", 1, SP_MAX_SAMPLES, &sg->samples))
+        return -1;
+    if ((v = sp_toml_get(t, "noise"))) {
+        double x = v->kind == SP_TOML_FLOAT ? v->real : (double)v->integer;
+        if ((v->kind != SP_TOML_FLOAT && v->kind != SP_TOML_INTEGER) || !isfinite(x) || x < 0)
+            return sp_cfg_wrong(c, v, "saliency.smoothgrad.noise", "a finite number of at "
+                                "least 0 (sigma as a fraction of max - min of the image)");
+        sg->noise = x;
+    }
+    if ((v = sp_toml_get(t, "base"))) {
+        if (want_choice(c, v, "saliency.smoothgrad.base", bases, &k)) return -1;
+        sg->base = sal_method_from_name(bases[k]);
+    }
+    if ((v = sp_toml_get(t, "statistic"))) {
+        if (want_choice(c, v, "saliency.smoothgrad.statistic", sp_sg_statistic_names, &k))
+            return -1;
+        sg->statistic = (sp_sg_statistic)k;
+    }
+    if ((v = sp_toml_get(t, "seed"))) {
+        if (v->kind != SP_TOML_INTEGER || v->integer < 0)
+            return sp_cfg_wrong(c, v, "saliency.smoothgrad.seed", "an integer from 0 to "
+                                "9223372036854775807");
+        sg->seed = (uint64_t)v->integer;
+    }
+    return 0;
+}
+
+/* [saliency.integrated_gradients]: steps, rule, baseline. */
+static int load_integrated_gradients(sp_cfg_ctx *c, const sp_toml_node *saliency,
+                                     sp_config *cfg) {
+    sp_integrated_gradients *ig = &cfg->integrated_gradients;
+    const sp_toml_node *t, *v;
+    int k;
+    *ig = (sp_integrated_gradients){.steps = 50, .rule = SP_IG_GAUSSLEGENDRE,
+                                    .baseline = SP_IG_BASELINE_ZERO};
+    if (subtable(c, saliency, "integrated_gradients", ig_keys, &t) || !t) return t ? -1 : 0;
+    if ((v = sp_toml_get(t, "steps")) &&
+        want_int(c, v, "saliency.integrated_gradients.steps", 1, SP_MAX_STEPS, &ig->steps))
+        return -1;
+    if ((v = sp_toml_get(t, "rule"))) {
+        if (want_choice(c, v, "saliency.integrated_gradients.rule", sp_ig_rule_names, &k))
+            return -1;
+        ig->rule = (sp_ig_rule)k;
+    }
+    if ((v = sp_toml_get(t, "baseline"))) {
+        if (want_choice(c, v, "saliency.integrated_gradients.baseline", sp_ig_baseline_names,
+                        &k))
+            return -1;
+        ig->baseline = (sp_ig_baseline)k;
+    }
+    return 0;
+}
+
+/* [saliency.gradcam]: layer, checked against the model by the plan. */
+static int load_gradcam(sp_cfg_ctx *c, const sp_toml_node *saliency, sp_config *cfg) {
+    const sp_toml_node *t, *v;
+    if (subtable(c, saliency, "gradcam", gradcam_keys, &t) || !t) return t ? -1 : 0;
+    if (!(v = sp_toml_get(t, "layer")))
+        return missing(c, t, "saliency.gradcam.layer", "[saliency.gradcam]");
+    if (sp_cfg_want_string(c, v, "saliency.gradcam.layer", "a layer name (string) like "
+                           "\"conv5\""))
+        return -1;
+    if (v->len >= SAL_NAME_LEN)
+        return sp_cfg_fail(c, v->line, v->col, "key 'saliency.gradcam.layer': layer names "
+                           "have at most %d bytes", SAL_NAME_LEN - 1);
+    memcpy(cfg->gradcam_layer, v->str, v->len + 1);
+    cfg->gradcam_line = v->line;
+    cfg->gradcam_col = v->col;
+    return 0;
+}
+
 static int load_saliency(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) {
-    static const char *const names[] = {"vanilla", "guided", "deconvnet", NULL};
+    const char *names[SAL_METHOD_COUNT + 1];
+    for (int i = 0; i < SAL_METHOD_COUNT; i++) names[i] = sal_method_name((sal_method)i);
+    names[SAL_METHOD_COUNT] = NULL;
     const sp_toml_node *t, *m;
     cfg->methods[0] = SAL_METHOD_VANILLA;
     cfg->methods[1] = SAL_METHOD_GUIDED;
     cfg->nmethods = 2;
     if (section(c, root, "saliency", &t)) return -1;
-    if (!t) return 0;
-    if (check_keys(c, t, "saliency", "[saliency]", "saliency", saliency_keys)) return -1;
-    if (!(m = sp_toml_get(t, "methods"))) return 0;
+    if (t && check_keys(c, t, "saliency", "[saliency]", "saliency", saliency_keys)) return -1;
+    if (load_smoothgrad(c, t, cfg) || load_integrated_gradients(c, t, cfg) ||
+        load_gradcam(c, t, cfg))
+        return -1;
+    if (!t || !(m = sp_toml_get(t, "methods"))) return 0;
     if (m->kind != SP_TOML_ARRAY || m->nitems == 0)
         return sp_cfg_wrong(c, m, "saliency.methods", "a non-empty array of method names like "
                      "[\"vanilla\", \"guided\"]");
@@ -499,12 +611,19 @@ static int load_saliency(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg
         int k;
         snprintf(name, sizeof name, "saliency.methods[%d]", i);
         if (want_choice(c, v, name, names, &k)) return -1;
-        sal_method meth = sal_method_from_name(v->str);
-        if (meth == SAL_METHOD_COUNT) return sp_cfg_wrong(c, v, name, "a method salcore knows");
+        sal_method meth = (sal_method)k;
         if (seen[meth])
             return sp_cfg_fail(c, v->line, v->col, "key '%s': method \"%s\" is listed twice",
                                name, v->str);
+        if ((meth == SAL_METHOD_GRADCAM || meth == SAL_METHOD_GUIDED_GRADCAM) &&
+            !cfg->gradcam_layer[0])
+            return sp_cfg_fail(c, v->line, v->col, "key '%s': method \"%s\" needs the layer "
+                               "its maps come from: add [saliency.gradcam] with layer = "
+                               "\"...\" (a layer with a spatial output, like a last "
+                               "convolution)", name, v->str);
         seen[meth] = 1;
+        cfg->method_line[cfg->nmethods] = v->line;
+        cfg->method_col[cfg->nmethods] = v->col;
         cfg->methods[cfg->nmethods++] = meth;
     }
     return 0;

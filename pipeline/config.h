@@ -26,6 +26,37 @@ typedef struct {
 
 typedef enum { SP_RESIZE_MODEL = -1, SP_RESIZE_STRETCH = 0, SP_RESIZE_CROP = 1 } sp_resize;
 
+/* The parameters of issue 12's methods ([saliency.smoothgrad],
+ * [saliency.integrated_gradients], [saliency.gradcam]; docs/config.md). Each enum's
+ * names, as the config and the output spell them, are in the table of the same name
+ * below (config.c), indexed by the value. */
+typedef enum { SP_SG_MEAN = 0, SP_SG_MEAN_SQUARE = 1, SP_SG_VARIANCE = 2,
+               SP_SG_STATISTIC_COUNT } sp_sg_statistic;
+typedef enum { SP_IG_GAUSSLEGENDRE = 0, SP_IG_RIEMANN_TRAPEZOID = 1,
+               SP_IG_RULE_COUNT } sp_ig_rule;
+typedef enum { SP_IG_BASELINE_ZERO = 0, SP_IG_BASELINE_BLACK = 1,
+               SP_IG_BASELINE_COUNT } sp_ig_baseline;
+extern const char *const sp_sg_statistic_names[SP_SG_STATISTIC_COUNT + 1];
+extern const char *const sp_ig_rule_names[SP_IG_RULE_COUNT + 1];
+extern const char *const sp_ig_baseline_names[SP_IG_BASELINE_COUNT + 1];
+
+#define SP_MAX_SAMPLES 100000 /* samples and steps: 1..this (a typo must not mean */
+#define SP_MAX_STEPS 100000   /* years of work)                                   */
+
+typedef struct {
+    int32_t samples;          /* noisy copies per image, 1..SP_MAX_SAMPLES [50]  */
+    double noise;             /* sigma / (max(x) - min(x)), finite, >= 0 [0.15]  */
+    sal_method base;          /* VANILLA [default], GUIDED or DECONVNET          */
+    sp_sg_statistic statistic;/* [mean]                                          */
+    uint64_t seed;            /* 0..INT64_MAX (what TOML can write) [0]          */
+} sp_smoothgrad;
+
+typedef struct {
+    int32_t steps;            /* 1..SP_MAX_STEPS [50]                            */
+    sp_ig_rule rule;          /* [gausslegendre]                                 */
+    sp_ig_baseline baseline;  /* [zero]                                          */
+} sp_integrated_gradients;
+
 typedef struct {
     char *config_path;   /* as given on the command line                         */
     char *config_text;   /* the whole file, for provenance                       */
@@ -40,6 +71,12 @@ typedef struct {
     int ntargets;
     sal_method methods[SAL_METHOD_COUNT];
     int nmethods;        /* default: vanilla, guided                             */
+    int method_line[SAL_METHOD_COUNT], method_col[SAL_METHOD_COUNT]; /* where each
+                          * of methods[] is written; 0 for the default list     */
+    sp_smoothgrad smoothgrad;             /* defaults when the table is absent  */
+    sp_integrated_gradients integrated_gradients;
+    char gradcam_layer[SAL_NAME_LEN];     /* [saliency.gradcam] layer, "" unset  */
+    int gradcam_line, gradcam_col;        /* where that layer name is written    */
     sp_resize resize;    /* [preprocess] resize, or SP_RESIZE_MODEL              */
     char *output_path;   /* resolved [output] path                               */
     int compression;     /* 0..9, default 4                                      */

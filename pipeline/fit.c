@@ -234,7 +234,10 @@ void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
         printf(" %s:%d", c->targets[t].layer, c->targets[t].unit);
     if (c->ntargets > 100) printf(" ... (first 100 listed)");
     printf("\nmethods   ");
-    for (int i = 0; i < c->nmethods; i++) printf("%s ", sal_method_name(c->methods[i]));
+    for (int i = 0; i < p->nmethods; i++) {
+        char text[256];
+        printf("%s ", sp_plan_method_text(p, p->methods[i], text, sizeof text));
+    }
     printf("\nmaps      %.0f (%d images x %d targets x %d methods), %zu bytes each\n", d->maps,
            c->nimages, c->ntargets, c->nmethods, map_bytes(p));
     if (d->resuming)

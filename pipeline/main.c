@@ -1,26 +1,20 @@
 /*
- * salpipe: the command line (SPEC §2). Rank 0 reads the config and the model
- * header, checks everything that can be checked before any work, opens the output,
- * and broadcasts the plan; then every rank runs it (run.c). All ranks leave with
- * the exit code rank 0 decides.
+ * salpipe: the command line (SPEC §2) and the MPI steps of a job. Rank 0 prepares
+ * the job (job.c: config, model header, plan, checks, output) and broadcasts the
+ * plan; the weights go into one shared window per node; then every rank runs the
+ * plan (run.c). All ranks leave with the exit code rank 0 decides.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "blas_note.h"
 #include "check.h"
-#include "config.h"
 #include "fit.h"
-#include "output.h"
+#include "job.h"
 #include "peers.h"
-#include "plan.h"
 #include "run.h"
 
 #ifndef SALPIPE_VERSION
@@ -134,168 +128,6 @@ static int list_layers(const char *path) {
         printf("\n");
     }
     sal_model_free(m);
-    return SP_EXIT_OK;
-}
-
-static char **image_labels(const sp_config *c) {
-    char **v = malloc(sizeof *v * c->nimages);
-    if (v)
-        for (int i = 0; i < c->nimages; i++) v[i] = c->images[i].display;
-    return v;
-}
-
-typedef struct {
-    pthread_t thread;
-    int threaded;
-    const char *path;
-    char hex[65], err[SAL_ERR_LEN];
-    int rc;
-} hash_job;
-
-static void *hash_model(void *arg) {
-    hash_job *h = arg;
-    h->rc = sp_sha256_file(h->path, h->hex, h->err, sizeof h->err);
-    return NULL;
-}
-
-/* mkdir -p; 0 when the directory exists afterwards. */
-static int make_dirs(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, -1;
-    for (char *s = buf + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-            *s = '/';
-        }
-    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-    struct stat st;
-    if (stat(buf, &st) || !S_ISDIR(st.st_mode)) return errno = ENOTDIR, -1;
-    return 0;
-}
-
-/* Takes the output's writer lock (creating its directory), so a second job on the
- * same output is refused at once, before anything is loaded or written. */
-static int lock_output(const char *path, sp_output_lock **lock) {
-    char dir[4096], err[SAL_ERR_LEN];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = 0;
-        if (make_dirs(dir)) {
-            fprintf(stderr, "salpipe: %s: cannot create the output directory %s: %s\n", path,
-                    dir, strerror(errno));
-            return SP_EXIT_IO;
-        }
-    }
-    if (sp_output_lock_take(path, lock, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return SP_EXIT_IO;
-    }
-    if (err[0]) fprintf(stderr, "salpipe: %s\n", err);
-    return SP_EXIT_OK;
-}
-
-/* Rank 0's setup, first part: config, model header and plan, all checked, and
- * (unless only checking) the output's lock taken and its disk space checked. Starts
- * hashing the model file (hj), which the output records; rank 0 then loads the
- * weights (share_weights) while the hash runs, and open_output joins it. Returns an
- * exit code. */
-static int setup_rank0(const options *o, int ranks, sp_config *cfg, sal_model **model,
-                       sp_plan *plan, hash_job *hj, sp_output_lock **lock) {
-    char err[SAL_ERR_LEN];
-    if (sp_config_load(o->file, cfg, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return SP_EXIT_CONFIG;
-    }
-    if (sal_model_open(cfg->model_path, model, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s:%d:%d: model.path: %s\n", cfg->config_path,
-                cfg->model_line, cfg->model_col, err);
-        return SP_EXIT_CONFIG;
-    }
-    if (sp_plan_build(plan, cfg, *model, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return SP_EXIT_CONFIG;
-    }
-    if (sp_fit_sizes(cfg, plan, ranks, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return SP_EXIT_CONFIG;
-    }
-    /* The disk check comes before the lock, which creates the output's directory: a
-     * job that cannot fit leaves nothing behind. */
-    sp_fit_disk disk;
-    sp_fit_disk_estimate(cfg, plan, o->overwrite, &disk);
-    if (o->check) {
-        sp_fit_print_plan(cfg, *model, plan, &disk);
-        if (ranks == 1 && sp_fit_sizes(cfg, plan, 2, err, sizeof err))
-            printf("note      with more than one rank: %s\n", err);
-        char blas[512];
-        int slow = sp_blas_note(blas, sizeof blas);
-        printf("%s%s\n", slow ? "note      " : "blas      ", blas);
-    }
-    if (sp_fit_disk_check(cfg, &disk, err, sizeof err)) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return SP_EXIT_IO;
-    }
-    if (o->check) return SP_EXIT_OK;
-    int rc = lock_output(cfg->output_path, lock);
-    if (rc) return rc;
-    /* Hashing the model file (for provenance and resume checks) takes about as long
-     * as loading it: do both at once. */
-    hj->path = cfg->model_path;
-    hj->rc = -1;
-    hj->threaded = !pthread_create(&hj->thread, NULL, hash_model, hj);
-    if (!hj->threaded) hash_model(hj);
-    return SP_EXIT_OK;
-}
-
-/* Rank 0's setup, second part, once the weights are loaded: the output file (and
- * the previews directory). Returns an exit code. */
-static int open_output(const options *o, const sp_config *cfg, const sal_model *model,
-                       sp_plan *plan, hash_job *hj, sp_output_lock *lock, sp_output **out,
-                       int8_t **status) {
-    char err[SAL_ERR_LEN];
-    if (hj->threaded) pthread_join(hj->thread, NULL);
-    hj->threaded = 0;
-    if (hj->rc) {
-        fprintf(stderr, "salpipe: %s\n", hj->err);
-        return SP_EXIT_CONFIG;
-    }
-    const char *sha = hj->hex;
-    const char *layers[cfg->ntargets], *methods[cfg->nmethods];
-    int32_t units[cfg->ntargets];
-    for (int t = 0; t < cfg->ntargets; t++) {
-        layers[t] = cfg->targets[t].layer;
-        units[t] = cfg->targets[t].unit;
-    }
-    for (int i = 0; i < cfg->nmethods; i++) methods[i] = sal_method_name(cfg->methods[i]);
-    char **labels = image_labels(cfg);
-    *status = calloc(cfg->nimages, 1);
-    if (!labels || !*status) {
-        free(labels);
-        fprintf(stderr, "salpipe: out of memory\n");
-        return SP_EXIT_CONFIG;
-    }
-    sp_output_layout lay = {
-        .nimages = cfg->nimages, .ntargets = cfg->ntargets, .nmethods = cfg->nmethods,
-        .channels = plan->pre.channels, .height = plan->pre.height, .width = plan->pre.width,
-        .precision = plan->precision, .compression = plan->compression,
-        .images = (const char *const *)labels, .target_layers = layers,
-        .target_units = units, .methods = methods, .salpipe_version = SALPIPE_VERSION,
-        .config_path = cfg->config_path, .config_text = cfg->config_text,
-        .model_path = cfg->model_path, .model_sha256 = sha,
-        .model_name = sal_model_name(model), .preprocess = &plan->pre, .lock = lock};
-    int rc = sp_output_open(cfg->output_path, &lay, o->overwrite, out, *status, err, sizeof err);
-    free(labels);
-    if (rc) {
-        fprintf(stderr, "salpipe: %s\n", err);
-        return rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;
-    }
-    if (plan->previews_dir && make_dirs(plan->previews_dir)) {
-        fprintf(stderr, "salpipe: %s: output.previews: cannot create directory %s: %s\n",
-                cfg->config_path, plan->previews_dir, strerror(errno));
-        return SP_EXIT_IO;
-    }
     return SP_EXIT_OK;
 }
 
@@ -437,42 +269,36 @@ int main(int argc, char **argv) {
 
     sp_peers_init(rank, size);
 
-    sp_config cfg = {0};
-    sp_plan plan = {0};
-    sal_model *model = NULL;
-    sp_output *out = NULL;
-    int8_t *status = NULL;
-    hash_job hj = {0};
-    sp_output_lock *lock = NULL;
-    if (rank == 0) rc = setup_rank0(&o, size, &cfg, &model, &plan, &hj, &lock);
-    if (rank == 0 && cfg.output_path) sp_peers_set_output(cfg.output_path);
+    sp_job job = {0};
+    if (rank == 0) rc = sp_job_prepare(&job, o.file, size, o.check, o.overwrite);
+    if (rank == 0 && job.cfg.output_path) sp_peers_set_output(job.cfg.output_path);
     if (o.check) rc = rc ? rc : -1; /* nothing to compute: others stop */
-    rc = share_plan(rank, rc, &plan);
+    rc = share_plan(rank, rc, &job.plan);
     if (rc == -1) rc = SP_EXIT_OK;
     else if (rc == SP_EXIT_OK) {
         MPI_Win win;
-        rc = share_weights(rank, &plan, &model, &win);
+        rc = share_weights(rank, &job.plan, &job.model, &win);
         /* Rank 0's verdict on the weights and the output, which the others wait
          * for without spinning. */
-        if (rank == 0 && rc == SP_EXIT_OK)
-            rc = open_output(&o, &cfg, model, &plan, &hj, lock, &out, &status);
+        if (rank == 0 && rc == SP_EXIT_OK) rc = sp_job_open_output(&job, o.overwrite);
         bcast_patiently(&rc, 1, MPI_INT);
         if (rc == SP_EXIT_OK) {
             char blas[512];
             if (rank == 0 && !o.quiet && sp_blas_note(blas, sizeof blas))
                 fprintf(stderr, "salpipe: note: %s\n", blas);
-            sp_run_ctx ctx = {rank, size, &plan, model, out, status, o.quiet, &stop_signal};
+            sp_run_ctx ctx = {rank, size, &job.plan, job.model, job.out, job.status, o.quiet,
+                              &stop_signal};
             rc = sp_run(&ctx);
             if (rank == 0) {
                 char err[SAL_ERR_LEN];
-                if (sp_output_close(out, err, sizeof err) && rc != SP_EXIT_IO) {
+                if (sp_output_close(job.out, err, sizeof err) && rc != SP_EXIT_IO) {
                     fprintf(stderr, "salpipe: output error: %s\n", err);
                     rc = SP_EXIT_IO;
                 }
-                out = NULL;
+                job.out = NULL;
                 /* A dead rank cannot take part in the collective end. */
                 if (sp_peers_lost()) {
-                    sp_output_lock_release(lock);
+                    sp_output_lock_release(job.lock);
                     MPI_Abort(MPI_COMM_WORLD, rc);
                 }
             }
@@ -480,19 +306,10 @@ int main(int argc, char **argv) {
         }
         /* Past the last wait: from here ranks leave, which is not a death. */
         sp_peers_disarm();
-        sal_model_attach_params(model, plan.precision, NULL);
+        sal_model_attach_params(job.model, job.plan.precision, NULL);
         MPI_CHECK(MPI_Win_free(&win));
     }
-    if (hj.threaded) pthread_join(hj.thread, NULL);
-    if (out) {
-        char err[SAL_ERR_LEN];
-        sp_output_close(out, err, sizeof err);
-    }
-    sp_output_lock_release(lock);
-    free(status);
-    sal_model_free(model);
-    sp_plan_free(&plan);
-    sp_config_free(&cfg);
+    sp_job_free(&job);
     sp_peers_disarm();
     MPI_Finalize();
     return rc;

@@ -319,6 +319,11 @@ static int check_layout(const sp_output_layout *l, char *err, size_t errlen) {
             if (!l->target_layers[i]) bad = "NULL target layer";
         for (int i = 0; i < l->nmethods && !bad; i++)
             if (!l->methods[i]) bad = "NULL method name";
+        if (l->nparams < 0 || l->nparams > SP_OUTPUT_MAX_PARAMS || (l->nparams && !l->params))
+            bad = "bad method parameters";
+        for (int i = 0; i < l->nparams && !bad; i++)
+            if (!l->params[i].name || (l->params[i].kind == SP_PARAM_STRING && !l->params[i].s))
+                bad = "NULL method parameter";
     }
     if (bad) snprintf(err, errlen, "sp_output_open: invalid layout: %s", bad);
     return bad ? -1 : 0;

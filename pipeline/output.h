@@ -25,6 +25,20 @@ enum { SP_OUT_OK = 0, SP_OUT_MISMATCH = 2, SP_OUT_IOERR = 3 }; /* = exit codes *
 
 typedef struct sp_output_lock sp_output_lock;
 
+/* One parameter of a method, stored as a root attribute named `name` (scalar). */
+typedef enum { SP_PARAM_INT = 0, SP_PARAM_UINT64, SP_PARAM_DOUBLE, SP_PARAM_STRING }
+    sp_param_kind;
+typedef struct {
+    const char *name;            /* "smoothgrad_samples", ... (output-format.md)  */
+    sp_param_kind kind;          /* stored as int32, uint64, float64 or a string  */
+    int64_t i;                   /* INT                                          */
+    uint64_t u;                  /* UINT64                                       */
+    double d;                    /* DOUBLE                                       */
+    const char *s;               /* STRING                                       */
+} sp_output_param;
+
+#define SP_OUTPUT_MAX_PARAMS 16
+
 typedef struct {
     int nimages, ntargets, nmethods;
     int channels, height, width;
@@ -34,6 +48,9 @@ typedef struct {
     const char *const *target_layers; /* ntargets                                */
     const int32_t *target_units; /* ntargets, 1-based                            */
     const char *const *methods;  /* nmethods names                               */
+    const sp_output_param *params; /* the methods' parameters (only those of the
+                                  * methods asked for), nparams <= SP_OUTPUT_MAX_PARAMS */
+    int nparams;
     /* provenance, stored as root attributes */
     const char *salpipe_version, *config_path, *config_text;
     const char *model_path, *model_sha256, *model_name;
@@ -63,7 +80,7 @@ void sp_output_lock_release(sp_output_lock *lock);
  * another program has PATH open for writing (an existing PATH is then neither
  * resumed nor replaced).
  * On resume, refuses (SP_OUT_MISMATCH) a file made for another model (SHA-256),
- * image list, targets, methods, precision or preprocessing, with a message that
+ * image list, targets, methods, method parameters, precision or preprocessing, with a message that
  * says which differs and to use --overwrite. status[nimages] receives /status
  * (all 0 for a new file). Returns SP_OUT_OK, SP_OUT_MISMATCH or SP_OUT_IOERR. */
 int sp_output_open(const char *path, const sp_output_layout *lay, int overwrite,

@@ -130,6 +130,16 @@ static int write_root_attrs(hid_t file, hid_t vstr, const sp_output_layout *lay)
     rc |= attr_write(file, "resize_size", H5T_NATIVE_INT32, 0, &pp->resize_size);
     rc |= attr_str(file, vstr, "precision", precision_name(lay->precision));
     rc |= attr_str(file, vstr, "created", created);
+    for (int i = 0; i < lay->nparams; i++) {
+        const sp_output_param *q = &lay->params[i];
+        int32_t i32 = (int32_t)q->i;
+        switch (q->kind) {
+        case SP_PARAM_INT: rc |= attr_write(file, q->name, H5T_NATIVE_INT32, 0, &i32); break;
+        case SP_PARAM_UINT64: rc |= attr_write(file, q->name, H5T_NATIVE_UINT64, 0, &q->u); break;
+        case SP_PARAM_DOUBLE: rc |= attr_write(file, q->name, H5T_NATIVE_DOUBLE, 0, &q->d); break;
+        case SP_PARAM_STRING: rc |= attr_str(file, vstr, q->name, q->s); break;
+        }
+    }
     return rc;
 }
 
@@ -414,6 +424,59 @@ static int check_preprocess(hid_t file, const char *path, const sp_output_layout
     return SP_OUT_OK;
 }
 
+/* A parameter's value as text: "50", "0.15", "guided". */
+static void fmt_param(char *buf, size_t len, const sp_output_param *q) {
+    switch (q->kind) {
+    case SP_PARAM_INT: snprintf(buf, len, "%lld", (long long)q->i); break;
+    case SP_PARAM_UINT64: snprintf(buf, len, "%llu", (unsigned long long)q->u); break;
+    case SP_PARAM_DOUBLE: fmt_doubles(buf, len, &q->d, 1); break;
+    case SP_PARAM_STRING: snprintf(buf, len, "'%.200s'", q->s); break;
+    }
+}
+
+/* The methods' parameters (run after the method lists agreed, so the file was made
+ * for the same methods and holds the same attributes unless it was made otherwise). */
+static int check_params(hid_t file, const char *path, const sp_output_layout *lay,
+                        char *err, size_t errlen) {
+    for (int i = 0; i < lay->nparams; i++) {
+        const sp_output_param *q = &lay->params[i];
+        sp_output_param got = *q;
+        char *s = NULL;
+        int32_t i32 = 0;
+        int absent = 0;
+        switch (q->kind) {
+        case SP_PARAM_INT:
+            absent = attr_read_num(file, q->name, H5T_NATIVE_INT32, 1, &i32) < 0;
+            got.i = i32;
+            break;
+        case SP_PARAM_UINT64:
+            absent = attr_read_num(file, q->name, H5T_NATIVE_UINT64, 1, &got.u) < 0;
+            break;
+        case SP_PARAM_DOUBLE:
+            absent = attr_read_num(file, q->name, H5T_NATIVE_DOUBLE, 1, &got.d) < 0;
+            break;
+        case SP_PARAM_STRING:
+            absent = !(s = attr_read_str(file, q->name));
+            got.s = s;
+            break;
+        }
+        int same = !absent && got.i == q->i && got.u == q->u &&
+                   (q->kind != SP_PARAM_DOUBLE || got.d == q->d) &&
+                   (q->kind != SP_PARAM_STRING || !strcmp(got.s, q->s));
+        char a[256] = "", b[256];
+        if (!same && !absent) fmt_param(a, sizeof a, &got);
+        fmt_param(b, sizeof b, q);
+        free(s);
+        if (absent)
+            return refuse(err, errlen, path, "was made without the method parameter %s (%s in "
+                          "this config)", q->name, b);
+        if (!same)
+            return refuse(err, errlen, path, "was made with another %s (%s in the file, %s in "
+                          "this config)", q->name, a, b);
+    }
+    return SP_OUT_OK;
+}
+
 /* The file's identity and the settings that change what a map is. */
 static int check_header(hid_t file, const char *path, const sp_output_layout *lay,
                         char *err, size_t errlen) {
@@ -508,6 +571,7 @@ int spo_layout_check(hid_t file, const char *path, const sp_output_layout *lay,
                                 (const char *const *)tl, lay->ntargets, err, errlen);
     if (!rc) rc = check_strings(file, path, "method", "method list", "methods",
                                 lay->methods, lay->nmethods, err, errlen);
+    if (!rc) rc = check_params(file, path, lay, err, errlen);
     free(tl);
     if (rc) return rc;
 

@@ -106,6 +106,36 @@ static int list_layers(char *err, size_t errlen, int off, const sal_model *m) {
     return off;
 }
 
+/* The index of the node named (or aliased) `name`, or -1 with err saying
+ * "CONFIG:LINE:COL: layer 'conv9' is not in model M (did you mean 'conv2'?); its
+ * layers: ..." (after "key 'KEY': " when key is not NULL). */
+static int find_layer(const sal_model *m, const char *name, const char *key,
+                      const sp_config *c, int line, int col, char *err, size_t errlen) {
+    int li = sal_model_find_layer(m, name);
+    if (li >= 0) return li;
+    const int n = sal_model_num_layers(m);
+    const char **cands = malloc(sizeof *cands * (2 * (size_t)n + 1));
+    const char *near = NULL;
+    if (cands) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            const sal_layer *L = sal_model_layer(m, i);
+            cands[k++] = L->name;
+            if (L->alias[0]) cands[k++] = L->alias;
+        }
+        cands[k] = NULL;
+        near = sp_config_closest(name, cands);
+    }
+    int off = snprintf(err, errlen, "%s:%d:%d: %s%s%slayer '%s' is not in model %s",
+                       c->config_path, line, col, key ? "key '" : "", key ? key : "",
+                       key ? "': " : "", name, c->model_path);
+    if (near && off > 0 && (size_t)off < errlen)
+        off += snprintf(err + off, errlen - off, " (did you mean '%s'?)", near);
+    free(cands);
+    if (off > 0 && (size_t)off < errlen) list_layers(err, errlen, off, m);
+    return -1;
+}
+
 typedef struct {
     sal_target ref;
     int t; /* index in the config's targets */
@@ -124,7 +154,6 @@ static int cmp_target_ref(const void *pa, const void *pb) {
  * the config used, for the output's labels and the previews' file names. */
 static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
                            size_t errlen) {
-    const int n = sal_model_num_layers(m);
     p->ntargets = c->ntargets;
     p->targets = malloc(sizeof *p->targets * (c->ntargets > 0 ? c->ntargets : 1));
     /* zeroed: the names travel whole, NUL padding included */
@@ -132,29 +161,8 @@ static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, c
     if (!p->targets || !p->target_names) return fail(err, errlen, "out of memory");
     for (int t = 0; t < c->ntargets; t++) {
         const sp_target *ct = &c->targets[t];
-        int li = sal_model_find_layer(m, ct->layer);
-        if (li < 0) {
-            const char **cands = malloc(sizeof *cands * (2 * (size_t)n + 1));
-            const char *near = NULL;
-            if (cands) {
-                int k = 0;
-                for (int i = 0; i < n; i++) {
-                    const sal_layer *L = sal_model_layer(m, i);
-                    cands[k++] = L->name;
-                    if (L->alias[0]) cands[k++] = L->alias;
-                }
-                cands[k] = NULL;
-                near = sp_config_closest(ct->layer, cands);
-            }
-            int off = snprintf(err, errlen, "%s:%d:%d: layer '%s' is not in model %s",
-                               c->config_path, ct->layer_line, ct->layer_col, ct->layer,
-                               c->model_path);
-            if (near && off > 0 && (size_t)off < errlen)
-                off += snprintf(err + off, errlen - off, " (did you mean '%s'?)", near);
-            free(cands);
-            if (off > 0 && (size_t)off < errlen) list_layers(err, errlen, off, m);
-            return -1;
-        }
+        int li = find_layer(m, ct->layer, NULL, c, ct->layer_line, ct->layer_col, err, errlen);
+        if (li < 0) return -1;
         const sal_layer *L = sal_model_layer(m, li);
         if (ct->unit < 1 || ct->unit > L->out_c)
             return fail(err, errlen, "%s:%d:%d: unit %d of layer %s is out of range: the "
@@ -184,6 +192,42 @@ static int resolve_targets(sp_plan *p, const sp_config *c, const sal_model *m, c
     return 0;
 }
 
+/* [saliency.gradcam] layer: a node of the model (by name or alias) whose output has
+ * a spatial extent, since Grad-CAM averages the gradient over it and upsamples the
+ * map from it. Checked whenever it is set, whether or not a Grad-CAM method is asked
+ * for. */
+static int resolve_gradcam(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
+                           size_t errlen) {
+    if (!c->gradcam_layer[0]) return 0;
+    int li = find_layer(m, c->gradcam_layer, "saliency.gradcam.layer", c,
+                        c->gradcam_line, c->gradcam_col, err, errlen);
+    if (li < 0) return -1;
+    const sal_layer *L = sal_model_layer(m, li);
+    if (L->out_h == 1 && L->out_w == 1)
+        return fail(err, errlen, "%s:%d:%d: key 'saliency.gradcam.layer': layer '%s' has no "
+                    "spatial output (its output is %dx%dx%d, channels x height x width); "
+                    "Grad-CAM needs a layer whose maps have a height and width, like the last "
+                    "convolution or its ReLU (`salpipe --layers %s` lists the shapes)",
+                    c->config_path, c->gradcam_line, c->gradcam_col, c->gradcam_layer,
+                    L->out_c, L->out_h, L->out_w, c->model_path);
+    p->gradcam_layer = li;
+    snprintf(p->gradcam_name, sizeof p->gradcam_name, "%s", c->gradcam_layer);
+    return 0;
+}
+
+/* Issue 12's methods are named, configured and carried through the plan and the
+ * output, but the engine does not compute them yet. THE ONE PLACE they are refused:
+ * delete this function and its call in sp_plan_build when sal_engine does. */
+static int refuse_unbuilt_methods(const sp_config *c, char *err, size_t errlen) {
+    for (int i = 0; i < c->nmethods; i++)
+        if (c->methods[i] > SAL_METHOD_DECONVNET)
+            return fail(err, errlen, "%s:%d:%d: key 'saliency.methods[%d]': method '%s' is "
+                        "not available yet in this build (available: vanilla, guided, "
+                        "deconvnet)", c->config_path, c->method_line[i], c->method_col[i], i,
+                        sal_method_name(c->methods[i]));
+    return 0;
+}
+
 int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
                   size_t errlen) {
     memset(p, 0, sizeof *p);
@@ -196,6 +240,9 @@ int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
     p->compression = c->compression;
     p->nmethods = c->nmethods;
     memcpy(p->methods, c->methods, sizeof c->methods);
+    p->smoothgrad = c->smoothgrad;
+    p->integrated_gradients = c->integrated_gradients;
+    p->gradcam_layer = -1;
     p->previews_dir = c->previews_dir ? strdup(c->previews_dir) : NULL;
     p->preview_gray = c->preview_gray;
     p->nimages = c->nimages;
@@ -205,14 +252,15 @@ int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
     p->borrowed = 1;
     int oom = !p->model_path || !p->image_paths || (c->previews_dir && !p->previews_dir);
     for (int i = 0; !oom && i < c->nimages; i++) p->image_paths[i] = c->images[i].path;
-    if (!oom && p->previews_dir) {
+    if (!oom) { /* the output's /image labels, and the previews' file names */
         p->image_labels = calloc(c->nimages, sizeof *p->image_labels);
         oom = !p->image_labels;
         for (int i = 0; !oom && i < c->nimages; i++)
             p->image_labels[i] = c->images[i].display;
     }
     if (oom) fail(err, errlen, "out of memory");
-    if (oom || resolve_targets(p, c, m, err, errlen)) {
+    if (oom || resolve_targets(p, c, m, err, errlen) || resolve_gradcam(p, c, m, err, errlen) ||
+        refuse_unbuilt_methods(c, err, errlen)) {
         sp_plan_free(p);
         return -1;
     }
@@ -319,12 +367,25 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     put(&k, p->target_names, sizeof *p->target_names * p->ntargets);
     put_i32(&k, p->nmethods);
     for (int i = 0; i < p->nmethods; i++) put_i32(&k, p->methods[i]);
+    put_i32(&k, p->smoothgrad.samples);
+    put(&k, &p->smoothgrad.noise, sizeof p->smoothgrad.noise);
+    put_i32(&k, p->smoothgrad.base);
+    put_i32(&k, p->smoothgrad.statistic);
+    put(&k, &p->smoothgrad.seed, sizeof p->smoothgrad.seed);
+    put_i32(&k, p->integrated_gradients.steps);
+    put_i32(&k, p->integrated_gradients.rule);
+    put_i32(&k, p->integrated_gradients.baseline);
+    put_i32(&k, p->gradcam_layer);
+    put(&k, p->gradcam_name, sizeof p->gradcam_name);
     put_str(&k, p->previews_dir);
     put_i32(&k, p->preview_gray);
     put_i32(&k, p->nimages);
     for (int i = 0; i < p->nimages; i++) put_str(&k, p->image_paths[i]);
-    put_i32(&k, p->image_labels != NULL);
-    for (int i = 0; p->image_labels && i < p->nimages; i++) put_str(&k, p->image_labels[i]);
+    /* Rank 0 keeps every image's label for the output; the others need them only
+     * for preview file names. */
+    const int labels = p->image_labels && p->previews_dir;
+    put_i32(&k, labels);
+    for (int i = 0; labels && i < p->nimages; i++) put_str(&k, p->image_labels[i]);
     if (k.bad) {
         free(k.buf);
         return NULL;
@@ -361,6 +422,29 @@ static const char *plan_invalid(const sp_plan *p) {
         for (int j = 0; j < i; j++)
             if (p->methods[j] == p->methods[i]) return "method (repeated)";
     }
+    const sp_smoothgrad *sg = &p->smoothgrad;
+    if (sg->samples < 1 || sg->samples > SP_MAX_SAMPLES) return "smoothgrad samples";
+    if (!isfinite(sg->noise) || !(sg->noise >= 0)) return "smoothgrad noise";
+    if ((int)sg->base < 0 || sg->base > SAL_METHOD_DECONVNET) return "smoothgrad base";
+    if ((int)sg->statistic < 0 || sg->statistic >= SP_SG_STATISTIC_COUNT)
+        return "smoothgrad statistic";
+    if (sg->seed > (uint64_t)INT64_MAX) return "smoothgrad seed";
+    const sp_integrated_gradients *ig = &p->integrated_gradients;
+    if (ig->steps < 1 || ig->steps > SP_MAX_STEPS) return "integrated gradients steps";
+    if ((int)ig->rule < 0 || ig->rule >= SP_IG_RULE_COUNT) return "integrated gradients rule";
+    if ((int)ig->baseline < 0 || ig->baseline >= SP_IG_BASELINE_COUNT)
+        return "integrated gradients baseline";
+    /* The name travels whole, NUL padding included (so the bytes pack back alike). */
+    const size_t gl = strnlen(p->gradcam_name, sizeof p->gradcam_name);
+    if (gl == sizeof p->gradcam_name || (p->gradcam_layer < 0) != (gl == 0) ||
+        p->gradcam_layer < -1)
+        return "gradcam layer";
+    for (size_t i = gl; i < sizeof p->gradcam_name; i++)
+        if (p->gradcam_name[i]) return "gradcam layer name (padding)";
+    for (int i = 0; i < p->nmethods; i++)
+        if ((p->methods[i] == SAL_METHOD_GRADCAM || p->methods[i] == SAL_METHOD_GUIDED_GRADCAM) &&
+            p->gradcam_layer < 0)
+            return "method (Grad-CAM without a layer)";
     if (p->preview_gray != 0 && p->preview_gray != 1) return "preview mode";
     if (!p->model_path[0]) return "model path (empty)";
     for (int i = 0; i < p->nimages; i++)
@@ -394,6 +478,17 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t 
     if (!k.bad && (nm < 1 || nm > SAL_METHOD_COUNT)) k.bad = "method count";
     for (int i = 0; !k.bad && i < nm; i++) p->methods[i] = (sal_method)get_i32(&k, "methods");
     if (!k.bad) p->nmethods = nm;
+    p->smoothgrad.samples = get_i32(&k, "smoothgrad samples");
+    get(&k, &p->smoothgrad.noise, sizeof p->smoothgrad.noise, "smoothgrad noise");
+    p->smoothgrad.base = (sal_method)get_i32(&k, "smoothgrad base");
+    p->smoothgrad.statistic = (sp_sg_statistic)get_i32(&k, "smoothgrad statistic");
+    get(&k, &p->smoothgrad.seed, sizeof p->smoothgrad.seed, "smoothgrad seed");
+    p->integrated_gradients.steps = get_i32(&k, "integrated gradients steps");
+    p->integrated_gradients.rule = (sp_ig_rule)get_i32(&k, "integrated gradients rule");
+    p->integrated_gradients.baseline =
+        (sp_ig_baseline)get_i32(&k, "integrated gradients baseline");
+    p->gradcam_layer = get_i32(&k, "gradcam layer");
+    get(&k, p->gradcam_name, sizeof p->gradcam_name, "gradcam layer name");
     p->previews_dir = get_str(&k, "previews directory", 1, NULL);
     p->preview_gray = get_i32(&k, "preview mode");
     int32_t ni = get_i32(&k, "image count");
@@ -438,4 +533,97 @@ void sp_plan_free(sp_plan *p) {
     free(p->image_paths);
     free(p->image_labels);
     memset(p, 0, sizeof *p);
+}
+
+/* ---- what the plan means for the output and for people ---------------------- */
+
+const char *sp_plan_method_text(const sp_plan *p, sal_method m, char *buf, size_t len) {
+    const sp_smoothgrad *sg = &p->smoothgrad;
+    const sp_integrated_gradients *ig = &p->integrated_gradients;
+    switch (m) {
+    case SAL_METHOD_SMOOTHGRAD:
+        snprintf(buf, len, "smoothgrad (samples %d, noise %g, base %s, statistic %s, seed %llu)",
+                 (int)sg->samples, sg->noise, sal_method_name(sg->base),
+                 sp_sg_statistic_names[sg->statistic], (unsigned long long)sg->seed);
+        break;
+    case SAL_METHOD_INTEGRATED_GRADIENTS:
+        snprintf(buf, len, "integrated_gradients (steps %d, rule %s, baseline %s)",
+                 (int)ig->steps, sp_ig_rule_names[ig->rule],
+                 sp_ig_baseline_names[ig->baseline]);
+        break;
+    case SAL_METHOD_GRADCAM:
+    case SAL_METHOD_GUIDED_GRADCAM:
+        snprintf(buf, len, "%s (layer %s)", sal_method_name(m), p->gradcam_name);
+        break;
+    default: snprintf(buf, len, "%s", sal_method_name(m)); break;
+    }
+    return buf;
+}
+
+/* The root attributes of the methods' parameters (docs/output-format.md): those of
+ * the methods asked for, so a file of vanilla and guided maps has none. */
+static int method_params(const sp_plan *p, sp_output_param *q) {
+    int n = 0, sg = 0, ig = 0, cam = 0;
+    for (int i = 0; i < p->nmethods; i++) {
+        sg |= p->methods[i] == SAL_METHOD_SMOOTHGRAD;
+        ig |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;
+        cam |= p->methods[i] == SAL_METHOD_GRADCAM || p->methods[i] == SAL_METHOD_GUIDED_GRADCAM;
+    }
+    if (sg) {
+        const sp_smoothgrad *s = &p->smoothgrad;
+        q[n++] = (sp_output_param){.name = "smoothgrad_samples", .kind = SP_PARAM_INT,
+                                   .i = s->samples};
+        q[n++] = (sp_output_param){.name = "smoothgrad_noise", .kind = SP_PARAM_DOUBLE,
+                                   .d = s->noise};
+        q[n++] = (sp_output_param){.name = "smoothgrad_base", .kind = SP_PARAM_STRING,
+                                   .s = sal_method_name(s->base)};
+        q[n++] = (sp_output_param){.name = "smoothgrad_statistic", .kind = SP_PARAM_STRING,
+                                   .s = sp_sg_statistic_names[s->statistic]};
+        q[n++] = (sp_output_param){.name = "smoothgrad_seed", .kind = SP_PARAM_UINT64,
+                                   .u = s->seed};
+    }
+    if (ig) {
+        const sp_integrated_gradients *g = &p->integrated_gradients;
+        q[n++] = (sp_output_param){.name = "integrated_gradients_steps", .kind = SP_PARAM_INT,
+                                   .i = g->steps};
+        q[n++] = (sp_output_param){.name = "integrated_gradients_rule",
+                                   .kind = SP_PARAM_STRING, .s = sp_ig_rule_names[g->rule]};
+        q[n++] = (sp_output_param){.name = "integrated_gradients_baseline",
+                                   .kind = SP_PARAM_STRING,
+                                   .s = sp_ig_baseline_names[g->baseline]};
+    }
+    if (cam)
+        q[n++] = (sp_output_param){.name = "gradcam_layer", .kind = SP_PARAM_STRING,
+                                   .s = p->gradcam_name};
+    return n;
+}
+
+int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output_layout *lay,
+                          void **store) {
+    /* One block: target layer names, units (1-based), method names, parameters. */
+    const size_t T = (size_t)p->ntargets, M = (size_t)p->nmethods;
+    char *b = malloc(T * (sizeof(char *) + sizeof(int32_t)) + M * sizeof(char *) +
+                     SP_OUTPUT_MAX_PARAMS * sizeof(sp_output_param));
+    *store = b;
+    if (!b) return -1;
+    sp_output_param *params = (sp_output_param *)b;
+    const char **layers = (const char **)(params + SP_OUTPUT_MAX_PARAMS);
+    const char **methods = layers + T;
+    int32_t *units = (int32_t *)(methods + M);
+    for (size_t t = 0; t < T; t++) {
+        layers[t] = p->target_names[t];
+        units[t] = p->targets[t].unit + 1;
+    }
+    for (size_t i = 0; i < M; i++) methods[i] = sal_method_name(p->methods[i]);
+    *lay = (sp_output_layout){
+        .nimages = p->nimages, .ntargets = p->ntargets, .nmethods = p->nmethods,
+        .channels = p->pre.channels, .height = p->pre.height, .width = p->pre.width,
+        .precision = p->precision, .compression = p->compression,
+        .images = (const char *const *)p->image_labels, .target_layers = layers,
+        .target_units = units, .methods = methods, .params = params,
+        .nparams = method_params(p, params), .salpipe_version = prov->salpipe_version,
+        .config_path = prov->config_path, .config_text = prov->config_text,
+        .model_path = p->model_path, .model_sha256 = prov->model_sha256,
+        .model_name = prov->model_name, .preprocess = &p->pre, .lock = prov->lock};
+    return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "output.h"
 #include "salcore.h"
 
 typedef struct {
@@ -26,9 +27,17 @@ typedef struct {
                                * (a node's name or its alias)                      */
     int nmethods;
     sal_method methods[SAL_METHOD_COUNT];
+    /* The methods' parameters, from the config (its defaults when a table is
+     * absent); carried whether or not a method uses them. */
+    sp_smoothgrad smoothgrad;
+    sp_integrated_gradients integrated_gradients;
+    int gradcam_layer;        /* layer index, or -1 when [saliency.gradcam] is unset */
+    char gradcam_name[SAL_NAME_LEN]; /* that layer as the config names it, or ""  */
     char *previews_dir;       /* or NULL                                           */
     int preview_gray;         /* 1: max |map| over channels with a colormap        */
-    char **image_labels;      /* display paths, for preview file names             */
+    char **image_labels;      /* display paths: the output's /image labels and the
+                               * previews' file names; sent to the other ranks only
+                               * when they write previews                          */
     /* Who owns the strings of image_paths and image_labels: rank 0's config when
      * borrowed (the config outlives the plan), else the one block `strings`
      * (sp_plan_unpack), or one malloc each when both are unset. */
@@ -38,10 +47,31 @@ typedef struct {
 
 /* Builds the plan from a checked config and the opened model (header only):
  * preprocessing from the model with the config's resize mode, targets resolved to
- * layer indices and 0-based units. On failure returns -1 with err naming the config
- * line ("job.toml:7:9: unit 0 of layer fc3 is out of range: ...") and *p empty. */
+ * layer indices and 0-based units, the methods with their parameters, the Grad-CAM
+ * layer resolved and checked for a spatial output. On failure returns -1 with err
+ * naming the config line ("job.toml:7:9: unit 0 of layer fc3 is out of range: ...")
+ * and *p empty. */
 int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
                   size_t errlen);
+
+/* What the output records besides the plan: where the job came from. */
+typedef struct {
+    const char *salpipe_version;
+    const char *config_path, *config_text;
+    const char *model_sha256, *model_name;
+    sp_output_lock *lock;     /* see sp_output_layout.lock                         */
+} sp_provenance;
+
+/* The output's layout (datasets, labels, attributes: docs/output-format.md), made
+ * from a plan built by sp_plan_build (rank 0's, with its image labels) and the
+ * provenance alone. *lay points into p, prov and *store; free *store after
+ * sp_output_open. Returns 0, or -1 (out of memory) with *store NULL. */
+int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output_layout *lay,
+                          void **store);
+
+/* One method with its parameters for people ("smoothgrad (samples 50, noise 0.15, base
+ * vanilla, statistic mean, seed 0)", "vanilla") into buf; returns buf. */
+const char *sp_plan_method_text(const sp_plan *p, sal_method m, char *buf, size_t len);
 
 /* Packs the plan into a malloc'ed buffer; *bytes receives its size. NULL when out
  * of memory. */

@@ -1,13 +1,10 @@
 /*
  * The work loop of every rank (see run.h for the scheduling rule).
  *
- * A computed batch travels as one packed byte buffer, the same whether it goes over
- * MPI to rank 0 or is written by rank 0 itself:
- *   int32 batch, int32 count, then per image:
- *   int32 image, int32 status (1 done, -1 failed), int32 len, len bytes of message,
- *   and when done: ntargets activations, then per (target, method) an int64 size and
- *   that many bytes of compressed map chunk (batch.h; rank 0 reads it with
- *   sp_batch_unpack, which checks every field).
+ * A computed batch travels as one batch message (batch.h), the same whether it goes
+ * over MPI to rank 0 or is written by rank 0 itself: workers build it with
+ * sp_batch_writer, compressing the maps straight into it, and rank 0 reads it with
+ * sp_batch_unpack, which checks every field.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -47,13 +44,8 @@ typedef struct {
     sp_previews *previews; /* NULL when no previews are asked for              */
     sal_image *pixels;     /* per batch position, kept for previews            */
     int rank;
-    char *packed;          /* result of one batch                              */
-    size_t packed_cap, packed_len;
-    size_t zbound;         /* room reserved in packed for one compressed map   */
+    sp_batch_writer msg;   /* the result of one batch (batch.h)                */
     int first;             /* the batch being computed: its first image        */
-    int nz;                /* maps of the batch to compress: maps[0..nz)       */
-    size_t *zoff;          /* per map: its reserved place in packed            */
-    size_t *zlen;          /* per map: compressed size                         */
 } worker;
 
 /* Rank 0's shared state; `lock` guards everything below it. */
@@ -76,6 +68,14 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* What a batch message of this plan holds (batch.h), for its writer and reader. */
+static sp_batch_shape batch_shape(const sp_plan *p) {
+    const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
+    const size_t map_bytes = (size_t)p->pre.channels * p->pre.height * p->pre.width * rs;
+    return (sp_batch_shape){p->nimages, p->batch, p->ntargets, p->nmethods, rs,
+                            sp_chunk_bound(map_bytes)};
+}
+
 static int batch_first(const sp_plan *p, int k) { return k * p->batch; }
 static int batch_count(const sp_plan *p, int k) {
     int left = p->nimages - k * p->batch;
@@ -91,11 +91,9 @@ static void worker_free(worker *w) {
     free(w->acts);
     free(w->scratch);
     sp_team_free(w->team);
-    free(w->zoff);
-    free(w->zlen);
     free(w->slot);
     free(w->errors);
-    free(w->packed);
+    sp_batch_writer_free(&w->msg);
     sp_previews_free(w->previews);
     free(w->pixels);
     memset(w, 0, sizeof *w);
@@ -113,26 +111,23 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     w->rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
     w->in_elems = (size_t)p->pre.channels * p->pre.height * p->pre.width;
     w->map_bytes = w->in_elems * w->rs;
-    w->zbound = sp_chunk_bound(w->map_bytes);
-    w->packed_cap = 8 + B * (12 + SAL_ERR_LEN + p->ntargets * w->rs + TM * (8 + w->zbound));
+    const sp_batch_shape shape = batch_shape(p);
+    int msg_oom = sp_batch_writer_init(&w->msg, &shape, SAL_ERR_LEN);
     w->team = sp_team_init(p->threads);
     sal_engine_set_parallel(w->engine, sp_team_for, w->team);
     w->input = malloc(B * w->map_bytes);
     w->maps = malloc(B * TM * w->map_bytes);
     w->acts = malloc(B * p->ntargets * w->rs);
     w->scratch = malloc(sp_team_size(w->team) * w->map_bytes);
-    w->zoff = malloc(B * TM * sizeof *w->zoff);
-    w->zlen = malloc(B * TM * sizeof *w->zlen);
     w->slot = malloc(B * sizeof *w->slot);
     w->errors = malloc(B * sizeof *w->errors);
-    w->packed = malloc(w->packed_cap);
     w->pixels = calloc(B, sizeof *w->pixels);
     if (p->previews_dir && sp_previews_init(&w->previews, p, m, err, errlen)) {
         worker_free(w);
         return -1;
     }
-    if (!w->input || !w->maps || !w->acts || !w->scratch || !w->team || !w->zoff ||
-        !w->zlen || !w->slot || !w->errors || !w->packed || !w->pixels) {
+    if (!w->input || !w->maps || !w->acts || !w->scratch || !w->team || msg_oom ||
+        !w->slot || !w->errors || !w->pixels) {
         snprintf(err, errlen, "out of memory for batch %d (%zu MiB of maps); lower [run] batch",
                  p->batch, (size_t)(B * TM * w->map_bytes) >> 20);
         worker_free(w);
@@ -140,12 +135,6 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     }
     return 0;
 }
-
-static void pack(worker *w, const void *p, size_t n) {
-    memcpy(w->packed + w->packed_len, p, n);
-    w->packed_len += n;
-}
-static void pack_i32(worker *w, int32_t v) { pack(w, &v, sizeof v); }
 
 /* Team loop body: decodes and preprocesses image i of the batch into input row i;
  * slot[i] = 0, or -1 with errors[i] set. */
@@ -161,34 +150,17 @@ static void decode_one(void *arg, int i, int thread) {
 }
 
 /* Team loop body: compresses map q (the engine's maps of the images it ran, in
- * order) into its reserved place in packed. */
+ * order) into its slot of the batch message. */
 static void compress_one(void *arg, int q, int thread) {
     worker *w = arg;
-    w->zlen[q] = sp_chunk_compress(w->packed + w->zoff[q] + sizeof(int64_t),
-                                   w->maps + (size_t)q * w->map_bytes,
-                                   w->map_bytes, w->rs, w->plan->compression,
-                                   w->scratch + thread * w->map_bytes);
+    sp_batch_slot_done(&w->msg, q,
+                       sp_chunk_compress(sp_batch_slot(&w->msg, q),
+                                         w->maps + (size_t)q * w->map_bytes, w->map_bytes,
+                                         w->rs, w->plan->compression,
+                                         w->scratch + thread * w->map_bytes));
 }
 
-/* Closes the gaps the compressed maps left in packed (each had zbound bytes
- * reserved), writing every map's size before it. Data only moves down. */
-static void close_gaps(worker *w) {
-    size_t rd = 0, wr = 0;
-    for (int q = 0; q < w->nz; q++) {
-        size_t gap = w->zoff[q] - rd;
-        memmove(w->packed + wr, w->packed + rd, gap);
-        wr += gap;
-        int64_t zz = (int64_t)w->zlen[q];
-        memcpy(w->packed + wr, &zz, sizeof zz);
-        memmove(w->packed + wr + sizeof zz, w->packed + w->zoff[q] + sizeof zz, w->zlen[q]);
-        wr += sizeof zz + w->zlen[q];
-        rd = w->zoff[q] + sizeof zz + w->zbound;
-    }
-    memmove(w->packed + wr, w->packed + rd, w->packed_len - rd);
-    w->packed_len = wr + (w->packed_len - rd);
-}
-
-/* Decodes, runs and compresses batch k into w->packed. Never fails as a whole:
+/* Decodes, runs and compresses batch k into w->msg. Never fails as a whole:
  * an image that cannot be read, or a batch the engine refuses, is recorded as
  * failed images. Decoding and compression run on the team, the engine on
  * the team too (GEMM parts). */
@@ -223,27 +195,16 @@ static void compute_batch(worker *w, int k) {
             fprintf(stderr, "salpipe: rank %d: preview not written: %s\n", w->rank, err);
         sal_image_free(&w->pixels[i]);
     }
-    w->packed_len = 0;
-    w->nz = 0;
-    pack_i32(w, k);
-    pack_i32(w, count);
+    sp_batch_begin(&w->msg, k, count);
+    /* Engine rows run in image order, so image i's map slots are the engine's maps
+     * slot[i]*TM .. slot[i]*TM+TM-1, and slot q of the message is engine map q. */
     for (int i = 0; i < count; i++) {
         int s = w->slot[i];
-        size_t len = strlen(w->errors[i]);
-        pack_i32(w, w->first + i);
-        pack_i32(w, s >= 0 ? 1 : -1);
-        pack_i32(w, (int32_t)len);
-        pack(w, w->errors[i], len);
-        if (s < 0) continue;
-        pack(w, w->acts + (size_t)s * p->ntargets * w->rs, p->ntargets * w->rs);
-        /* Engine rows run in image order, so these are maps s*TM .. s*TM+TM-1. */
-        for (int j = 0; j < TM; j++) {
-            w->zoff[w->nz++] = w->packed_len;
-            w->packed_len += sizeof(int64_t) + w->zbound;
-        }
+        sp_batch_put_image(&w->msg, w->first + i, s >= 0 ? 1 : -1, w->errors[i],
+                           s >= 0 ? w->acts + (size_t)s * p->ntargets * w->rs : NULL);
     }
-    sp_team_run(w->team, w->nz, compress_one, w);
-    close_gaps(w);
+    sp_team_run(w->team, w->msg.nslots, compress_one, w);
+    sp_batch_end(&w->msg);
 }
 
 /* ---- rank 0: scheduling and writing ------------------------------------------ */
@@ -273,10 +234,7 @@ static int next_batch_locked(coordinator *c) {
 static void write_batch(coordinator *c, const char *buf, size_t len) {
     sp_run_ctx *ctx = c->ctx;
     const sp_plan *p = ctx->plan;
-    const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
-    const size_t map_bytes = (size_t)p->pre.channels * p->pre.height * p->pre.width * rs;
-    const sp_batch_shape shape = {p->nimages, p->batch, p->ntargets, p->nmethods, rs,
-                                  sp_chunk_bound(map_bytes)};
+    const sp_batch_shape shape = batch_shape(p);
     sp_batch b;
     char err[SAL_ERR_LEN];
     if (sp_batch_unpack(buf, len, &shape, &b, err, sizeof err)) {
@@ -428,7 +386,7 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
     for (int k; (k = next_batch_locked(&c)) >= 0;) {
         compute_batch(w, k);
         pthread_mutex_lock(&c.lock);
-        write_batch(&c, w->packed, w->packed_len);
+        write_batch(&c, w->msg.buf, w->msg.len);
         pthread_mutex_unlock(&c.lock);
     }
     if (threaded) pthread_join(thread, NULL);
@@ -484,7 +442,7 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
         compute_batch(w, k);
         /* A send that may never complete if rank 0 dies: wait for it watching rank 0,
          * spinning as MPI_Send would (a large message needs this side's progress). */
-        MPI_CHECK(MPI_Isend(w->packed, (int)w->packed_len, MPI_BYTE, 0, TAG_WORK,
+        MPI_CHECK(MPI_Isend(w->msg.buf, (int)w->msg.len, MPI_BYTE, 0, TAG_WORK,
                             MPI_COMM_WORLD, &req));
         wait_for(&req, 0);
     }

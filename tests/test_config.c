@@ -510,6 +510,132 @@ static int case_relative_paths(const char *d) {
     return 0;
 }
 
+/* ---- issue 12: the methods' parameters ------------------------------------------ */
+
+#define BASE MODEL IMAGES TARGETS OUTPUT /* 9 lines: what follows starts on line 10 */
+
+static int case_method_params_defaults(const char *d) {
+    sp_config c;
+    if (load_ok(d, BASE, &c)) return 1;
+    CHECK(c.smoothgrad.samples == 50 && c.smoothgrad.noise == 0.15 &&
+          c.smoothgrad.base == SAL_METHOD_VANILLA && c.smoothgrad.statistic == SP_SG_MEAN &&
+          c.smoothgrad.seed == 0, "smoothgrad defaults");
+    CHECK(c.integrated_gradients.steps == 50 &&
+          c.integrated_gradients.rule == SP_IG_GAUSSLEGENDRE &&
+          c.integrated_gradients.baseline == SP_IG_BASELINE_ZERO, "integrated gradients defaults");
+    CHECK(c.gradcam_layer[0] == 0, "no Grad-CAM layer by default");
+    CHECK(c.method_line[0] == 0, "the default method list has no position");
+    sp_config_free(&c);
+    /* tables present but empty: still the defaults */
+    if (load_ok(d, BASE "[saliency.smoothgrad]\n[saliency.integrated_gradients]\n", &c))
+        return 1;
+    CHECK(c.smoothgrad.samples == 50 && c.integrated_gradients.steps == 50, "empty tables");
+    sp_config_free(&c);
+    return 0;
+}
+
+static int case_method_params_values(const char *d) {
+    sp_config c;
+    if (load_ok(d, BASE "[saliency]\nmethods = [\"vanilla\", \"smoothgrad\", "
+                "\"integrated_gradients\", \"gradcam\", \"guided_gradcam\", "
+                "\"gradient_x_input\", \"guided\", \"deconvnet\"]\n"
+                "[saliency.smoothgrad]\nsamples = 7\nnoise = 0\nbase = \"guided\"\n"
+                "statistic = \"variance\"\nseed = 9223372036854775807\n"
+                "[saliency.integrated_gradients]\nsteps = 1\nrule = \"riemann_trapezoid\"\n"
+                "baseline = \"black\"\n[saliency.gradcam]\nlayer = \"conv5_relu\"\n", &c))
+        return 1;
+    CHECK(c.nmethods == 8, "eight methods, got %d", c.nmethods);
+    static const sal_method want[8] = {
+        SAL_METHOD_VANILLA, SAL_METHOD_SMOOTHGRAD, SAL_METHOD_INTEGRATED_GRADIENTS,
+        SAL_METHOD_GRADCAM, SAL_METHOD_GUIDED_GRADCAM, SAL_METHOD_GRADIENT_X_INPUT,
+        SAL_METHOD_GUIDED, SAL_METHOD_DECONVNET};
+    for (int i = 0; i < 8; i++)
+        CHECK(c.methods[i] == want[i] && c.method_line[i] == 11, "method %d: %d at line %d", i,
+              (int)c.methods[i], c.method_line[i]);
+    CHECK(c.method_col[0] == 12 && c.method_col[1] == 23, "columns %d %d", c.method_col[0],
+          c.method_col[1]);
+    CHECK(c.smoothgrad.samples == 7 && c.smoothgrad.noise == 0 &&
+          c.smoothgrad.base == SAL_METHOD_GUIDED && c.smoothgrad.statistic == SP_SG_VARIANCE &&
+          c.smoothgrad.seed == UINT64_C(9223372036854775807), "smoothgrad values");
+    CHECK(c.integrated_gradients.steps == 1 &&
+          c.integrated_gradients.rule == SP_IG_RIEMANN_TRAPEZOID &&
+          c.integrated_gradients.baseline == SP_IG_BASELINE_BLACK, "integrated gradients values");
+    CHECK_STR(c.gradcam_layer, "conv5_relu");
+    CHECK(c.gradcam_line == 23 && c.gradcam_col == 9, "gradcam layer at %d:%d", c.gradcam_line,
+          c.gradcam_col);
+    sp_config_free(&c);
+    if (load_ok(d, BASE "[saliency.smoothgrad]\nnoise = 0.3\nstatistic = \"mean_square\"\n"
+                "base = \"deconvnet\"\n", &c))
+        return 1;
+    CHECK(c.smoothgrad.noise == 0.3 && c.smoothgrad.statistic == SP_SG_MEAN_SQUARE &&
+          c.smoothgrad.base == SAL_METHOD_DECONVNET, "float noise, mean_square, deconvnet");
+    sp_config_free(&c);
+    return 0;
+}
+
+/* Every bad parameter of issue 12 is an error at its line and column that names the
+ * key; each expectation fails if its check is removed. */
+static int case_method_params_errors(const char *d) {
+#define SG BASE "[saliency.smoothgrad]\n" /* its keys on line 11 */
+#define IG BASE "[saliency.integrated_gradients]\n"
+#define CAM BASE "[saliency.gradcam]\n"
+    return expect_error(d, SG "samples = 0\n", 11, 11, "'saliency.smoothgrad.samples'",
+                        "from 1 to 100000", "found an integer 0", NULL) ||
+           expect_error(d, SG "samples = 100001\n", 11, 11, "'saliency.smoothgrad.samples'",
+                        NULL) ||
+           expect_error(d, SG "samples = \"50\"\n", 11, 11, "'saliency.smoothgrad.samples'",
+                        NULL) ||
+           expect_error(d, SG "noise = -0.1\n", 11, 9, "'saliency.smoothgrad.noise'",
+                        "at least 0", "found a float -0.1", NULL) ||
+           expect_error(d, SG "noise = -1\n", 11, 9, "'saliency.smoothgrad.noise'", NULL) ||
+           expect_error(d, SG "noise = nan\n", 11, 9, "'saliency.smoothgrad.noise'", "finite",
+                        NULL) ||
+           expect_error(d, SG "noise = inf\n", 11, 9, "'saliency.smoothgrad.noise'", NULL) ||
+           expect_error(d, SG "noise = \"0.1\"\n", 11, 9, "'saliency.smoothgrad.noise'", NULL) ||
+           expect_error(d, SG "base = \"gradcam\"\n", 11, 8, "'saliency.smoothgrad.base'",
+                        "vanilla, guided, deconvnet", NULL) ||
+           expect_error(d, SG "base = \"guidd\"\n", 11, 8, "'saliency.smoothgrad.base'",
+                        "did you mean \"guided\"", NULL) ||
+           expect_error(d, SG "statistic = \"median\"\n", 11, 13,
+                        "'saliency.smoothgrad.statistic'", "mean, mean_square, variance",
+                        NULL) ||
+           expect_error(d, SG "seed = -1\n", 11, 8, "'saliency.smoothgrad.seed'",
+                        "from 0 to", NULL) ||
+           expect_error(d, SG "seed = 1.5\n", 11, 8, "'saliency.smoothgrad.seed'",
+                        "found a float 1.5", NULL) ||
+           expect_error(d, SG "seed = \"7\"\n", 11, 8, "'saliency.smoothgrad.seed'", NULL) ||
+           expect_error(d, SG "steps = 5\n", 11, 1, "unknown key 'saliency.smoothgrad.steps'",
+                        "[saliency.smoothgrad] takes: samples, noise, base, statistic, seed",
+                        NULL) ||
+           expect_error(d, IG "steps = 0\n", 11, 9, "'saliency.integrated_gradients.steps'",
+                        "from 1 to 100000", NULL) ||
+           expect_error(d, IG "rule = \"simpson\"\n", 11, 8,
+                        "'saliency.integrated_gradients.rule'",
+                        "gausslegendre, riemann_trapezoid", NULL) ||
+           expect_error(d, IG "baseline = \"gray\"\n", 11, 12,
+                        "'saliency.integrated_gradients.baseline'", "zero, black", NULL) ||
+           expect_error(d, IG "samples = 3\n", 11, 1,
+                        "unknown key 'saliency.integrated_gradients.samples'", NULL) ||
+           expect_error(d, CAM "layer = \"\"\n", 11, 9, "'saliency.gradcam.layer'",
+                        "empty string", NULL) ||
+           expect_error(d, CAM "layer = 5\n", 11, 9, "'saliency.gradcam.layer'", NULL) ||
+           expect_error(d, CAM "layr = \"conv5\"\n", 11, 1,
+                        "unknown key 'saliency.gradcam.layr'", "did you mean 'layer'", NULL) ||
+           expect_error(d, CAM, 10, 1, "'saliency.gradcam.layer'", NULL) ||
+           expect_error(d, BASE "[saliency]\nsmoothgrad = 3\n", 11, 14, "'saliency.smoothgrad'",
+                        "a table [saliency.smoothgrad]", NULL) ||
+           expect_error(d, BASE "[saliency]\nmethods = [\"vanilla\", \"gradcam\"]\n", 11, 23,
+                        "'saliency.methods[1]'", "\"gradcam\" needs", "[saliency.gradcam]",
+                        NULL) ||
+           expect_error(d, BASE "[saliency]\nmethods = [\"guided_gradcam\"]\n", 11, 12,
+                        "'saliency.methods[0]'", "\"guided_gradcam\" needs", NULL) ||
+           expect_error(d, BASE "[saliency]\nmethods = [\"smoothgrad\", \"smoothgrad\"]\n", 11,
+                        26, "listed twice", NULL);
+#undef SG
+#undef IG
+#undef CAM
+}
+
 /* ---- driver ---------------------------------------------------------------------- */
 
 static const struct {
@@ -542,6 +668,9 @@ static const struct {
     {"source_dir", case_source_dir},
     {"source_stim_csv", case_source_stim_csv},
     {"relative_paths", case_relative_paths},
+    {"method_params_defaults", case_method_params_defaults},
+    {"method_params_values", case_method_params_values},
+    {"method_params_errors", case_method_params_errors},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

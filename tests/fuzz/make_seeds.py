@@ -66,6 +66,11 @@ out("config", "bad_unit.toml", BASE.format(images='files = ["a.png"]').replace("
     + '[output]\npath = "o.h5"\n')
 out("config", "bad_layer.toml", BASE.format(images='files = ["a.png"]').replace('"fc1"', '"fc9"')
     + '[output]\npath = "o.h5"\n')
+out("config", "methods.toml", BASE.format(images='files = ["a.png"]')
+    + '[saliency]\nmethods = ["vanilla"]\n[saliency.smoothgrad]\nsamples = 5\nnoise = 0.2\n'
+      'base = "guided"\nstatistic = "variance"\nseed = 7\n[saliency.integrated_gradients]\n'
+      'steps = 8\nrule = "riemann_trapezoid"\nbaseline = "black"\n[saliency.gradcam]\n'
+      'layer = "conv1"\n[output]\npath = "o.h5"\n')
 out("config", "typo.toml", '[model]\npaht = "m.h5"\n')
 out("config", "inline.toml",
     'model = { path = "m.h5" }\nimages.files = [\'a.png\']\ntargets = [{layer = "fc1", '
@@ -165,13 +170,23 @@ def pstr(s):
     return s32(len(b)) + b
 
 
+def name64(s):
+    return s.encode().ljust(64, b"\0")
+
+
+# As pipeline/plan.c sp_plan_pack writes it (method parameters: issue 12).
 def plan(images, labels=False, previews=None, methods=(0, 1), targets=((4, 0),),
-         prec=0, crop=0):
+         prec=0, crop=0, smoothgrad=(50, 0.15, 0, 0, 0), ig=(50, 0, 0), gradcam=None):
     pre = struct.pack("<iii4x3d3dii", 3, 224, 224, 0.485, 0.456, 0.406, 0.229, 0.224,
                       0.225, crop, 256)
     b = pstr("/models/alexnet.h5") + pre + s32(prec) + s32(8) + s32(1) + s32(4)
     b += s32(len(targets)) + b"".join(s32(l) + s32(u) for l, u in targets)
+    b += b"".join(name64(f"layer{l}") for l, u in targets)
     b += s32(len(methods)) + b"".join(s32(m) for m in methods)
+    samples, noise, base, statistic, seed = smoothgrad
+    b += s32(samples) + struct.pack("<d", noise) + s32(base) + s32(statistic)
+    b += struct.pack("<Q", seed) + b"".join(s32(v) for v in ig)
+    b += s32(gradcam[0]) + name64(gradcam[1]) if gradcam else s32(-1) + name64("")
     b += pstr(previews) + s32(0) + s32(len(images)) + b"".join(pstr(p) for p in images)
     b += s32(1 if labels else 0)
     if labels:
@@ -182,6 +197,9 @@ def plan(images, labels=False, previews=None, methods=(0, 1), targets=((4, 0),),
 out("messages", "plan", b"\x00" + plan(["/d/a.png", "/d/b.jpg"]))
 out("messages", "plan_previews", b"\x00" + plan(["/d/a.png"], True, "/out/prev", (2,),
                                                ((0, 1), (7, 3)), 1, 1))
+out("messages", "plan_methods", b"\x00" + plan(["/d/a.png"], methods=(4, 5, 6, 7, 3, 0),
+                                              smoothgrad=(20, 0.25, 1, 2, 2**63 - 1),
+                                              ig=(64, 1, 1), gradcam=(11, "conv5_relu")))
 
 
 def batch(k, first, statuses, nt, nm, rs, chunk):

@@ -100,10 +100,21 @@ CASES = {
     "two_sources": ("two image sources (files and dir)",
                     lambda L, a: L[:6] + ['dir = "."'] + L[6:], (6, 7), ["dir"]),
     "unknown_method": ("an unknown saliency method",
-                       lambda L, a: edit(L, 13, 'methods = ["vanilla", "smoothgrad"]'), 13,
-                       ["smoothgrad"]),
+                       lambda L, a: edit(L, 13, 'methods = ["vanilla", "occlusion"]'), 13,
+                       ["occlusion"]),
     "missing_output": ("no [output] path (a required key)",
                        lambda L, a: edit(L, 16, None), None, ["output"]),
+    # issue 12: method parameters (line 20 onwards is appended after [run])
+    "smoothgrad_samples_zero": ("[saliency.smoothgrad] samples = 0",
+                                lambda L, a: L + ["[saliency.smoothgrad]", "samples = 0"], 21,
+                                ["saliency.smoothgrad.samples"]),
+    "gradcam_no_spatial": ("a Grad-CAM layer without a spatial output (fc2, 4096x1x1)",
+                           lambda L, a: L + ["[saliency.gradcam]", 'layer = "fc2"'], 21,
+                           ["fc2", "no spatial output"]),
+    "method_unavailable": ("a method the engine does not compute yet",
+                           lambda L, a: edit(L, 13, 'methods = ["vanilla", '
+                                                    '"integrated_gradients"]'), 13,
+                           ["integrated_gradients", "not available yet"]),
 }
 
 
