@@ -160,7 +160,7 @@ static int integrated(sal_attrib *a, const real *x, const real *fx, real *out, s
     return 0;
 }
 
-int R(sal_attrib_run)(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+int R(sal_attrib_run)(sal_attrib *a, const void *input, int n, const int64_t *image, void *maps,
                       void *activations, void *cams, double *ig_gap, char *err,
                       size_t errlen) {
     const size_t E = a->in_elems;
@@ -232,7 +232,7 @@ int R(sal_attrib_run)(sal_attrib *a, const void *input, int n, int64_t image0, v
     for (int k = 0; k < n; k++) {
         const real *xk = x + (size_t)k * E;
         int s = a->map_slot[SAL_METHOD_SMOOTHGRAD];
-        if (s >= 0 && smoothgrad(a, xk, (uint32_t)(image0 + k), MAP(k, 0, s), (size_t)NM * E,
+        if (s >= 0 && smoothgrad(a, xk, (uint32_t)image[k], MAP(k, 0, s), (size_t)NM * E,
                                  err, errlen))
             return -1;
         s = a->map_slot[SAL_METHOD_INTEGRATED_GRADIENTS];

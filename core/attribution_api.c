@@ -204,19 +204,20 @@ int sal_attrib_init(sal_attrib **out, const sal_model *m, sal_precision p, int m
 
 int sal_attrib_num_maps(const sal_attrib *a) { return a->nmaps; }
 
-int sal_attrib_run(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+int sal_attrib_run(sal_attrib *a, const void *input, int n, const int64_t *image, void *maps,
                    void *activations, void *cams, double *ig_gap, char *err,
                    size_t errlen) {
     if (n < 1 || n > a->max_batch)
         return fail(err, errlen, "attribution: batch of %d images, sized for 1..%d", n,
                     a->max_batch);
-    if (image0 < 0 || image0 > (int64_t)UINT32_MAX - n)
-        return fail(err, errlen, "attribution: image index %lld out of range",
-                    (long long)image0);
+    for (int k = 0; k < n; k++)
+        if (image[k] < 0 || image[k] >= (int64_t)UINT32_MAX)
+            return fail(err, errlen, "attribution: image index %lld out of range",
+                        (long long)image[k]);
     if (a->prec == SAL_F64)
-        return sal_attrib_run_f64(a, input, n, image0, maps, activations, cams, ig_gap, err,
+        return sal_attrib_run_f64(a, input, n, image, maps, activations, cams, ig_gap, err,
                                   errlen);
-    return sal_attrib_run_f32(a, input, n, image0, maps, activations, cams, ig_gap, err,
+    return sal_attrib_run_f32(a, input, n, image, maps, activations, cams, ig_gap, err,
                               errlen);
 }
 

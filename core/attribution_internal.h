@@ -60,10 +60,10 @@ struct sal_attrib {
     double *noise;                   /* (in_elems) one copy's standard normals     */
 };
 
-int sal_attrib_run_f32(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+int sal_attrib_run_f32(sal_attrib *a, const void *input, int n, const int64_t *image, void *maps,
                        void *activations, void *cams, double *ig_gap, char *err,
                        size_t errlen);
-int sal_attrib_run_f64(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+int sal_attrib_run_f64(sal_attrib *a, const void *input, int n, const int64_t *image, void *maps,
                        void *activations, void *cams, double *ig_gap, char *err,
                        size_t errlen);
 

@@ -295,15 +295,16 @@ int sal_attrib_init(sal_attrib **out, const sal_model *m, sal_precision p, int m
 /* Maps per image and target: the asked methods but gradcam, in their order. */
 int sal_attrib_num_maps(const sal_attrib *a);
 
-/* n <= max_batch images, input (n, C, H, W) normalized, in the precision; image0 the
- * index of input image 0 in the job (SmoothGrad's noise key: a map depends on the
- * image's index, never on the batch or rank that computes it). Writes
+/* n <= max_batch images, input (n, C, H, W) normalized, in the precision; image[k]
+ * the index of input image k in the job, 0..2^32-2 (SmoothGrad's noise key: a map
+ * depends on the image's index, never on the batch or rank that computes it).
+ * Writes
  *   maps         (n, ntargets, num_maps, C, H, W)
  *   activations  (n, ntargets) the target scalars, or NULL
  *   cams         (n, ntargets, H, W) Grad-CAM maps when gradcam is asked, or NULL
  *   ig_gap       (n, ntargets) in double: Integrated Gradients' completeness gap,
  *                sum of the attributions - (F(x) - F(baseline)), when asked, or NULL */
-int sal_attrib_run(sal_attrib *a, const void *input, int n, int64_t image0, void *maps,
+int sal_attrib_run(sal_attrib *a, const void *input, int n, const int64_t *image, void *maps,
                    void *activations, void *cams, double *ig_gap, char *err,
                    size_t errlen);
 

@@ -96,10 +96,12 @@ static int run(const net *nt, int batch, const sal_method *meth, int M,
                const sal_method_params *par, const double *x, int n, int64_t image0,
                double *maps, double *act, double *cams, double *gap) {
     char err[SAL_ERR_LEN];
+    int64_t ids[8];
+    for (int k = 0; k < n && k < 8; k++) ids[k] = image0 + k;
     sal_attrib *a = NULL;
     int rc = sal_attrib_init(&a, nt->m, SAL_F64, batch, nt->t, nt->T, meth, M, par, err,
                              sizeof err) ||
-             sal_attrib_run(a, x, n, image0, maps, act, cams, gap, err, sizeof err);
+             sal_attrib_run(a, x, n, ids, maps, act, cams, gap, err, sizeof err);
     if (rc) {
         printf("  run: %s FAIL\n", err);
         failures++;
@@ -282,10 +284,11 @@ static void test_float32(const net *nt, const char *layer) {
     float *c32 = xcalloc(N * T * P, sizeof *c32);
     for (size_t i = 0; i < N * E; i++) x32[i] = (float)(x[i] = uniform(-2, 2));
     sal_attrib *a = NULL, *b = NULL;
+    const int64_t ids[2] = {0, 1};
     if (sal_attrib_init(&a, nt->m, SAL_F64, N, nt->t, nt->T, meth, 7, &p, err, sizeof err) ||
         sal_attrib_init(&b, nt->m, SAL_F32, N, nt->t, nt->T, meth, 7, &p, err, sizeof err) ||
-        sal_attrib_run(a, x, N, 0, m64, NULL, c64, NULL, err, sizeof err) ||
-        sal_attrib_run(b, x32, N, 0, m32, NULL, c32, NULL, err, sizeof err)) {
+        sal_attrib_run(a, x, N, ids, m64, NULL, c64, NULL, err, sizeof err) ||
+        sal_attrib_run(b, x32, N, ids, m32, NULL, c32, NULL, err, sizeof err)) {
         printf("  float32: %s FAIL\n", err);
         failures++;
     } else if (sal_attrib_num_maps(a) != NM) {
