@@ -63,7 +63,14 @@ void sp_blas_choose(char **argv) {
     if (!better || !sse_era(core)) return;
     if (setenv("SALPIPE_BLAS_CHOSEN", core, 1) || setenv("OPENBLAS_CORETYPE", better, 1))
         return;
-    execv("/proc/self/exe", argv);
+    /* Exec the file itself, not /proc/self/exe: the process's name (comm, what ps,
+     * top and pkill show) comes from the path's last component. */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0 && (size_t)len < sizeof self - 1) {
+        self[len] = 0;
+        execv(self, argv);
+    }
     /* No /proc, or exec refused: go on with OpenBLAS's choice and say so. */
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("SALPIPE_BLAS_CHOSEN");

@@ -19,8 +19,9 @@
 
 /* Called first in main, before MPI_Init and before any thread exists. When the case
  * above holds, sets OPENBLAS_CORETYPE and SALPIPE_BLAS_CHOSEN (OpenBLAS's own choice,
- * for the note) and re-executes /proc/self/exe with argv; returns only when there is
- * nothing to do or the exec failed (salpipe then runs on OpenBLAS's choice). */
+ * for the note) and re-executes this program's file (/proc/self/exe's target)
+ * with argv; returns only when there is nothing to do or the exec failed (salpipe
+ * then runs on OpenBLAS's choice). */
 void sp_blas_choose(char **argv);
 
 /* Writes a one-line account of the kernel set into buf: "OpenBLAS kernels Haswell",
