@@ -413,21 +413,18 @@ static pending *add_pending(sp_output *o) {
     return p;
 }
 
-/* One compressed (H5Dwrite_chunk) chunk of /saliency or /gradcam. */
+/* One compressed (H5Dwrite_chunk) chunk of /saliency or /gradcam; what names it
+ * ("map (image 3, target 1, method 0)"). */
 static int write_chunk(sp_output *o, hid_t ds, const hsize_t *off, const void *chunk,
-                       size_t bytes, size_t raw, const char *what, int image, int t, int m,
-                       char *err, size_t errlen) {
+                       size_t bytes, size_t raw, const char *what, char *err, size_t errlen) {
     if (!o->filtered && bytes != raw) {
-        snprintf(err, errlen,
-                 "%s: %s (image %d, target %d, method %d) has %zu bytes, expected %zu (the "
-                 "file is not compressed)", o->path, what, image, t, m, bytes, raw);
+        snprintf(err, errlen, "%s: %s has %zu bytes, expected %zu (the file is not compressed)",
+                 o->path, what, bytes, raw);
         return SP_OUT_IOERR;
     }
     o->maps_dirty = 1;
     if (H5Dwrite_chunk(ds, H5P_DEFAULT, 0, off, bytes, chunk) < 0)
-        return spo_h5err(err, errlen, SP_OUT_IOERR,
-                         "%s: cannot write the %s of image %d, target %d, method %d", o->path,
-                         what, image, t, m);
+        return spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot write the %s", o->path, what);
     return SP_OUT_OK;
 }
 
@@ -464,13 +461,17 @@ int sp_output_write_image(sp_output *o, int image, const void *const *chunks,
         for (int m = 0; m < o->nmethods && !rc; m++) {
             int k = t * o->nmethods + m;
             hsize_t off[6] = {(hsize_t)image, (hsize_t)t, (hsize_t)m, 0, 0, 0};
+            char what[80];
+            snprintf(what, sizeof what, "map (image %d, target %d, method %d)", image, t, m);
             rc = write_chunk(o, o->d.saliency, off, chunks[k], chunk_bytes[k],
-                             o->raw_chunk_bytes, "map", image, t, m, err, errlen);
+                             o->raw_chunk_bytes, what, err, errlen);
         }
         hsize_t off[4] = {(hsize_t)image, (hsize_t)t, 0, 0};
+        char what[80];
+        snprintf(what, sizeof what, "Grad-CAM map (image %d, target %d)", image, t);
         if (!rc && o->gradcam)
             rc = write_chunk(o, o->d.gradcam, off, cams[t], cam_bytes[t], o->raw_cam_bytes,
-                             "Grad-CAM map", image, t, SAL_METHOD_GRADCAM, err, errlen);
+                             what, err, errlen);
     }
     if (rc) return rc;
     p->image = image;
