@@ -4,6 +4,7 @@
  * bytes left before it is used, and allocation is bounded by the plan's batch size,
  * not by the message.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +43,34 @@ static int fail(sp_batch *b, char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
+/* count chunks of an image, each an int64 size in 1..max and that many bytes. */
+static int take_chunks(reader *r, int count, size_t max, const void **chunks, size_t *sizes,
+                       int image, const char *what, sp_batch *b, char *err, size_t errlen) {
+    for (int j = 0; j < count; j++) {
+        int64_t z;
+        const void *q = take(r, sizeof z);
+        if (!q) return fail(b, err, errlen, "image %d: %s %d cut short", image, what, j);
+        memcpy(&z, q, sizeof z);
+        if (z <= 0 || (uint64_t)z > max || !(chunks[j] = take(r, (size_t)z)))
+            return fail(b, err, errlen, "image %d: %s %d of %lld bytes (at most %zu, "
+                        "%zu left)", image, what, j, (long long)z, max, r->left);
+        sizes[j] = (size_t)z;
+    }
+    return 0;
+}
+
 int sp_batch_unpack(const void *buf, size_t len, const sp_batch_shape *s, sp_batch *b,
                     char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
     reader r = {buf, len};
     int32_t k, count;
-    if (s->batch < 1 || s->nimages < 1 || s->ntargets < 1 || s->nmethods < 1)
+    if (s->batch < 1 || s->nimages < 1 || s->ntargets < 1 || s->nmaps < 0 ||
+        (s->ncams != 0 && s->ncams != 1) || (s->ngaps != 0 && s->ngaps != 1) ||
+        s->nmaps + s->ncams < 1)
         return fail(b, err, errlen, "empty plan");
     const int nbatches = (int)(((int64_t)s->nimages + s->batch - 1) / s->batch);
-    const size_t TM = (size_t)s->ntargets * s->nmethods;
+    const size_t TM = (size_t)s->ntargets * s->nmaps, TC = (size_t)s->ntargets * s->ncams;
+    const size_t per = TM + TC; /* chunk pointers per image: maps, then cams */
     if (take_i32(&r, &k) || take_i32(&r, &count))
         return fail(b, err, errlen, "%zu bytes, shorter than its header", len);
     if (k < 0 || k >= nbatches)
@@ -63,13 +83,13 @@ int sp_batch_unpack(const void *buf, size_t len, const sp_batch_shape *s, sp_bat
     b->batch = k;
     b->count = count;
     b->images = calloc((size_t)count, sizeof *b->images);
-    b->chunk_v = calloc((size_t)count * TM, sizeof *b->chunk_v);
-    b->size_v = calloc((size_t)count * TM, sizeof *b->size_v);
+    b->chunk_v = calloc((size_t)count * per, sizeof *b->chunk_v);
+    b->size_v = calloc((size_t)count * per, sizeof *b->size_v);
     if (!b->images || !b->chunk_v || !b->size_v) return fail(b, err, errlen, "out of memory");
     for (int i = 0; i < count; i++) {
         sp_batch_image *im = &b->images[i];
-        const void **chunks = b->chunk_v + i * TM;
-        size_t *sizes = b->size_v + i * TM;
+        const void **chunks = b->chunk_v + i * per;
+        size_t *sizes = b->size_v + i * per;
         if (take_i32(&r, &im->image) || take_i32(&r, &im->status) ||
             take_i32(&r, &im->msg_len))
             return fail(b, err, errlen, "image %d of batch %d is cut short", i, (int)k);
@@ -88,16 +108,26 @@ int sp_batch_unpack(const void *buf, size_t len, const sp_batch_shape *s, sp_bat
         if (im->status != 1) continue;
         if (!(im->acts = take(&r, s->ntargets * s->real_size)))
             return fail(b, err, errlen, "image %d: activations cut short", (int)im->image);
-        for (size_t j = 0; j < TM; j++) {
-            int64_t z;
-            const void *q = take(&r, sizeof z);
-            if (!q) return fail(b, err, errlen, "image %d: map %zu cut short", (int)im->image, j);
-            memcpy(&z, q, sizeof z);
-            if (z <= 0 || (uint64_t)z > s->max_chunk || !(chunks[j] = take(&r, (size_t)z)))
-                return fail(b, err, errlen, "image %d: map %zu of %lld bytes (at most %zu, "
-                            "%zu left)", (int)im->image, j, (long long)z, s->max_chunk,
-                            r.left);
-            sizes[j] = (size_t)z;
+        if (s->ngaps) {
+            if (!(im->gaps = take(&r, s->ntargets * sizeof(double))))
+                return fail(b, err, errlen, "image %d: gaps cut short", (int)im->image);
+            for (int t = 0; t < s->ntargets; t++) {
+                double g;
+                memcpy(&g, (const char *)im->gaps + t * sizeof g, sizeof g);
+                if (!isfinite(g))
+                    return fail(b, err, errlen, "image %d: gap of target %d is not finite",
+                                (int)im->image, t);
+            }
+        }
+        if (take_chunks(&r, (int)TM, s->max_chunk, chunks, sizes, im->image, "map", b, err,
+                        errlen))
+            return -1;
+        if (s->ncams) {
+            im->cams = chunks + TM;
+            im->cam_sizes = sizes + TM;
+            if (take_chunks(&r, (int)TC, s->max_cam_chunk, chunks + TM, sizes + TM, im->image,
+                            "Grad-CAM map", b, err, errlen))
+                return -1;
         }
     }
     if (r.left) return fail(b, err, errlen, "%zu bytes after the last image", r.left);
@@ -115,16 +145,20 @@ void sp_batch_free(sp_batch *b) {
 
 int sp_batch_writer_init(sp_batch_writer *w, const sp_batch_shape *s, size_t max_msg) {
     memset(w, 0, sizeof *w);
-    const size_t B = (size_t)s->batch, TM = (size_t)s->ntargets * s->nmethods;
+    const size_t B = (size_t)s->batch, TM = (size_t)s->ntargets * s->nmaps,
+                 TC = (size_t)s->ntargets * s->ncams;
     w->shape = *s;
     w->max_msg = max_msg;
     w->cap = 8 + B * (12 + max_msg + s->ntargets * s->real_size +
-                      TM * (sizeof(int64_t) + s->max_chunk));
+                      s->ngaps * s->ntargets * sizeof(double) +
+                      TM * (sizeof(int64_t) + s->max_chunk) +
+                      TC * (sizeof(int64_t) + s->max_cam_chunk));
     w->buf = malloc(w->cap);
-    const size_t nslots = B * TM > 0 ? B * TM : 1;
+    const size_t nslots = B * (TM + TC) > 0 ? B * (TM + TC) : 1;
     w->slot_off = malloc(sizeof *w->slot_off * nslots);
     w->slot_len = malloc(sizeof *w->slot_len * nslots);
-    if (!w->buf || !w->slot_off || !w->slot_len) {
+    w->slot_cap = malloc(sizeof *w->slot_cap * nslots);
+    if (!w->buf || !w->slot_off || !w->slot_len || !w->slot_cap) {
         sp_batch_writer_free(w);
         return -1;
     }
@@ -135,6 +169,7 @@ void sp_batch_writer_free(sp_batch_writer *w) {
     free(w->buf);
     free(w->slot_off);
     free(w->slot_len);
+    free(w->slot_cap);
     memset(w, 0, sizeof *w);
 }
 
@@ -153,7 +188,7 @@ void sp_batch_begin(sp_batch_writer *w, int32_t k, int32_t count) {
 }
 
 void sp_batch_put_image(sp_batch_writer *w, int32_t image, int32_t status, const char *msg,
-                        const void *acts) {
+                        const void *acts, const double *gaps) {
     size_t len = strlen(msg);
     if (len > w->max_msg) len = w->max_msg;
     put_i32(w, image);
@@ -161,11 +196,16 @@ void sp_batch_put_image(sp_batch_writer *w, int32_t image, int32_t status, const
     put_i32(w, (int32_t)len);
     put(w, msg, len);
     if (status != 1) return;
-    put(w, acts, w->shape.ntargets * w->shape.real_size);
-    for (int j = 0; j < w->shape.ntargets * w->shape.nmethods; j++) {
+    const sp_batch_shape *s = &w->shape;
+    put(w, acts, s->ntargets * s->real_size);
+    if (s->ngaps) put(w, gaps, s->ntargets * sizeof(double));
+    const int nm = s->ntargets * s->nmaps, nc = s->ntargets * s->ncams;
+    for (int j = 0; j < nm + nc; j++) {
+        const size_t room = j < nm ? s->max_chunk : s->max_cam_chunk;
         w->slot_off[w->nslots] = w->len;
+        w->slot_cap[w->nslots] = room;
         w->slot_len[w->nslots++] = 0;
-        w->len += sizeof(int64_t) + w->shape.max_chunk;
+        w->len += sizeof(int64_t) + room;
     }
 }
 
@@ -186,7 +226,7 @@ void sp_batch_end(sp_batch_writer *w) {
         memcpy(w->buf + wr, &z, sizeof z);
         memmove(w->buf + wr + sizeof z, w->buf + w->slot_off[q] + sizeof z, w->slot_len[q]);
         wr += sizeof z + w->slot_len[q];
-        rd = w->slot_off[q] + sizeof z + w->shape.max_chunk;
+        rd = w->slot_off[q] + sizeof z + w->slot_cap[q];
     }
     memmove(w->buf + wr, w->buf + rd, w->len - rd);
     w->len = wr + (w->len - rd);

@@ -10,10 +10,11 @@
  *    a kill, are completed from the journal the next time sp_output_open resumes;
  *  - the metadata cache never evicts, so HDF5 writes metadata only in H5Fflush, and
  *    the file space strategy is NONE, so space freed between flushes is not handed
- *    out again; maps go straight to new space with H5Dwrite_chunk;
- *  - /activation, /status and /error are written only inside sp_output_flush
- *    (pending values wait in memory), so an image's status 1 lands in the same
- *    atomic flush as its maps;
+ *    out again; maps (/saliency and /gradcam) go straight to new space with
+ *    H5Dwrite_chunk;
+ *  - /activation, /integrated_gradients_gap, /status and /error are written only
+ *    inside sp_output_flush (pending values wait in memory), so an image's status 1
+ *    lands in the same atomic flush as its maps;
  *  - a new file is built as PATH.partial and renamed to PATH once its layout is on
  *    disk, so PATH is never a half-created file and --overwrite is atomic.
  * The default (earliest) format keeps HDF5 from marking the superblock "open for
@@ -49,7 +50,8 @@ typedef struct {
     int image, seq;
     int8_t status;  /* 1 done, -1 failed                                    */
     char *error;    /* failed: the message (owned)                          */
-    size_t act;     /* done: offset of its activations in sp_output.acts    */
+    size_t act;     /* done: offset of its activations in sp_output.acts and,
+                     * with ig_gap, of its gaps (ntargets doubles) in .gaps   */
 } pending;
 
 struct sp_output {
@@ -59,8 +61,10 @@ struct sp_output {
     int fd;                  /* ours, holding flock(LOCK_SH) against HDF5 writers */
     sp_output_lock *own_lock; /* taken here when the caller gave none            */
     int nimages, ntargets, nmethods;
+    int gradcam, ig_gap;     /* the layout's: /gradcam, /integrated_gradients_gap */
     size_t esize;            /* 4 or 8: bytes of one map value                   */
     size_t raw_chunk_bytes;  /* C*H*W*esize                                      */
+    size_t raw_cam_bytes;    /* H*W*esize                                        */
     int filtered;            /* /saliency has shuffle + deflate                  */
     hid_t memtype;           /* native float or double                           */
     int8_t *disk_status;     /* /status as of the last flush                     */
@@ -68,6 +72,8 @@ struct sp_output {
     int npend, cappend;
     unsigned char *acts;     /* activations of pending done images               */
     size_t nacts, capacts;   /* bytes                                            */
+    unsigned char *gaps;     /* with ig_gap: gaps of pending done images, in step
+                              * with acts (capacts / esize * 8 bytes)           */
     int maps_dirty;          /* chunks written since the last flush              */
     size_t mdc_limit;
 };
@@ -149,10 +155,11 @@ fail:
 }
 
 static int open_dsets(sp_output *o) {
-    static const char *const names[4] = {"saliency", "activation", "status", "error"};
-    hid_t *ids[4] = {&o->d.saliency, &o->d.activation, &o->d.status, &o->d.error};
-    for (int i = 0; i < 4; i++)
-        if ((*ids[i] = H5Dopen2(o->file, names[i], H5P_DEFAULT)) < 0) return -1;
+    const int want[SPO_NDSETS] = {o->nmethods > 0, 1, 1, 1, o->gradcam, o->ig_gap};
+    for (int i = 0; i < SPO_NDSETS; i++)
+        if (want[i] && (*spo_dset_ids(&o->d, i) =
+                            H5Dopen2(o->file, spo_dset_names[i], H5P_DEFAULT)) < 0)
+            return -1;
     return 0;
 }
 
@@ -166,6 +173,7 @@ static void free_output(sp_output *o) {
     for (int i = 0; i < o->npend; i++) free(o->pend[i].error);
     free(o->pend);
     free(o->acts);
+    free(o->gaps);
     free(o->disk_status);
     free(o->path);
     free(o);
@@ -307,7 +315,8 @@ fail:
 
 static int check_layout(const sp_output_layout *l, char *err, size_t errlen) {
     const char *bad = NULL;
-    if (l->nimages < 1 || l->ntargets < 1 || l->nmethods < 1) bad = "no images, targets or methods";
+    if (l->nimages < 1 || l->ntargets < 1 || l->nmethods < 0 || l->nmethods + !!l->gradcam < 1)
+        bad = "no images, targets or methods";
     else if (l->channels < 1 || l->height < 1 || l->width < 1) bad = "empty map shape";
     else if (l->compression < 0 || l->compression > 9) bad = "compression not in 0..9";
     else if (!l->images || !l->target_layers || !l->target_units || !l->methods || !l->preprocess)
@@ -338,13 +347,16 @@ int sp_output_open(const char *path, const sp_output_layout *lay, int overwrite,
     if (!o) return oserr(err, errlen, SP_OUT_IOERR, ENOMEM, "%s", path);
     o->file = o->fapl = -1;
     o->fd = -1;
-    o->d.saliency = o->d.activation = o->d.status = o->d.error = -1;
+    for (int i = 0; i < SPO_NDSETS; i++) *spo_dset_ids(&o->d, i) = -1;
     o->nimages = lay->nimages;
     o->ntargets = lay->ntargets;
     o->nmethods = lay->nmethods;
+    o->gradcam = !!lay->gradcam;
+    o->ig_gap = !!lay->ig_gap;
     o->esize = lay->precision == SAL_F64 ? 8 : 4;
     o->memtype = lay->precision == SAL_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
-    o->raw_chunk_bytes = (size_t)lay->channels * (size_t)lay->height * (size_t)lay->width * o->esize;
+    o->raw_cam_bytes = (size_t)lay->height * (size_t)lay->width * o->esize;
+    o->raw_chunk_bytes = (size_t)lay->channels * o->raw_cam_bytes;
     o->filtered = lay->compression > 0;
     o->mdc_limit = MDC_LIMIT_DEFAULT;
     const char *lim = getenv("SALPIPE_OUTPUT_MDC_LIMIT");
@@ -401,48 +413,72 @@ static pending *add_pending(sp_output *o) {
     return p;
 }
 
+/* One compressed (H5Dwrite_chunk) chunk of /saliency or /gradcam; what names it
+ * ("map (image 3, target 1, method 0)"). */
+static int write_chunk(sp_output *o, hid_t ds, const hsize_t *off, const void *chunk,
+                       size_t bytes, size_t raw, const char *what, char *err, size_t errlen) {
+    if (!o->filtered && bytes != raw) {
+        snprintf(err, errlen, "%s: %s has %zu bytes, expected %zu (the file is not compressed)",
+                 o->path, what, bytes, raw);
+        return SP_OUT_IOERR;
+    }
+    o->maps_dirty = 1;
+    if (H5Dwrite_chunk(ds, H5P_DEFAULT, 0, off, bytes, chunk) < 0)
+        return spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot write the %s", o->path, what);
+    return SP_OUT_OK;
+}
+
 int sp_output_write_image(sp_output *o, int image, const void *const *chunks,
-                          const size_t *chunk_bytes, const void *activations,
-                          char *err, size_t errlen) {
+                          const size_t *chunk_bytes, const void *const *cams,
+                          const size_t *cam_bytes, const void *activations,
+                          const void *gaps, char *err, size_t errlen) {
     quiet_hdf5();
     if (image < 0 || image >= o->nimages) {
         snprintf(err, errlen, "%s: image index %d out of range 0..%d", o->path, image,
                  o->nimages - 1);
         return SP_OUT_IOERR;
     }
-    size_t abytes = (size_t)o->ntargets * o->esize;
+    if ((o->gradcam && (!cams || !cam_bytes)) || (o->ig_gap && !gaps)) {
+        snprintf(err, errlen, "%s: image %d comes without its %s", o->path, image,
+                 o->ig_gap && !gaps ? "completeness gaps" : "Grad-CAM maps");
+        return SP_OUT_IOERR;
+    }
+    size_t abytes = (size_t)o->ntargets * o->esize, gbytes = (size_t)o->ntargets * 8;
     if (o->nacts + abytes > o->capacts) {
         size_t cap = o->capacts ? 2 * o->capacts : 64 * abytes;
         while (cap < o->nacts + abytes) cap *= 2;
         unsigned char *a = realloc(o->acts, cap);
-        if (!a) return oserr(err, errlen, SP_OUT_IOERR, ENOMEM, "%s", o->path);
-        o->acts = a;
+        if (a) o->acts = a;
+        unsigned char *g = a && o->ig_gap ? realloc(o->gaps, cap / o->esize * 8) : NULL;
+        if (g) o->gaps = g;
+        if (!a || (o->ig_gap && !g)) return oserr(err, errlen, SP_OUT_IOERR, ENOMEM, "%s", o->path);
         o->capacts = cap;
     }
     pending *p = add_pending(o);
     if (!p) return oserr(err, errlen, SP_OUT_IOERR, ENOMEM, "%s", o->path);
-    for (int t = 0; t < o->ntargets; t++) {
-        for (int m = 0; m < o->nmethods; m++) {
+    int rc = SP_OUT_OK;
+    for (int t = 0; t < o->ntargets && !rc; t++) {
+        for (int m = 0; m < o->nmethods && !rc; m++) {
             int k = t * o->nmethods + m;
-            if (!o->filtered && chunk_bytes[k] != o->raw_chunk_bytes) {
-                snprintf(err, errlen,
-                         "%s: map (image %d, target %d, method %d) has %zu bytes, expected "
-                         "%zu (the file is not compressed)",
-                         o->path, image, t, m, chunk_bytes[k], o->raw_chunk_bytes);
-                return SP_OUT_IOERR;
-            }
             hsize_t off[6] = {(hsize_t)image, (hsize_t)t, (hsize_t)m, 0, 0, 0};
-            o->maps_dirty = 1;
-            if (H5Dwrite_chunk(o->d.saliency, H5P_DEFAULT, 0, off, chunk_bytes[k], chunks[k]) < 0)
-                return spo_h5err(err, errlen, SP_OUT_IOERR,
-                                 "%s: cannot write the map of image %d, target %d, method %d",
-                                 o->path, image, t, m);
+            char what[80];
+            snprintf(what, sizeof what, "map (image %d, target %d, method %d)", image, t, m);
+            rc = write_chunk(o, o->d.saliency, off, chunks[k], chunk_bytes[k],
+                             o->raw_chunk_bytes, what, err, errlen);
         }
+        hsize_t off[4] = {(hsize_t)image, (hsize_t)t, 0, 0};
+        char what[80];
+        snprintf(what, sizeof what, "Grad-CAM map (image %d, target %d)", image, t);
+        if (!rc && o->gradcam)
+            rc = write_chunk(o, o->d.gradcam, off, cams[t], cam_bytes[t], o->raw_cam_bytes,
+                             what, err, errlen);
     }
+    if (rc) return rc;
     p->image = image;
     p->status = 1;
     p->act = o->nacts;
     memcpy(o->acts + o->nacts, activations, abytes);
+    if (o->ig_gap) memcpy(o->gaps + o->nacts / o->esize * 8, gaps, gbytes);
     o->nacts += abytes;
     o->npend++;
     return SP_OUT_OK;
@@ -519,6 +555,24 @@ static int write_rows(hid_t ds, hid_t memtype, hsize_t cols, const int *idx, int
     return rc;
 }
 
+/* The gaps of the k done images idx[0..k) (in the order of o->pend's done
+ * entries), into /integrated_gradients_gap. */
+static int write_gaps(sp_output *o, const int *idx, int k, char *err, size_t errlen) {
+    const size_t gbytes = (size_t)o->ntargets * 8;
+    unsigned char *rows = malloc(k ? (size_t)k * gbytes : 1);
+    if (!rows) return oserr(err, errlen, SP_OUT_IOERR, ENOMEM, "%s: flush", o->path);
+    for (int i = 0, j = 0; i < o->npend; i++)
+        if (o->pend[i].status == 1)
+            memcpy(rows + (size_t)j++ * gbytes, o->gaps + o->pend[i].act / o->esize * 8, gbytes);
+    int rc = write_rows(o->d.ig_gap, H5T_NATIVE_DOUBLE, (hsize_t)o->ntargets, idx, k, rows,
+                        gbytes) < 0
+                 ? spo_h5err(err, errlen, SP_OUT_IOERR,
+                             "%s: cannot write /integrated_gradients_gap", o->path)
+                 : SP_OUT_OK;
+    free(rows);
+    return rc;
+}
+
 /* Drops the metadata cache's clean entries by closing and reopening the file. */
 static int recycle(sp_output *o, char *err, size_t errlen) {
     spo_dsets_close(&o->d);
@@ -571,6 +625,7 @@ int sp_output_flush(sp_output *o, char *err, size_t errlen) {
         rc = spo_h5err(err, errlen, SP_OUT_IOERR, "%s: cannot write /activation", o->path);
         goto done;
     }
+    if (o->ig_gap && (rc = write_gaps(o, idx, k, err, errlen))) goto done;
     int8_t *st = (int8_t *)rows;
     for (int i = 0; i < n; i++) {
         idx[i] = o->pend[i].image;

@@ -40,9 +40,14 @@ typedef struct {
 #define SP_OUTPUT_MAX_PARAMS 16
 
 typedef struct {
-    int nimages, ntargets, nmethods;
+    int nimages, ntargets;
+    int nmethods;                /* /saliency's methods: all asked but gradcam (0:
+                                  * only gradcam; no /saliency then)             */
+    int gradcam;                 /* 1: gradcam asked, /gradcam (image, target, y, x) */
+    int ig_gap;                  /* 1: integrated_gradients asked,
+                                  * /integrated_gradients_gap (image, target)     */
     int channels, height, width;
-    sal_precision precision;     /* dtype of /saliency and /activation           */
+    sal_precision precision;     /* dtype of /saliency, /gradcam and /activation */
     int compression;             /* deflate level; shuffle too when > 0          */
     const char *const *images;   /* nimages display paths                        */
     const char *const *target_layers; /* ntargets                                */
@@ -80,18 +85,24 @@ void sp_output_lock_release(sp_output_lock *lock);
  * another program has PATH open for writing (an existing PATH is then neither
  * resumed nor replaced).
  * On resume, refuses (SP_OUT_MISMATCH) a file made for another model (SHA-256),
- * image list, targets, methods, method parameters, precision or preprocessing, with a message that
+ * image list, targets, methods (including a /gradcam or /integrated_gradients_gap
+ * present or absent against the plan), method parameters, precision or
+ * preprocessing, with a message that
  * says which differs and to use --overwrite. status[nimages] receives /status
  * (all 0 for a new file). Returns SP_OUT_OK, SP_OUT_MISMATCH or SP_OUT_IOERR. */
 int sp_output_open(const char *path, const sp_output_layout *lay, int overwrite,
                    sp_output **out, int8_t *status, char *err, size_t errlen);
 
 /* Writes image i's maps: chunks[t * nmethods + m] of chunk_bytes[...] bytes as
- * sp_chunk_compress made them, and its ntargets activations (precision's type).
- * Sets status 1 (flushed with the next sp_output_flush). */
+ * sp_chunk_compress made them, when gradcam its Grad-CAM maps cams[t] of
+ * cam_bytes[t] bytes (else NULL), its ntargets activations (precision's type) and,
+ * when ig_gap, its ntargets completeness gaps (doubles, may be unaligned; else NULL).
+ * Sets status 1 (flushed with the next sp_output_flush, like the activations and
+ * the gaps). */
 int sp_output_write_image(sp_output *o, int image, const void *const *chunks,
-                          const size_t *chunk_bytes, const void *activations,
-                          char *err, size_t errlen);
+                          const size_t *chunk_bytes, const void *const *cams,
+                          const size_t *cam_bytes, const void *activations,
+                          const void *gaps, char *err, size_t errlen);
 
 /* Records image i as failed (status -1) with a message for /error. */
 int sp_output_fail_image(sp_output *o, int image, const char *message, char *err,

@@ -17,10 +17,19 @@
 /* Image rows per chunk of /status, /error and /activation. */
 #define SPO_ROWS_PER_CHUNK 1024
 
-/* The datasets sp_output writes after creation. */
+/* The datasets sp_output writes after creation (-1: absent from this layout:
+ * /saliency without map methods, /gradcam without gradcam, the gap without IG). */
+#define SPO_NDSETS 6
 typedef struct {
-    hid_t saliency, activation, status, error;
+    hid_t saliency, activation, status, error, gradcam, ig_gap;
 } spo_dsets;
+
+/* Their names, in the order of the struct. */
+extern const char *const spo_dset_names[SPO_NDSETS];
+hid_t *spo_dset_ids(spo_dsets *d, int i);
+
+/* The gap dataset's attribute "definition". */
+#define SPO_GAP_DEFINITION "sum of the attributions - (F(x) - F(baseline))"
 
 /* Creates every dataset, scale and attribute of SPEC §4 in a new file and writes
  * the labels. On failure returns SP_OUT_IOERR with err set; datasets opened so far

@@ -27,11 +27,24 @@ hid_t spo_vlen_str(void) {
     return t;
 }
 
+const char *const spo_dset_names[SPO_NDSETS] = {
+    "saliency", "activation", "status", "error", "gradcam", "integrated_gradients_gap"};
+
+hid_t *spo_dset_ids(spo_dsets *d, int i) {
+    hid_t *ids[SPO_NDSETS] = {&d->saliency, &d->activation, &d->status,
+                              &d->error,    &d->gradcam,    &d->ig_gap};
+    return ids[i];
+}
+
+static void dsets_none(spo_dsets *d) {
+    for (int i = 0; i < SPO_NDSETS; i++) *spo_dset_ids(d, i) = -1;
+}
+
 void spo_dsets_close(spo_dsets *d) {
-    hid_t *ids[4] = {&d->saliency, &d->activation, &d->status, &d->error};
-    for (int i = 0; i < 4; i++) {
-        if (*ids[i] >= 0) H5Dclose(*ids[i]);
-        *ids[i] = -1;
+    for (int i = 0; i < SPO_NDSETS; i++) {
+        hid_t *id = spo_dset_ids(d, i);
+        if (*id >= 0) H5Dclose(*id);
+        *id = -1;
     }
 }
 
@@ -66,7 +79,7 @@ static hid_t create_labels(hid_t file, const char *name, hid_t type, hsize_t n,
                            const void *values) {
     hid_t ds = create_ds(file, name, type, 1, &n, NULL, NULL, 0);
     if (ds < 0) return -1;
-    if (H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0) {
+    if (n > 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0) {
         H5Dclose(ds);
         return -1;
     }
@@ -162,7 +175,7 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
     enum { IMAGE, TARGET, METHOD, CHANNEL, Y, X, TLAYER, TUNIT, NLABEL };
     hid_t lab[NLABEL];
     for (int i = 0; i < NLABEL; i++) lab[i] = -1;
-    d->saliency = d->activation = d->status = d->error = -1;
+    dsets_none(d);
     const char *what = "labels";
     int rc = SP_OUT_IOERR;
     char **tl = target_labels(lay);
@@ -193,8 +206,16 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
     hsize_t sdims[6] = {N, T, M, (hsize_t)lay->channels, (hsize_t)lay->height,
                         (hsize_t)lay->width};
     hsize_t schunk[6] = {1, 1, 1, sdims[3], sdims[4], sdims[5]};
-    d->saliency = create_ds(file, "saliency", ftype, 6, sdims, schunk, nan, lay->compression);
-    if (d->saliency < 0) goto h5fail;
+    if (M > 0) { /* a job of Grad-CAM alone has no /saliency */
+        d->saliency = create_ds(file, "saliency", ftype, 6, sdims, schunk, nan, lay->compression);
+        if (d->saliency < 0) goto h5fail;
+    }
+    what = "/gradcam";
+    hsize_t gdims[4] = {N, T, sdims[4], sdims[5]}, gchunk[4] = {1, 1, sdims[4], sdims[5]};
+    if (lay->gradcam &&
+        (d->gradcam = create_ds(file, "gradcam", ftype, 4, gdims, gchunk, nan,
+                                lay->compression)) < 0)
+        goto h5fail;
 
     /* Small per-image datasets: chunks of up to 1024 images (at most ~1 MiB), so a
      * flush rewrites a few small chunks, not the whole dataset. */
@@ -206,6 +227,14 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
     hsize_t adims[2] = {N, T}, achunk[2] = {arows, acols};
     d->activation = create_ds(file, "activation", ftype, 2, adims, achunk, nan, 0);
     if (d->activation < 0) goto h5fail;
+    what = "/integrated_gradients_gap"; /* float64 whatever the precision */
+    hsize_t grows = ((hsize_t)1 << 20) / (acols * 8);
+    hsize_t gapchunk[2] = {grows < 1 ? 1 : grows > rows ? rows : grows, acols};
+    if (lay->ig_gap &&
+        ((d->ig_gap = create_ds(file, "integrated_gradients_gap", H5T_NATIVE_DOUBLE, 2, adims,
+                                gapchunk, &nan64, 0)) < 0 ||
+         attr_str(d->ig_gap, vstr, "definition", SPO_GAP_DEFINITION) < 0))
+        goto h5fail;
     what = "/status";
     int8_t zero = 0;
     d->status = create_ds(file, "status", H5T_NATIVE_INT8, 1, &N, &rows, &zero, 0);
@@ -219,8 +248,14 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
                                                "channel", "y", "x"};
     for (int i = 0; i < 6; i++)
         if (H5DSset_scale(lab[i], scale_names[i]) < 0) goto h5fail;
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < 6 && d->saliency >= 0; i++)
         if (H5DSattach_scale(d->saliency, lab[i], i) < 0) goto h5fail;
+    static const int gscales[4] = {IMAGE, TARGET, Y, X};
+    for (unsigned i = 0; i < 4 && d->gradcam >= 0; i++)
+        if (H5DSattach_scale(d->gradcam, lab[gscales[i]], i) < 0) goto h5fail;
+    if (d->ig_gap >= 0 && (H5DSattach_scale(d->ig_gap, lab[IMAGE], 0) < 0 ||
+                           H5DSattach_scale(d->ig_gap, lab[TARGET], 1) < 0))
+        goto h5fail;
     if (H5DSattach_scale(d->activation, lab[IMAGE], 0) < 0 ||
         H5DSattach_scale(d->activation, lab[TARGET], 1) < 0 ||
         H5DSattach_scale(d->status, lab[IMAGE], 0) < 0 ||
@@ -335,7 +370,7 @@ static int check_strings(hid_t file, const char *path, const char *name,
         refuse(err, errlen, path, "/%s is not a variable-length string dataset: not a salpipe output", name);
         goto done;
     }
-    got = calloc((size_t)n, sizeof *got);
+    got = calloc(n ? (size_t)n : 1, sizeof *got);
     if (!got || m < 0 || H5Dread(ds, m, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) < 0) {
         spo_h5err(err, errlen, SP_OUT_MISMATCH, "%s: cannot read /%s", path, name);
         free(got);
@@ -555,9 +590,48 @@ done:
     return rc;
 }
 
+/* Whether /name exists as it should (want 1) or not (want 0), for the datasets a
+ * method brings: a file made with or without that method is another job. */
+static int check_presence(hid_t file, const char *path, const char *name, const char *method,
+                          int want, char *err, size_t errlen) {
+    htri_t have = H5Lexists(file, name, H5P_DEFAULT);
+    if (have < 0) have = 0;
+    if (have && !want)
+        return refuse(err, errlen, path, "has a /%s dataset: it was made with %s, which this "
+                      "config does not ask for", name, method);
+    if (!have && want)
+        return refuse(err, errlen, path, "has no /%s dataset: it was made without %s, which "
+                      "this config asks for", name, method);
+    return SP_OUT_OK;
+}
+
+/* /gradcam or the gap: floats of `size` bytes, dims want[rank], the filters on
+ * exactly when `filtered` (-1: not checked). */
+static int check_extra(hid_t ds, const char *path, const char *name, size_t size, int rank,
+                       const hsize_t *want, int filtered, char *err, size_t errlen) {
+    hid_t t = H5Dget_type(ds), s = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds);
+    hsize_t dims[4] = {0};
+    int rc = SP_OUT_OK, same = t >= 0 && s >= 0 && dcpl >= 0 &&
+                              H5Sget_simple_extent_ndims(s) == rank;
+    if (same) H5Sget_simple_extent_dims(s, dims, NULL);
+    for (int i = 0; same && i < rank; i++) same = dims[i] == want[i];
+    if (!same)
+        rc = refuse(err, errlen, path, "/%s does not have the shape this run writes", name);
+    else if (H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) != size)
+        rc = refuse(err, errlen, path, "/%s is not of %s: it was made with another precision",
+                    name, size == 8 ? "float64" : "float32");
+    else if (filtered >= 0 && (H5Pget_nfilters(dcpl) > 0) != filtered)
+        rc = refuse(err, errlen, path, "/%s was made %s compression and this config asks for "
+                    "it %s", name, filtered ? "without" : "with", filtered ? "on" : "off");
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (s >= 0) H5Sclose(s);
+    if (t >= 0) H5Tclose(t);
+    return rc;
+}
+
 int spo_layout_check(hid_t file, const char *path, const sp_output_layout *lay,
                      spo_dsets *d, char *err, size_t errlen) {
-    d->saliency = d->activation = d->status = d->error = -1;
+    dsets_none(d);
     int rc = check_header(file, path, lay, err, errlen);
     if (rc) return rc;
     char **tl = target_labels(lay);
@@ -571,21 +645,35 @@ int spo_layout_check(hid_t file, const char *path, const sp_output_layout *lay,
                                 (const char *const *)tl, lay->ntargets, err, errlen);
     if (!rc) rc = check_strings(file, path, "method", "method list", "methods",
                                 lay->methods, lay->nmethods, err, errlen);
+    if (!rc) rc = check_presence(file, path, "saliency", "a method other than gradcam",
+                                 lay->nmethods > 0, err, errlen);
+    if (!rc) rc = check_presence(file, path, "gradcam", "gradcam", lay->gradcam, err, errlen);
+    if (!rc) rc = check_presence(file, path, "integrated_gradients_gap", "integrated_gradients",
+                                 lay->ig_gap, err, errlen);
     if (!rc) rc = check_params(file, path, lay, err, errlen);
     free(tl);
     if (rc) return rc;
 
-    static const char *const names[4] = {"saliency", "activation", "status", "error"};
-    hid_t *ids[4] = {&d->saliency, &d->activation, &d->status, &d->error};
-    for (int i = 0; i < 4; i++) {
-        *ids[i] = H5Dopen2(file, names[i], H5P_DEFAULT);
-        if (*ids[i] < 0) {
+    const int want[SPO_NDSETS] = {lay->nmethods > 0, 1, 1, 1, lay->gradcam, lay->ig_gap};
+    for (int i = 0; i < SPO_NDSETS; i++) {
+        hid_t *id = spo_dset_ids(d, i);
+        if (!want[i]) continue;
+        *id = H5Dopen2(file, spo_dset_names[i], H5P_DEFAULT);
+        if (*id < 0) {
             spo_dsets_close(d);
             return refuse(err, errlen, path, "has no /%s dataset: not a complete salpipe output",
-                          names[i]);
+                          spo_dset_names[i]);
         }
     }
-    rc = check_saliency(d->saliency, path, lay, err, errlen);
+    if (d->saliency >= 0) rc = check_saliency(d->saliency, path, lay, err, errlen);
+    const hsize_t N = (hsize_t)lay->nimages, T = (hsize_t)lay->ntargets;
+    const hsize_t gdims[4] = {N, T, (hsize_t)lay->height, (hsize_t)lay->width};
+    if (!rc && d->gradcam >= 0)
+        rc = check_extra(d->gradcam, path, "gradcam", lay->precision == SAL_F64 ? 8 : 4, 4,
+                         gdims, lay->compression > 0, err, errlen);
+    if (!rc && d->ig_gap >= 0)
+        rc = check_extra(d->ig_gap, path, "integrated_gradients_gap", 8, 2, gdims, -1, err,
+                         errlen);
     if (!rc && (ds_len(d->status) != lay->nimages || ds_len(d->error) != lay->nimages))
         rc = refuse(err, errlen, path, "/status or /error does not have one entry per image");
     if (rc) spo_dsets_close(d);

@@ -614,9 +614,16 @@ int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output
         layers[t] = p->target_names[t];
         units[t] = p->targets[t].unit + 1;
     }
-    for (size_t i = 0; i < M; i++) methods[i] = sal_method_name(p->methods[i]);
+    /* /saliency's methods: all but gradcam, which has /gradcam of its own. */
+    int nmaps = 0, gradcam = 0, ig = 0;
+    for (size_t i = 0; i < M; i++) {
+        gradcam |= p->methods[i] == SAL_METHOD_GRADCAM;
+        ig |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;
+        if (p->methods[i] != SAL_METHOD_GRADCAM) methods[nmaps++] = sal_method_name(p->methods[i]);
+    }
     *lay = (sp_output_layout){
-        .nimages = p->nimages, .ntargets = p->ntargets, .nmethods = p->nmethods,
+        .nimages = p->nimages, .ntargets = p->ntargets, .nmethods = nmaps,
+        .gradcam = gradcam, .ig_gap = ig,
         .channels = p->pre.channels, .height = p->pre.height, .width = p->pre.width,
         .precision = p->precision, .compression = p->compression,
         .images = (const char *const *)p->image_labels, .target_layers = layers,

@@ -68,12 +68,21 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* What a batch message of this plan holds (batch.h), for its writer and reader. */
+/* What a batch message of this plan holds (batch.h), for its writer and reader:
+ * maps of every method but gradcam, Grad-CAM's (H, W) maps, IG's gaps. */
 static sp_batch_shape batch_shape(const sp_plan *p) {
     const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
-    const size_t map_bytes = (size_t)p->pre.channels * p->pre.height * p->pre.width * rs;
-    return (sp_batch_shape){p->nimages, p->batch, p->ntargets, p->nmethods, rs,
-                            sp_chunk_bound(map_bytes)};
+    const size_t cam_bytes = (size_t)p->pre.height * p->pre.width * rs;
+    int cams = 0, gaps = 0;
+    for (int i = 0; i < p->nmethods; i++) {
+        cams |= p->methods[i] == SAL_METHOD_GRADCAM;
+        gaps |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;
+    }
+    return (sp_batch_shape){.nimages = p->nimages, .batch = p->batch,
+                            .ntargets = p->ntargets, .nmaps = p->nmethods - cams,
+                            .ncams = cams, .ngaps = gaps, .real_size = rs,
+                            .max_chunk = sp_chunk_bound(cam_bytes * p->pre.channels),
+                            .max_cam_chunk = sp_chunk_bound(cam_bytes)};
 }
 
 static int batch_first(const sp_plan *p, int k) { return k * p->batch; }
@@ -201,7 +210,7 @@ static void compute_batch(worker *w, int k) {
     for (int i = 0; i < count; i++) {
         int s = w->slot[i];
         sp_batch_put_image(&w->msg, w->first + i, s >= 0 ? 1 : -1, w->errors[i],
-                           s >= 0 ? w->acts + (size_t)s * p->ntargets * w->rs : NULL);
+                           s >= 0 ? w->acts + (size_t)s * p->ntargets * w->rs : NULL, NULL);
     }
     sp_team_run(w->team, w->msg.nslots, compress_one, w);
     sp_batch_end(&w->msg);
@@ -252,8 +261,9 @@ static void write_batch(coordinator *c, const char *buf, size_t len) {
         }
         int rc;
         if (st == 1) {
-            rc = sp_output_write_image(ctx->out, img, b.images[i].chunks, b.images[i].sizes,
-                                       b.images[i].acts, err, sizeof err);
+            const sp_batch_image *im = &b.images[i];
+            rc = sp_output_write_image(ctx->out, img, im->chunks, im->sizes, im->cams,
+                                       im->cam_sizes, im->acts, im->gaps, err, sizeof err);
         } else {
             char text[SAL_ERR_LEN];
             snprintf(text, sizeof text, "%.*s", (int)elen, msg);

@@ -5,7 +5,9 @@
                [--targets T ...] [--methods M ...] [--image-root DIR ...]
 
 The first row shows the stimuli, then there is one row per (target, method) and one
-column per image. Rows are labelled "fc3:540 guided", columns by image name.
+column per image. Rows are labelled "fc3:540 guided", columns by image name. The
+methods are those of /saliency and, when the file has /gradcam, "gradcam" last (its
+one-channel maps, shown in gray in rgb mode, with --cmap in gray mode).
 
 The preprocessed inputs are not in the file, so the stimuli are the original image
 files, found from the names in /image: absolute paths as they are, relative ones
@@ -76,10 +78,16 @@ def root_attr(f, name, default=None):
 
 
 def read_labels(f, path):
-    for name in ("saliency", "image", "target", "method", "status"):
+    for name in ("image", "target", "method", "status"):
         if name not in f:
             raise UsageError(f"{path}: no /{name} dataset: not a salpipe output file")
+    if "saliency" not in f and "gradcam" not in f:
+        raise UsageError(f"{path}: no /saliency dataset: not a salpipe output file")
     labels = {k: vlen_strings(f[k]) for k in ("image", "target", "method")}
+    # /saliency's methods (not gradcam), then gradcam from /gradcam when present
+    labels["nsaliency"] = len(labels["method"]) if "saliency" in f else 0
+    if "gradcam" in f:
+        labels["method"] = labels["method"] + ["gradcam"]
     labels["status"] = f["status"][()]
     labels["error"] = vlen_strings(f["error"]) if "error" in f else [""] * len(labels["image"])
     return labels
@@ -345,8 +353,12 @@ def status_text(status, error):
 def draw(args, f, labels, sel, plt):
     images, targets, methods = labels["image"], labels["target"], labels["method"]
     ii, tt, mm = sel
-    ds = f["saliency"]
-    _, _, _, C, H, W = ds.shape
+    ds, cams, nsal = f.get("saliency"), f.get("gradcam"), labels["nsaliency"]
+    if ds is not None:
+        _, _, _, C, H, W = ds.shape
+    else:   # Grad-CAM alone: the input's channels from the root attribute
+        _, _, H, W = cams.shape
+        C = int(root_attr(f, "input_channels", 3))
     attrs = {k: root_attr(f, k) for k in ("config_path", "config", "resize", "resize_size")}
     roots = [os.path.abspath(d) for d in args.image_root] + config_dirs(args.file, attrs)
 
@@ -373,7 +385,7 @@ def draw(args, f, labels, sel, plt):
             if status != 1:
                 blank(ax, status_text(status, labels["error"][i]))
                 continue
-            mp = ds[i, t, m].astype(np.float64)
+            mp = (ds[i, t, m] if m < nsal else cams[i, t][None]).astype(np.float64)
             if not np.all(np.isfinite(mp)):
                 blank(ax, "no map (NaN)")
                 continue

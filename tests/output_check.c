@@ -87,8 +87,8 @@ int write_image(sp_output *o, const sp_output_layout *l, int i, char *err) {
             bytes[t * 2 + m] =
                 sp_chunk_compress(chunks[t * 2 + m], raw, nb, esize, l->compression, scratch);
         }
-    int rc = sp_output_write_image(o, i, (const void *const *)chunks, bytes,
-                                   esize == 8 ? (void *)act : (void *)act32, err, 1024);
+    int rc = sp_output_write_image(o, i, (const void *const *)chunks, bytes, NULL, NULL,
+                                   esize == 8 ? (void *)act : (void *)act32, NULL, err, 1024);
     for (int k = 0; k < 4; k++) free(chunks[k]);
     free(raw);
     free(scratch);

@@ -407,7 +407,7 @@ static void bench(const char *dir, const char *raw_path) {
     float act[2] = {1, 2};
     double t0 = now_s(), tflush = 0;
     for (int i = 0; i < nimg; i++) {
-        if (sp_output_write_image(o, i, chunks, bytes, act, err, sizeof err)) printf("%s\n", err);
+        if (sp_output_write_image(o, i, chunks, bytes, NULL, NULL, act, NULL, err, sizeof err)) printf("%s\n", err);
         if (i % 8 == 7) {
             double a = now_s();
             sp_output_flush(o, err, sizeof err);

@@ -349,6 +349,25 @@ static int case_output_params(void) {
     p = full;
     CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);
     hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* every method: /method lists all but gradcam, which has /gradcam; IG's gap */
+    hid_t md = H5Dopen2(f, "method", H5P_DEFAULT), ms = H5Dget_space(md);
+    CHECK(H5Sget_simple_extent_npoints(ms) == SAL_METHOD_COUNT - 1, "/method has %lld entries",
+          (long long)H5Sget_simple_extent_npoints(ms));
+    char *mnames[SAL_METHOD_COUNT] = {0};
+    hid_t vs = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vs, H5T_VARIABLE);
+    H5Tset_cset(vs, H5T_CSET_UTF8);
+    CHECK(H5Dread(md, vs, H5S_ALL, H5S_ALL, H5P_DEFAULT, mnames) >= 0, "read /method");
+    for (int i = 0; i < SAL_METHOD_COUNT - 1; i++) {
+        CHECK(mnames[i] && strcmp(mnames[i], "gradcam"), "/method[%d] is gradcam", i);
+        H5free_memory(mnames[i]);
+    }
+    H5Tclose(vs);
+    H5Sclose(ms);
+    H5Dclose(md);
+    CHECK(H5Lexists(f, "gradcam", H5P_DEFAULT) > 0 &&
+              H5Lexists(f, "integrated_gradients_gap", H5P_DEFAULT) > 0,
+          "no /gradcam or /integrated_gradients_gap with every method");
     int32_t samples = 0, steps = 0;
     double noise = 0;
     uint64_t seed = 0;
@@ -399,7 +418,7 @@ static int case_output_params(void) {
 /* ---- the batch message ----------------------------------------------------------- */
 
 static int case_batch_roundtrip(void) {
-    const sp_batch_shape s = {.nimages = 5, .batch = 3, .ntargets = 2, .nmethods = 2,
+    const sp_batch_shape s = {.nimages = 5, .batch = 3, .ntargets = 2, .nmaps = 2,
                               .real_size = 4, .max_chunk = 16};
     sp_batch_writer w;
     CHECK(sp_batch_writer_init(&w, &s, 64) == 0, "out of memory");
@@ -409,8 +428,8 @@ static int case_batch_roundtrip(void) {
     memset(longmsg, 'e', sizeof longmsg - 1);
     longmsg[sizeof longmsg - 1] = 0;
     sp_batch_begin(&w, 1, 2);
-    sp_batch_put_image(&w, 3, 1, "", acts);
-    sp_batch_put_image(&w, 4, -1, longmsg, NULL);
+    sp_batch_put_image(&w, 3, 1, "", acts, NULL);
+    sp_batch_put_image(&w, 4, -1, longmsg, NULL, NULL);
     CHECK(w.nslots == 4, "%d slots for one done image of 2 x 2 maps", w.nslots);
     for (int q = 3; q >= 0; q--) { /* any order, as the team finishes them */
         memset(sp_batch_slot(&w, q), 'a' + q, (size_t)q + 1);
@@ -438,6 +457,73 @@ static int case_batch_roundtrip(void) {
     return 0;
 }
 
+/* Issue 12's message: gaps after the activations, Grad-CAM chunks after the maps.
+ * Batch 0 of 2 images: image 0 done, image 1 failed. Then a spoiled Grad-CAM size
+ * and a non-finite gap are refused. */
+static int case_batch_methods(void) {
+    const sp_batch_shape s = {.nimages = 2, .batch = 2, .ntargets = 2, .nmaps = 1, .ncams = 1,
+                              .ngaps = 1, .real_size = 8, .max_chunk = 16,
+                              .max_cam_chunk = 5};
+    sp_batch_writer w;
+    CHECK(sp_batch_writer_init(&w, &s, 8) == 0, "out of memory");
+    const double acts[2] = {1.5, -2.0}, gaps[2] = {0.25, -1e-9};
+    sp_batch_begin(&w, 0, 2);
+    sp_batch_put_image(&w, 0, 1, "", acts, gaps);
+    sp_batch_put_image(&w, 1, -1, "bad", NULL, NULL);
+    CHECK(w.nslots == 4, "%d slots for one done image of 2 maps and 2 cams", w.nslots);
+    for (int q = 3; q >= 0; q--) {
+        memset(sp_batch_slot(&w, q), 'a' + q, (size_t)q + 2); /* cams: 4 and 5 bytes */
+        sp_batch_slot_done(&w, q, (size_t)q + 2);
+    }
+    sp_batch_end(&w);
+    size_t want = 8 + (12 + 16 + 16 + 8 * 4 + 2 + 3 + 4 + 5) + (12 + 3);
+    CHECK(w.len == want, "message of %zu bytes, want %zu", w.len, want);
+    sp_batch b;
+    char err[SAL_ERR_LEN];
+    CHECK(sp_batch_unpack(w.buf, w.len, &s, &b, err, sizeof err) == 0, "%s", err);
+    const sp_batch_image *im = &b.images[0];
+    CHECK(!memcmp(im->acts, acts, sizeof acts) && im->gaps && !memcmp(im->gaps, gaps, sizeof gaps),
+          "activations and gaps");
+    for (int q = 0; q < 4; q++) {
+        const void *c = q < 2 ? im->chunks[q] : im->cams[q - 2];
+        size_t z = q < 2 ? im->sizes[q] : im->cam_sizes[q - 2];
+        CHECK(z == (size_t)q + 2, "chunk %d: %zu bytes", q, z);
+        for (size_t k = 0; k < z; k++)
+            CHECK(((const char *)c)[k] == 'a' + q, "chunk %d byte %zu", q, k);
+    }
+    CHECK(b.images[1].status == -1 && !b.images[1].gaps && !b.images[1].cams, "failed image");
+    sp_batch_free(&b);
+    /* The same bytes under a shape without gaps or cams do not parse. */
+    sp_batch_shape other = s;
+    other.ngaps = 0;
+    CHECK(sp_batch_unpack(w.buf, w.len, &other, &b, err, sizeof err) != 0, "read without gaps");
+    other = s;
+    other.ncams = 0;
+    CHECK(sp_batch_unpack(w.buf, w.len, &other, &b, err, sizeof err) != 0, "read without cams");
+    /* Grad-CAM chunk 1 (5 bytes, the largest allowed) claims 6. */
+    char *bad = malloc(w.len);
+    memcpy(bad, w.buf, w.len);
+    const size_t cam1 = 8 + 12 + 16 + 16 + (8 + 2) + (8 + 3) + (8 + 4);
+    int64_t z;
+    memcpy(&z, bad + cam1, sizeof z);
+    CHECK(z == 5, "Grad-CAM chunk 1 size at %zu is %lld", cam1, (long long)z);
+    z = 6;
+    memcpy(bad + cam1, &z, sizeof z);
+    CHECK(sp_batch_unpack(bad, w.len, &s, &b, err, sizeof err) != 0 &&
+              strstr(err, "Grad-CAM map 1 of 6 bytes"), "spoiled cam size: '%s'", err);
+    /* A NaN and an infinite gap. */
+    const double nonfinite[2] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        memcpy(bad, w.buf, w.len);
+        memcpy(bad + 8 + 12 + 16 + 8, &nonfinite[k], sizeof(double));
+        CHECK(sp_batch_unpack(bad, w.len, &s, &b, err, sizeof err) != 0 &&
+                  strstr(err, "gap of target 1 is not finite"), "gap %g: '%s'", nonfinite[k], err);
+    }
+    free(bad);
+    sp_batch_writer_free(&w);
+    return 0;
+}
+
 /* ---- driver ---------------------------------------------------------------------- */
 
 static const struct {
@@ -447,7 +533,7 @@ static const struct {
     {"gradcam_layer", case_gradcam_layer},   {"unbuilt_methods", case_unbuilt_methods},
     {"method_text", case_method_text},       {"pack_roundtrip", case_pack_roundtrip},
     {"unpack_refuses", case_unpack_refuses}, {"output_params", case_output_params},
-    {"batch_roundtrip", case_batch_roundtrip},
+    {"batch_roundtrip", case_batch_roundtrip}, {"batch_methods", case_batch_methods},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

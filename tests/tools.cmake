@@ -5,7 +5,7 @@
 #   tools_data               fixture: 24 crops of the shared photo, a salpipe output of
 #                            2 images x 2 targets x 2 methods, a synthetic 1-channel
 #                            file with failed / not-done images (make_data.py)
-#   tools_salview_<mode>     rgb, gray, select, synthetic (test_salview.py)     [unit]
+#   tools_salview_<mode>     rgb, gray, select, synthetic, gradcam (test_salview.py) [unit]
 #   tools_sbatch_fallback    the job script without SLURM: mpirun -n 2, exit 0  [mpi]
 #   tools_sbatch_usr1        SIGUSR1, then Ctrl-C: exit 4, partial; resumed     [mpi]
 #   tools_sbatch_resubmit    pretend SLURM: resubmitted on USR1, not USR2/TERM  [mpi]
@@ -34,7 +34,7 @@ set_tests_properties(tools_data PROPERTIES
   FIXTURES_SETUP tools_data FIXTURES_REQUIRED model_alexnet LABELS unit TIMEOUT 300
   ENVIRONMENT "${_tools_env}")
 
-foreach(mode rgb gray select synthetic)
+foreach(mode rgb gray select synthetic gradcam)
   add_test(NAME tools_salview_${mode}
     COMMAND ${Python3_EXECUTABLE} ${_tools_src}/test_salview.py ${mode}
             --data ${_tools_data} --work ${_tools_work}/salview_${mode})

@@ -37,10 +37,16 @@ static void batch_case(const uint8_t *data, size_t size) {
     s.nimages = 1 + fz_u8(&in) % 20;
     s.batch = 1 + fz_u8(&in) % 8;
     s.ntargets = 1 + fz_u8(&in) % 3;
-    s.nmethods = 1 + fz_u8(&in) % 3;
+    /* Bit 6 asks for Grad-CAM maps (then 0..3 other maps), bit 7 for IG's gaps;
+     * seeds made before them have both clear and read as before. */
+    uint8_t mb = fz_u8(&in);
+    s.ncams = mb >> 6 & 1;
+    s.ngaps = mb >> 7 & 1;
+    s.nmaps = s.ncams ? (mb & 63) % 4 : 1 + (mb & 63) % 3;
     uint8_t x = fz_u8(&in);
     s.real_size = x & 1 ? 8 : 4;
     s.max_chunk = 1 + (x >> 1) % 64;
+    s.max_cam_chunk = 1 + (x >> 1) % 64 / 3;
     sp_batch b;
     char err[SAL_ERR_LEN];
     if (sp_batch_unpack(in.p, in.left, &s, &b, err, sizeof err)) {
@@ -56,9 +62,14 @@ static void batch_case(const uint8_t *data, size_t size) {
         if (im->status != 1) continue;
         for (size_t k = 0; k < s.ntargets * s.real_size; k++)
             sum += ((const unsigned char *)im->acts)[k];
-        for (int j = 0; j < s.ntargets * s.nmethods; j++)
+        for (int j = 0; j < s.ntargets * s.nmaps; j++)
             for (size_t k = 0; k < im->sizes[j]; k++)
                 sum += ((const unsigned char *)im->chunks[j])[k];
+        for (int j = 0; j < s.ntargets * s.ncams; j++)
+            for (size_t k = 0; k < im->cam_sizes[j]; k++)
+                sum += ((const unsigned char *)im->cams[j])[k];
+        for (size_t k = 0; s.ngaps && k < s.ntargets * sizeof(double); k++)
+            sum += ((const unsigned char *)im->gaps)[k];
     }
     (void)sum;
     sp_batch_free(&b);

@@ -219,3 +219,29 @@ out("messages", "batch", b"\x01" + bytes([4, 1, 1, 1, (15 << 1) | 0])
     + batch(1, 2, [1, -1], 2, 2, 4, 16))
 out("messages", "batch_last", b"\x01" + bytes([6, 2, 0, 2, (3 << 1) | 1])
     + batch(2, 6, [1], 1, 3, 8, 4))
+
+
+def batch_methods(k, first, statuses, nt, nm, rs, chunk, cam_chunk, gaps):
+    """A message of issue 12's layout: gaps after the activations (when gaps),
+    nt Grad-CAM chunks after the nt * nm maps."""
+    b = s32(k) + s32(len(statuses))
+    for i, st in enumerate(statuses):
+        msg = b"" if st == 1 else b"a.png: not a JPEG or PNG file"
+        b += s32(first + i) + s32(st) + s32(len(msg)) + msg
+        if st == 1:
+            b += bytes(nt * rs)
+            if gaps:
+                b += b"".join(struct.pack("<d", 0.5 - t) for t in range(nt))
+            for _ in range(nt * nm):
+                b += struct.pack("<q", chunk) + bytes(range(chunk))
+            for _ in range(nt):
+                b += struct.pack("<q", cam_chunk) + bytes(range(cam_chunk))
+    return b
+
+
+# nmethods byte: bit 6 Grad-CAM maps (nmaps = low bits % 4), bit 7 IG's gaps;
+# max_cam_chunk = 1 + ((max_chunk - 1) % 64) // 3
+out("messages", "batch_cams_gaps", b"\x01" + bytes([2, 1, 1, 0xC0 | 1, (15 << 1) | 1])
+    + batch_methods(1, 2, [1], 2, 1, 8, 16, 6, True))
+out("messages", "batch_cams_only", b"\x01" + bytes([1, 1, 0, 0x40, (8 << 1) | 0])
+    + batch_methods(0, 0, [1, -1], 1, 0, 4, 9, 3, False))

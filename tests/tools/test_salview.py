@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """scripts/salview.py on files from the tools_data fixture (make_data.py).
 
-    test_salview.py {rgb|gray|select|synthetic} --data DIR --work DIR
+    test_salview.py {rgb|gray|select|synthetic|gradcam} --data DIR --work DIR
 
 rgb        small.h5 (2 images x 2 targets x 2 methods, made by salpipe): a PNG of the
            expected pixel size; every map tile looks like its own map (normalized
@@ -15,6 +15,9 @@ select     --images/--targets/--methods by name, file name, stem, layer and inde
 synthetic  a 1-channel file with a failed and a not-done image, an all-zero map and a
            missing stimulus: gray tiles, black tile, "failed"/"not done" tiles, blank
            stimulus; without -o and without a display the figure goes to a file
+gradcam    small.h5 with a /gradcam added (issue 12): a "gradcam" row per target after
+           /saliency's methods, gray tiles that each look like their own Grad-CAM map,
+           --methods gradcam alone; a file of Grad-CAM alone (no /saliency) shown too
 """
 import argparse
 import os
@@ -277,9 +280,65 @@ def test_synthetic(args):
              "without -o and without a display: gray1_salview.png written, with a note")
 
 
+def add_gradcam(src, dst, alone=False):
+    """A copy of src with /gradcam (N, T, H, W): a different slanted ramp per (i, t);
+    alone: without /saliency and with an empty /method (a job of Grad-CAM alone)."""
+    import h5py
+    import shutil
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        n, t, _, _, h, w = f["saliency"].shape
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        cams = np.zeros((n, t, h, w), np.float32)
+        for i in range(n):
+            for k in range(t):
+                a = np.pi * (i * t + k) / (n * t)
+                cams[i, k] = np.maximum(np.cos(a) * yy + np.sin(a) * xx - 0.3, 0)
+        f["gradcam"] = cams
+        if alone:
+            del f["saliency"], f["method"]
+            f.create_dataset("method", (0,), dtype=h5py.string_dtype())
+    return cams
+
+
+def test_gradcam(args):
+    src, d = small(args)
+    path = os.path.join(args.work, "cams.h5")
+    cams = add_gradcam(src, path)
+    out = os.path.join(args.work, "cams.png")
+    r = tc.run(salview_cmd(path, "-o", out), cwd=args.work)
+    tc.require(r.rc == 0, "salview on a file with /gradcam exits 0", f"exit {r.rc} {r.err}")
+    M = len(d["method"]) + 1
+    labels = ["stimulus"] + [f"{t} {m}" for t in d["target"] for m in d["method"] + ["gradcam"]]
+    L, size = expected_size(labels, 1 + 2 * M, 2)
+    px = check_png(out, size, "gradcam")
+    wrong, worst = [], 1.0
+    for i in range(2):
+        for t in range(2):
+            tile = crop(px, tile_box(L, 1 + t * M + M - 1, i))
+            if np.abs(tile[..., 0] - tile[..., 2]).max() >= 2:
+                wrong.append(f"tile ({t}, {i}) is not gray")
+            scores = {(j, k): corr(tile.mean(axis=2), as_tile(norm_rgb(cams[j, k][None]), L))
+                      for j in range(2) for k in range(2)}
+            worst = min(worst, scores[(i, t)])
+            if max(scores, key=scores.get) != (i, t):
+                wrong.append(f"tile ({t}, {i}) looks like another Grad-CAM map")
+    tc.check(not wrong and worst > MATCH, "gradcam rows: gray tiles, each its own map",
+             "; ".join(wrong) or f"lowest correlation {worst:.3f}")
+    sel = os.path.join(args.work, "cams_only.png")
+    r = tc.run(salview_cmd(path, "-o", sel, "--methods", "gradcam"), cwd=args.work)
+    tc.check(r.rc == 0 and "2 targets x 1 methods" in r.out, "--methods gradcam alone",
+             f"exit {r.rc} {r.out}")
+    alone = os.path.join(args.work, "alone.h5")
+    add_gradcam(src, alone, alone=True)
+    r = tc.run(salview_cmd(alone, "-o", os.path.join(args.work, "alone.png")), cwd=args.work)
+    tc.check(r.rc == 0 and "2 targets x 1 methods" in r.out,
+             "a file of Grad-CAM alone (no /saliency)", f"exit {r.rc} {r.err}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("rgb", "gray", "select", "synthetic"))
+    ap.add_argument("mode", choices=("rgb", "gray", "select", "synthetic", "gradcam"))
     ap.add_argument("--data", required=True)
     ap.add_argument("--work", required=True)
     args = ap.parse_args()
