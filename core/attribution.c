@@ -6,11 +6,11 @@
  * channel weights and sums run in double in a fixed order (sample by sample, channel
  * by channel), whatever the precision; each result is rounded to the precision once.
  * The inputs the engines see are made in the precision, as a PyTorch user's tensors
- * would be: a noisy copy is x + (sigma z rounded), a path point b + alpha (x - b)
- * with alpha rounded and two roundings (no fused multiply-add: this file is built
- * with -ffp-contract=off).
+ * would be: a noisy copy is x + sigma z with sigma = noise (max(x) - min(x)) and z
+ * rounded to the precision, a path point b + alpha (x - b) with alpha rounded;
+ * every operation rounds (no fused multiply-add: this file is built with
+ * -ffp-contract=off).
  */
-#include <float.h>
 #include <string.h>
 
 #include "attrib.h"
@@ -52,12 +52,14 @@ static int smoothgrad(sal_attrib *a, const real *x, uint32_t img, real *out, siz
                       char *err, size_t errlen) {
     const size_t E = a->in_elems;
     const int T = a->ntargets, S = a->par.sg_samples;
-    double lo = DBL_MAX, hi = -DBL_MAX;
-    for (size_t e = 0; e < E; e++) {
+    real lo = x[0], hi = x[0];
+    for (size_t e = 1; e < E; e++) {
         if (x[e] < lo) lo = x[e];
         if (x[e] > hi) hi = x[e];
     }
-    const double sigma = a->par.sg_noise * (hi - lo);
+    /* As a PyTorch user writes it in the precision: noise * (max - min), then
+     * x + sigma * z with z rounded to the precision first. */
+    const real span = hi - lo, sigma = (real)a->par.sg_noise * span;
     double *mean = a->acc, *m2 = a->acc2;
     memset(mean, 0, sizeof(double) * T * E);
     memset(m2, 0, sizeof(double) * T * E);
@@ -68,7 +70,7 @@ static int smoothgrad(sal_attrib *a, const real *x, uint32_t img, real *out, siz
         for (int j = 0; j < cnt; j++) {
             sal_noise_normal(a->par.sg_seed, img, (uint32_t)(s0 + j), 0, E, a->noise);
             real *c = cols + (size_t)j * E;
-            for (size_t e = 0; e < E; e++) c[e] = x[e] + (real)(sigma * a->noise[e]);
+            for (size_t e = 0; e < E; e++) c[e] = x[e] + sigma * (real)a->noise[e];
         }
         if (sal_engine_run(a->sg, cols, cnt, a->col_maps, NULL, NULL, NULL, err, errlen))
             return -1;

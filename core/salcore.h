@@ -253,7 +253,8 @@ void sal_engine_free(sal_engine *e);
  *                         x + sigma z, sigma = sg_noise * (max(x) - min(x)) of that
  *                         image's normalized tensor, z standard normals keyed by
  *                         (sg_seed, image index, sample, element); the noisy copy is
- *                         x + (sigma z rounded to the precision);
+ *                         x + sigma z computed in the precision (sigma and z rounded
+ *                         to it, as PyTorch code would);
  *   integrated_gradients  (x - b) times sum_k w_k grad F(b + alpha_k (x - b)), with
  *                         Captum's nodes and weights for ig_rule, b the baseline;
  *   gradcam               ReLU(sum_c alpha_c A_c), alpha_c the spatial mean of dF/dA_c
