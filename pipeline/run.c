@@ -307,6 +307,12 @@ static void wait_for(MPI_Request *req, int patient) {
         if (done) return;
         if (sp_peers_give_up()) {
             sp_peers_say_why();
+            /* Said here too: a launcher may not relay MPI_Abort's own message (Open
+             * MPI 4.1's --enable-recovery sometimes fails to) or its code. */
+            int me = -1;
+            MPI_Comm_rank(MPI_COMM_WORLD, &me);
+            fprintf(stderr, "salpipe: rank %d ends the job with MPI_Abort, exit code %d\n", me,
+                    SP_EXIT_STOPPED);
             MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
         }
         if (patient) sleep_briefly();

@@ -39,11 +39,15 @@ import toolcheck as tc  # noqa: E402
 
 SBATCH = os.path.join(tc.SCRIPTS, "salpipe.sbatch")
 TARGETS = [("fc3", [540, 23]), ("conv5", [3])]
-# The pretend-SLURM test stops the job three times: twice the work per image.
-TARGETS_LONG = [("fc3", [540, 23, 1, 2]), ("conv5", [3, 4])]
+# The pretend-SLURM test stops the job three times, and each stop must come while
+# work is left: 24 maps per image (salpipe with AVX-512 kernels runs ~35 maps/s on
+# the 2-core VM; with 12 maps per image the resumed job's last 6 images were done
+# before Ctrl-C reached it).
+TARGETS_LONG = [("fc3", [540, 23, 1, 2, 3, 4, 5, 6]), ("conv5", [3, 4, 5, 6])]
 # The resubmit chain's second job must still have work when salpipe.sbatch passes on a
-# stop request held through mpirun's first 5 s: 12 images x 24 maps (~10 s here).
-TARGETS_CHAIN = [("fc3", [540, 23, 1, 2, 3, 4, 5, 6]), ("conv5", [3, 4, 5, 6])]
+# stop request held through mpirun's first 5 s: 12 images x 64 maps (~20 s at ~35
+# maps/s).
+TARGETS_CHAIN = [("fc3", list(range(500, 520))), ("conv5", list(range(1, 13)))]
 METHODS = ["vanilla", "guided"]
 
 
