@@ -40,10 +40,10 @@ import toolcheck as tc  # noqa: E402
 SBATCH = os.path.join(tc.SCRIPTS, "salpipe.sbatch")
 TARGETS = [("fc3", [540, 23]), ("conv5", [3])]
 # The pretend-SLURM test stops the job three times, and each stop must come while
-# work is left: 24 maps per image (salpipe with AVX-512 kernels runs ~35 maps/s on
-# the 2-core VM; with 12 maps per image the resumed job's last 6 images were done
-# before Ctrl-C reached it).
-TARGETS_LONG = [("fc3", [540, 23, 1, 2, 3, 4, 5, 6]), ("conv5", [3, 4, 5, 6])]
+# work is left: 48 maps per image (salpipe with AVX-512 kernels runs ~35 maps/s on
+# the 2-core VM; with 12 and then 24 maps per image the resumed job's last images
+# were done before Ctrl-C reached it).
+TARGETS_LONG = [("fc3", [540, 23] + list(range(1, 15))), ("conv5", list(range(1, 9)))]
 # The resubmit chain's second job must still have work when salpipe.sbatch passes on a
 # stop request held through mpirun's first 5 s: 12 images x 64 maps (~20 s at ~35
 # maps/s).
