@@ -115,16 +115,19 @@ def read_output(path):
     return d
 
 
-def peek_status(path, scratch):
-    """/status of a file another process is writing, from a copy; None when the copy
-    cannot be read (the writer was mid-flush)."""
+def peek_status(path, scratch=None):
+    """/status of a file another process is writing, or None when it cannot be read
+    now (the writer is mid-flush). Read in place, not from a copy: copying a file of
+    hundreds of MB took seconds, so the status seen was that old, and a test that
+    signals "once some images are done" signalled a job that was nearly finished.
+    `scratch` is unused (kept for callers)."""
     import h5py
     try:
-        shutil.copyfile(path, scratch)
-        with h5py.File(scratch, "r", locking=False) as f:
-            return f["status"][()]
+        with h5py.File(path, "r", locking=False) as f:
+            st = f["status"][()]
     except Exception:
         return None
+    return st if np.isin(st, (-1, 0, 1)).all() else None
 
 
 def q(s):
