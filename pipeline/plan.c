@@ -215,16 +215,54 @@ static int resolve_gradcam(sp_plan *p, const sp_config *c, const sal_model *m, c
     return 0;
 }
 
-/* Issue 12's methods are named, configured and carried through the plan and the
- * output, but the engine does not compute them yet. THE ONE PLACE they are refused:
- * delete this function and its call in sp_plan_build when sal_engine does. */
-static int refuse_unbuilt_methods(const sp_config *c, char *err, size_t errlen) {
-    for (int i = 0; i < c->nmethods; i++)
-        if (c->methods[i] > SAL_METHOD_DECONVNET)
-            return fail(err, errlen, "%s:%d:%d: key 'saliency.methods[%d]': method '%s' is "
-                        "not available yet in this build (available: vanilla, guided, "
-                        "deconvnet)", c->config_path, c->method_line[i], c->method_col[i], i,
-                        sal_method_name(c->methods[i]));
+/* Whether every target reads node `layer`, directly or not (Grad-CAM's gradient at a
+ * node no target reads would be zero by construction). Returns the first target that
+ * does not, or -1. */
+static int target_not_reading(const sp_plan *p, const sal_model *m, int layer) {
+    const int N = sal_model_num_layers(m);
+    unsigned char *feeds = calloc((size_t)N, 1);
+    if (!feeds) return -1;
+    int bad = -1;
+    for (int t = 0; t < p->ntargets && bad < 0; t++) {
+        const int top = p->targets[t].layer;
+        memset(feeds, 0, (size_t)N);
+        feeds[top] = 1;
+        for (int i = top; i > layer; i--) {
+            if (!feeds[i]) continue;
+            const sal_layer *L = sal_model_layer(m, i);
+            for (int k = 0; k < L->ninputs; k++)
+                if (L->inputs[k] >= 0) feeds[L->inputs[k]] = 1;
+        }
+        if (layer > top || !feeds[layer]) bad = t;
+    }
+    free(feeds);
+    return bad;
+}
+
+/* The methods' parameters that need the targets or each other. */
+static int check_method_params(const sp_plan *p, const sp_config *c, const sal_model *m,
+                               char *err, size_t errlen) {
+    for (int i = 0; i < c->nmethods; i++) {
+        if (c->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS &&
+            c->integrated_gradients.rule == SP_IG_RIEMANN_TRAPEZOID &&
+            c->integrated_gradients.steps < 2)
+            return fail(err, errlen, "%s:%d:%d: key 'saliency.methods[%d]': "
+                        "integrated_gradients with rule \"riemann_trapezoid\" needs steps >= 2 "
+                        "(Captum's rule puts its ends at the baseline and the image), not %d",
+                        c->config_path, c->method_line[i], c->method_col[i], i,
+                        (int)c->integrated_gradients.steps);
+        if ((c->methods[i] == SAL_METHOD_GRADCAM || c->methods[i] == SAL_METHOD_GUIDED_GRADCAM) &&
+            p->gradcam_layer >= 0) {
+            int t = target_not_reading(p, m, p->gradcam_layer);
+            if (t >= 0)
+                return fail(err, errlen, "%s:%d:%d: key 'saliency.gradcam.layer': target %s "
+                            "unit %d does not depend on layer '%s' (it comes before it or on "
+                            "another branch), so its Grad-CAM map would be zero; choose a "
+                            "layer every target reads",
+                            c->config_path, c->gradcam_line, c->gradcam_col,
+                            p->target_names[t], p->targets[t].unit + 1, c->gradcam_layer);
+        }
+    }
     return 0;
 }
 
@@ -260,7 +298,7 @@ int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
     }
     if (oom) fail(err, errlen, "out of memory");
     if (oom || resolve_targets(p, c, m, err, errlen) || resolve_gradcam(p, c, m, err, errlen) ||
-        refuse_unbuilt_methods(c, err, errlen)) {
+        check_method_params(p, c, m, err, errlen)) {
         sp_plan_free(p);
         return -1;
     }

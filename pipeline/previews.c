@@ -29,6 +29,7 @@ struct sp_previews {
     const sal_model *model;     /* the network the maps are of                */
     int scale, tile_h, tile_w;  /* enlarged tile size                         */
     int cols, rows;             /* montage grid: 1 + methods by targets       */
+    int nmaps;                  /* methods with a map (all but gradcam)       */
     int mont_h, mont_w;
     uint8_t *tile;              /* (tile_h, tile_w, 3)                        */
     uint8_t *montage;           /* (mont_h, mont_w, 3)                        */
@@ -170,7 +171,12 @@ int sp_previews_init(sp_previews **out, const sp_plan *p, const sal_model *m, ch
     pv->scale = side >= PREVIEW_MIN_SIDE ? 1 : (PREVIEW_MIN_SIDE + side - 1) / side;
     pv->tile_h = H * pv->scale;
     pv->tile_w = W * pv->scale;
-    pv->cols = 1 + p->nmethods;
+    /* one column per method with a map (Grad-CAM's one-channel maps are not
+     * previewed; scripts/salview.py shows them) */
+    int nmaps = 0;
+    for (int i = 0; i < p->nmethods; i++) nmaps += p->methods[i] != SAL_METHOD_GRADCAM;
+    pv->nmaps = nmaps;
+    pv->cols = 1 + nmaps;
     pv->rows = p->ntargets;
     pv->mont_h = PREVIEW_GAP + pv->rows * (pv->tile_h + PREVIEW_GAP);
     pv->mont_w = PREVIEW_GAP + pv->cols * (pv->tile_w + PREVIEW_GAP);
@@ -198,14 +204,16 @@ int sp_previews_write(sp_previews *pv, int image, const sal_image *pixels, const
     render_input(pv, pixels);
     place(pv, 0, 0);
     for (int t = 0; t < p->ntargets; t++)
-        for (int m = 0; m < p->nmethods; m++) {
-            const char *map = (const char *)maps + ((size_t)t * p->nmethods + m) * map_elems * rs;
+        for (int i = 0, m = 0; i < p->nmethods; i++) {
+            if (p->methods[i] == SAL_METHOD_GRADCAM) continue;
+            const char *map = (const char *)maps + ((size_t)t * pv->nmaps + m) * map_elems * rs;
             render_map(pv, map);
             place(pv, t, 1 + m);
             snprintf(path, sizeof path, "%s/%s_%s-%d_%s.jpg", p->previews_dir, name,
                      p->target_names[t],
-                     p->targets[t].unit + 1, sal_method_name(p->methods[m]));
+                     p->targets[t].unit + 1, sal_method_name(p->methods[i]));
             if (write_jpeg(path, pv->tile, pv->tile_h, pv->tile_w, err, errlen)) return -1;
+            m++;
         }
     snprintf(path, sizeof path, "%s/%s_montage.jpg", p->previews_dir, name);
     return write_jpeg(path, pv->montage, pv->mont_h, pv->mont_w, err, errlen);

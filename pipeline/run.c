@@ -30,13 +30,18 @@ enum { TAG_WORK = 1, TAG_ASSIGN = 2 };
 /* Per-rank compute state, sized once from the plan. */
 typedef struct {
     const sp_plan *plan;
-    sal_engine *engine;
+    sal_attrib *attrib;    /* every asked method (salcore.h)                  */
+    int nmaps, ncams, ngaps; /* per target: maps, Grad-CAM maps (0/1), gaps     */
+    size_t cam_bytes;      /* one Grad-CAM map: H * W * rs                      */
     size_t rs;             /* bytes per real                                   */
     size_t in_elems;       /* C*H*W of one input                               */
     size_t map_bytes;      /* one map: in_elems * rs                           */
     char *input;           /* (batch, C, H, W)                                 */
-    char *maps;            /* (batch, T, M, C, H, W)                           */
+    char *maps;            /* (batch, T, nmaps, C, H, W)                       */
     char *acts;            /* (batch, T)                                       */
+    char *cams;            /* (batch, T, H, W) when gradcam is asked            */
+    double *gaps;          /* (batch, T) when integrated_gradients is asked     */
+    int64_t *ids;          /* per engine row: the image's index in the job      */
     char *scratch;         /* shuffle scratch, map_bytes per team thread       */
     sp_team *team;         /* [run] threads: decodes and compresses in parallel */
     int *slot;             /* per batch position: engine row or -1 (failed)    */
@@ -94,10 +99,13 @@ static int batch_count(const sp_plan *p, int k) {
 /* ---- compute --------------------------------------------------------------- */
 
 static void worker_free(worker *w) {
-    sal_engine_free(w->engine);
+    sal_attrib_free(w->attrib);
     free(w->input);
     free(w->maps);
     free(w->acts);
+    free(w->cams);
+    free(w->gaps);
+    free(w->ids);
     free(w->scratch);
     sp_team_free(w->team);
     free(w->slot);
@@ -113,20 +121,37 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     memset(w, 0, sizeof *w);
     w->plan = p;
     w->rank = rank;
-    if (sal_engine_init(&w->engine, m, p->precision, p->batch, p->targets, p->ntargets,
-                        p->methods, p->nmethods, err, errlen))
+    sal_method_params par;
+    sal_method_params_default(&par);
+    par.sg_samples = p->smoothgrad.samples;
+    par.sg_noise = p->smoothgrad.noise;
+    par.sg_base = p->smoothgrad.base;
+    par.sg_statistic = (sal_sg_statistic)p->smoothgrad.statistic;
+    par.sg_seed = p->smoothgrad.seed;
+    par.ig_steps = p->integrated_gradients.steps;
+    par.ig_rule = (sal_ig_rule)p->integrated_gradients.rule;
+    par.ig_baseline = (sal_ig_baseline)p->integrated_gradients.baseline;
+    par.cam_layer = p->gradcam_layer;
+    if (sal_attrib_init(&w->attrib, m, p->precision, p->batch, p->targets, p->ntargets,
+                        p->methods, p->nmethods, &par, err, errlen))
         return -1;
-    const size_t B = p->batch, TM = (size_t)p->ntargets * p->nmethods;
+    const sp_batch_shape sh = batch_shape(p);
+    w->nmaps = sh.nmaps, w->ncams = sh.ncams, w->ngaps = sh.ngaps;
+    const size_t B = p->batch, TM = (size_t)p->ntargets * w->nmaps;
     w->rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
     w->in_elems = (size_t)p->pre.channels * p->pre.height * p->pre.width;
     w->map_bytes = w->in_elems * w->rs;
     const sp_batch_shape shape = batch_shape(p);
     int msg_oom = sp_batch_writer_init(&w->msg, &shape, SAL_ERR_LEN);
     w->team = sp_team_init(p->threads);
-    sal_engine_set_parallel(w->engine, sp_team_for, w->team);
+    sal_attrib_set_parallel(w->attrib, sp_team_for, w->team);
     w->input = malloc(B * w->map_bytes);
     w->maps = malloc(B * TM * w->map_bytes);
     w->acts = malloc(B * p->ntargets * w->rs);
+    w->cam_bytes = (size_t)p->pre.height * p->pre.width * w->rs;
+    w->cams = w->ncams ? malloc(B * p->ntargets * w->cam_bytes) : NULL;
+    w->gaps = w->ngaps ? malloc(B * p->ntargets * sizeof(double)) : NULL;
+    w->ids = malloc(B * sizeof *w->ids);
     w->scratch = malloc(sp_team_size(w->team) * w->map_bytes);
     w->slot = malloc(B * sizeof *w->slot);
     w->errors = malloc(B * sizeof *w->errors);
@@ -135,7 +160,8 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
         worker_free(w);
         return -1;
     }
-    if (!w->input || !w->maps || !w->acts || !w->scratch || !w->team || msg_oom ||
+    if (!w->input || (TM && !w->maps) || !w->acts || !w->scratch || !w->team || msg_oom ||
+        (w->ncams && !w->cams) || (w->ngaps && !w->gaps) || !w->ids ||
         !w->slot || !w->errors || !w->pixels) {
         snprintf(err, errlen, "out of memory for batch %d (%zu MiB of maps); lower [run] batch",
                  p->batch, (size_t)(B * TM * w->map_bytes) >> 20);
@@ -158,14 +184,25 @@ static void decode_one(void *arg, int i, int thread) {
     (void)thread;
 }
 
-/* Team loop body: compresses map q (the engine's maps of the images it ran, in
- * order) into its slot of the batch message. */
+/* Team loop body: compresses slot q of the batch message. The done images reserve
+ * their slots in engine row order, each T * nmaps maps and then T Grad-CAM maps
+ * (batch.h), so slot q belongs to row q / per_image. */
 static void compress_one(void *arg, int q, int thread) {
     worker *w = arg;
+    const int T = w->plan->ntargets, nm = T * w->nmaps, per = nm + T * w->ncams;
+    const int row = q / per, r = q % per;
+    const char *src;
+    size_t bytes;
+    if (r < nm) {
+        src = w->maps + ((size_t)row * nm + r) * w->map_bytes;
+        bytes = w->map_bytes;
+    } else {
+        src = w->cams + ((size_t)row * T + (r - nm)) * w->cam_bytes;
+        bytes = w->cam_bytes;
+    }
     sp_batch_slot_done(&w->msg, q,
-                       sp_chunk_compress(sp_batch_slot(&w->msg, q),
-                                         w->maps + (size_t)q * w->map_bytes, w->map_bytes,
-                                         w->rs, w->plan->compression,
+                       sp_chunk_compress(sp_batch_slot(&w->msg, q), src, bytes, w->rs,
+                                         w->plan->compression,
                                          w->scratch + thread * w->map_bytes));
 }
 
@@ -176,7 +213,7 @@ static void compress_one(void *arg, int q, int thread) {
 static void compute_batch(worker *w, int k) {
     const sp_plan *p = w->plan;
     const int count = batch_count(p, k);
-    const int TM = p->ntargets * p->nmethods;
+    const int TM = p->ntargets * w->nmaps;
     w->first = batch_first(p, k);
     sp_team_run(w->team, count, decode_one, w);
     int n = 0;
@@ -184,19 +221,20 @@ static void compute_batch(worker *w, int k) {
         if (w->slot[i] < 0) continue;
         if (i != n) memmove(w->input + n * w->map_bytes, w->input + i * w->map_bytes,
                             w->map_bytes);
+        w->ids[n] = w->first + i;
         w->slot[i] = n++;
     }
     if (n > 0) {
         char err[SAL_ERR_LEN];
-        if (sal_engine_run(w->engine, w->input, n, w->maps, w->acts, NULL, NULL, err,
-                           sizeof err))
+        if (sal_attrib_run(w->attrib, w->input, n, w->ids, w->maps, w->acts, w->cams,
+                           w->gaps, err, sizeof err))
             for (int i = 0; i < count; i++)
                 if (w->slot[i] >= 0) {
                     w->slot[i] = -1;
                     snprintf(w->errors[i], SAL_ERR_LEN, "%s", err);
                 }
     }
-    for (int i = 0; w->previews && i < count; i++) {
+    for (int i = 0; w->previews && TM && i < count; i++) {
         char err[SAL_ERR_LEN];
         if (w->slot[i] >= 0 &&
             sp_previews_write(w->previews, w->first + i, &w->pixels[i],
@@ -210,7 +248,8 @@ static void compute_batch(worker *w, int k) {
     for (int i = 0; i < count; i++) {
         int s = w->slot[i];
         sp_batch_put_image(&w->msg, w->first + i, s >= 0 ? 1 : -1, w->errors[i],
-                           s >= 0 ? w->acts + (size_t)s * p->ntargets * w->rs : NULL, NULL);
+                           s >= 0 ? w->acts + (size_t)s * p->ntargets * w->rs : NULL,
+                           s >= 0 && w->gaps ? w->gaps + (size_t)s * p->ntargets : NULL);
     }
     sp_team_run(w->team, w->msg.nslots, compress_one, w);
     sp_batch_end(&w->msg);

@@ -21,7 +21,7 @@ endforeach()
 add_executable(test_plan ${CMAKE_CURRENT_LIST_DIR}/test_plan.c
                ${PROJECT_SOURCE_DIR}/pipeline/plan.c ${PROJECT_SOURCE_DIR}/pipeline/batch.c)
 target_link_libraries(test_plan PRIVATE salconfig saloutput salcore m)
-foreach(case gradcam_layer unbuilt_methods method_text pack_roundtrip unpack_refuses
+foreach(case gradcam_layer method_checks method_text pack_roundtrip unpack_refuses
              output_params batch_roundtrip batch_methods)
   add_test(NAME plan_${case}
     COMMAND test_plan ${CMAKE_CURRENT_BINARY_DIR}/plan_cases ${SAL_TEST_MODEL_DIR}/tiny/good.h5

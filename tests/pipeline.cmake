@@ -84,7 +84,7 @@ endforeach()
 
 foreach(case syntax unknown_key wrong_type missing_model unknown_layer unit_zero
              unit_beyond unit_range_beyond empty_images two_sources unknown_method
-             missing_output smoothgrad_samples_zero gradcam_no_spatial method_unavailable)
+             missing_output smoothgrad_samples_zero gradcam_no_spatial ig_trapezoid_one_step)
   pipeline_test(pipeline_config_${case} test_errors.py unit 120 1 config ${case})
 endforeach()
 pipeline_test(pipeline_output_mismatch test_errors.py unit 300 1 mismatch)

@@ -129,18 +129,18 @@ static int case_gradcam_layer(void) {
                           "no spatial output", "16x1x1", NULL);
 }
 
-/* The one refusal of the methods the engine does not compute yet. */
-static int case_unbuilt_methods(void) {
-    static const char *const names[] = {"gradient_x_input", "smoothgrad",
-                                        "integrated_gradients", "gradcam", "guided_gradcam"};
-    for (int i = 0; i < 5; i++) {
-        char toml[1024], what[128];
-        snprintf(toml, sizeof toml, BASE "[saliency]\nmethods = [\"guided\", \"%s\"]\n"
-                 "[saliency.gradcam]\nlayer = \"conv1\"\n", names[i]);
-        snprintf(what, sizeof what, "method '%s' is not available yet in this build", names[i]);
-        if (expect_refused(toml, 11, 22, "'saliency.methods[1]'", what, NULL)) return 1;
-    }
-    return 0;
+/* The checks that need the targets or two parameters at once: Captum's trapezoid
+ * rule with one step, a Grad-CAM layer some target does not read. */
+static int case_method_checks(void) {
+    return expect_refused(BASE "[saliency]\nmethods = [\"integrated_gradients\"]\n"
+                          "[saliency.integrated_gradients]\nsteps = 1\n"
+                          "rule = \"riemann_trapezoid\"\n", 11, 12, "'saliency.methods[0]'",
+                          "needs steps >= 2", NULL) ||
+           expect_refused(BASE "[[targets]]\nlayer = \"conv1\"\nunits = [1]\n[saliency]\n"
+                          "methods = [\"gradcam\"]\n[saliency.gradcam]\n"
+                          "layer = \"conv1_maxpool\"\n", 16, 9, "'saliency.gradcam.layer'",
+                          "target conv1 unit 1 does not depend on layer 'conv1_maxpool'",
+                          NULL);
 }
 
 static int case_method_text(void) {
@@ -530,7 +530,7 @@ static const struct {
     const char *name;
     int (*fn)(void);
 } cases[] = {
-    {"gradcam_layer", case_gradcam_layer},   {"unbuilt_methods", case_unbuilt_methods},
+    {"gradcam_layer", case_gradcam_layer},   {"method_checks", case_method_checks},
     {"method_text", case_method_text},       {"pack_roundtrip", case_pack_roundtrip},
     {"unpack_refuses", case_unpack_refuses}, {"output_params", case_output_params},
     {"batch_roundtrip", case_batch_roundtrip}, {"batch_methods", case_batch_methods},

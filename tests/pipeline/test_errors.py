@@ -111,10 +111,12 @@ CASES = {
     "gradcam_no_spatial": ("a Grad-CAM layer without a spatial output (fc2, 4096x1x1)",
                            lambda L, a: L + ["[saliency.gradcam]", 'layer = "fc2"'], 21,
                            ["fc2", "no spatial output"]),
-    "method_unavailable": ("a method the engine does not compute yet",
-                           lambda L, a: edit(L, 13, 'methods = ["vanilla", '
-                                                    '"integrated_gradients"]'), 13,
-                           ["integrated_gradients", "not available yet"]),
+    "ig_trapezoid_one_step": ("integrated_gradients, riemann_trapezoid with steps = 1",
+                              lambda L, a: edit(L, 13, 'methods = ["vanilla", '
+                                                       '"integrated_gradients"]')
+                              + ["[saliency.integrated_gradients]", "steps = 1",
+                                 'rule = "riemann_trapezoid"'], 13,
+                              ["integrated_gradients", "needs steps >= 2"]),
 }
 
 
