@@ -346,26 +346,15 @@ int sal_engine_stop_at(sal_engine *e, int layer, char *err, size_t errlen) {
     if (layer >= 0) {
         /* Every target must be the node or read it, directly or not: otherwise its
          * gradient there would be zero by construction, which is never meant. */
-        uint8_t *feeds = calloc((size_t)m->nlayers, 1);
-        if (!feeds) return fail(err, errlen, "engine: out of memory");
         for (int t = 0; t < e->ntargets; t++) {
             const int top = e->targets[t].layer;
-            memset(feeds, 0, (size_t)m->nlayers);
-            feeds[top] = 1;
-            for (int i = top; i > layer; i--) {
-                if (!feeds[i]) continue;
-                const sal_layer *L = &m->layers[i];
-                for (int k = 0; k < L->ninputs; k++)
-                    if (L->inputs[k] >= 0) feeds[L->inputs[k]] = 1;
-            }
-            if (!feeds[layer]) {
-                free(feeds);
+            int r = sal_model_reads(m, top, layer);
+            if (r < 0) return fail(err, errlen, "engine: out of memory");
+            if (!r)
                 return fail(err, errlen, "engine: node %s does not feed target %s "
                             "(unit %d): no gradient reaches it", m->layers[layer].name,
                             m->layers[top].name, e->targets[t].unit + 1);
-            }
         }
-        free(feeds);
     }
     e->stop_layer = layer;
     return 0;

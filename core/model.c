@@ -692,6 +692,23 @@ const char *sal_model_name(const sal_model *m) { return m->name; }
 const char *sal_model_path(const sal_model *m) { return m->path; }
 int sal_model_num_layers(const sal_model *m) { return m->nlayers; }
 
+int sal_model_reads(const sal_model *m, int top, int layer) {
+    if (top < 0 || layer < 0 || top >= m->nlayers || layer > top) return 0;
+    uint8_t *feeds = calloc((size_t)m->nlayers, 1);
+    if (!feeds) return -1;
+    feeds[top] = 1;
+    /* Nodes are in topological order, so one pass downwards reaches every ancestor. */
+    for (int i = top; i > layer; i--) {
+        if (!feeds[i]) continue;
+        const sal_layer *L = &m->layers[i];
+        for (int k = 0; k < L->ninputs; k++)
+            if (L->inputs[k] >= 0) feeds[L->inputs[k]] = 1;
+    }
+    int r = feeds[layer];
+    free(feeds);
+    return r;
+}
+
 const sal_layer *sal_model_layer(const sal_model *m, int i) {
     return i >= 0 && i < m->nlayers ? &m->layers[i] : NULL;
 }

@@ -148,6 +148,9 @@ int sal_model_num_layers(const sal_model *m);
 const sal_layer *sal_model_layer(const sal_model *m, int i);
 /* Index of the layer whose name or alias is `name`, or -1. */
 int sal_model_find_layer(const sal_model *m, const char *name);
+/* Whether node `top` is node `layer` or reads it, directly or through other nodes:
+ * 1 yes, 0 no (its gradient at `layer` is zero by construction), -1 out of memory. */
+int sal_model_reads(const sal_model *m, int top, int layer);
 const sal_preprocess *sal_model_preprocess(const sal_model *m);
 /* The parameter block in the given precision, or NULL when not loaded. */
 const void *sal_model_params(const sal_model *m, sal_precision p);

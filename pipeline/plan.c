@@ -215,28 +215,12 @@ static int resolve_gradcam(sp_plan *p, const sp_config *c, const sal_model *m, c
     return 0;
 }
 
-/* Whether every target reads node `layer`, directly or not (Grad-CAM's gradient at a
- * node no target reads would be zero by construction). Returns the first target that
- * does not, or -1. */
+/* The first target that does not read node `layer` (its Grad-CAM gradient there would
+ * be zero by construction), or -1. */
 static int target_not_reading(const sp_plan *p, const sal_model *m, int layer) {
-    const int N = sal_model_num_layers(m);
-    unsigned char *feeds = calloc((size_t)N, 1);
-    if (!feeds) return -1;
-    int bad = -1;
-    for (int t = 0; t < p->ntargets && bad < 0; t++) {
-        const int top = p->targets[t].layer;
-        memset(feeds, 0, (size_t)N);
-        feeds[top] = 1;
-        for (int i = top; i > layer; i--) {
-            if (!feeds[i]) continue;
-            const sal_layer *L = sal_model_layer(m, i);
-            for (int k = 0; k < L->ninputs; k++)
-                if (L->inputs[k] >= 0) feeds[L->inputs[k]] = 1;
-        }
-        if (layer > top || !feeds[layer]) bad = t;
-    }
-    free(feeds);
-    return bad;
+    for (int t = 0; t < p->ntargets; t++)
+        if (sal_model_reads(m, p->targets[t].layer, layer) == 0) return t;
+    return -1;
 }
 
 /* The methods' parameters that need the targets or each other. */

@@ -135,13 +135,12 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     if (sal_attrib_init(&w->attrib, m, p->precision, p->batch, p->targets, p->ntargets,
                         p->methods, p->nmethods, &par, err, errlen))
         return -1;
-    const sp_batch_shape sh = batch_shape(p);
-    w->nmaps = sh.nmaps, w->ncams = sh.ncams, w->ngaps = sh.ngaps;
+    const sp_batch_shape shape = batch_shape(p);
+    w->nmaps = shape.nmaps, w->ncams = shape.ncams, w->ngaps = shape.ngaps;
     const size_t B = p->batch, TM = (size_t)p->ntargets * w->nmaps;
     w->rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
     w->in_elems = (size_t)p->pre.channels * p->pre.height * p->pre.width;
     w->map_bytes = w->in_elems * w->rs;
-    const sp_batch_shape shape = batch_shape(p);
     int msg_oom = sp_batch_writer_init(&w->msg, &shape, SAL_ERR_LEN);
     w->team = sp_team_init(p->threads);
     sal_attrib_set_parallel(w->attrib, sp_team_for, w->team);
