@@ -221,16 +221,29 @@ int sal_attrib_run(sal_attrib *a, const void *input, int n, const int64_t *image
                               errlen);
 }
 
-void sal_attrib_passes(const sal_attrib *a, double *forward, double *backward) {
-    const int T = a->ntargets;
+void sal_method_passes(const sal_method *methods, int nmethods, const sal_method_params *par,
+                       int ntargets, double *forward, double *backward) {
+    int want[SAL_METHOD_COUNT] = {0};
+    for (int i = 0; i < nmethods; i++)
+        if ((int)methods[i] >= 0 && methods[i] < SAL_METHOD_COUNT) want[methods[i]] = 1;
+    /* The ReLU-rule maps the methods read, as build() makes them. */
+    const int nrules = (want[SAL_METHOD_VANILLA] || want[SAL_METHOD_GRADIENT_X_INPUT]) +
+                       (want[SAL_METHOD_GUIDED] || want[SAL_METHOD_GUIDED_GRADCAM]) +
+                       want[SAL_METHOD_DECONVNET];
+    const int cam = want[SAL_METHOD_GRADCAM] || want[SAL_METHOD_GUIDED_GRADCAM];
+    const double T = ntargets;
     double f = 0, b = 0;
-    if (a->rules) f += 1, b += (double)T * a->nrules;
-    if (a->cam) f += 1, b += T; /* each stops at its node */
-    if (a->sg) f += a->par.sg_samples, b += (double)a->par.sg_samples * T;
-    if (a->ig) f += a->par.ig_steps, b += (double)a->par.ig_steps * T;
-    if (!a->rules && !a->cam) f += 1; /* the activations */
+    if (nrules) f += 1, b += T * nrules;
+    if (cam) f += 1, b += T; /* each stops at its node */
+    if (want[SAL_METHOD_SMOOTHGRAD]) f += par->sg_samples, b += (double)par->sg_samples * T;
+    if (want[SAL_METHOD_INTEGRATED_GRADIENTS]) f += par->ig_steps, b += (double)par->ig_steps * T;
+    if (!nrules && !cam) f += 1; /* the activations */
     *forward = f;
     *backward = b;
+}
+
+void sal_attrib_passes(const sal_attrib *a, double *forward, double *backward) {
+    sal_method_passes(a->methods, a->nmethods, &a->par, a->ntargets, forward, backward);
 }
 
 void sal_attrib_set_parallel(sal_attrib *a, sal_parallel_for pfor, void *pool) {

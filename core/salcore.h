@@ -312,7 +312,11 @@ int sal_attrib_run(sal_attrib *a, const void *input, int n, const int64_t *image
                    void *activations, void *cams, double *ig_gap, char *err,
                    size_t errlen);
 
-/* Forward and backward passes one image costs (for --check). */
+/* Forward and backward passes one image costs (for --check): of the methods with
+ * their parameters and ntargets targets, without a model (sal_method_passes), or of
+ * an initialized driver. */
+void sal_method_passes(const sal_method *methods, int nmethods, const sal_method_params *par,
+                       int ntargets, double *forward, double *backward);
 void sal_attrib_passes(const sal_attrib *a, double *forward, double *backward);
 
 void sal_attrib_set_parallel(sal_attrib *a, sal_parallel_for pfor, void *pool);

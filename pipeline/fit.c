@@ -30,6 +30,17 @@ static size_t map_bytes(const sp_plan *p) {
            (p->precision == SAL_F64 ? 8 : 4);
 }
 
+/* One Grad-CAM map: one channel. */
+static size_t cam_bytes(const sp_plan *p) { return map_bytes(p) / p->pre.channels; }
+
+/* Bytes of maps one image adds to the output, uncompressed: every method's
+ * (C, H, W) maps and Grad-CAM's (H, W) ones. */
+static double image_map_bytes(const sp_plan *p) {
+    const sp_batch_shape sh = sp_plan_batch_shape(p);
+    return (double)p->ntargets * (sh.nmaps * (double)map_bytes(p) +
+                                  sh.ncams * (double)cam_bytes(p));
+}
+
 static double phys_memory(void) {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (double)pages * size : -1;
@@ -52,8 +63,9 @@ static int at(char *buf, size_t len, const sp_config *c, int line, int col) {
 
 int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, size_t errlen) {
     const sp_target *t0 = &c->targets[0];
+    const sp_batch_shape sh = sp_plan_batch_shape(p);
     const double N = c->nimages, T = c->ntargets, M = c->nmethods, B = p->batch;
-    const double mb = (double)map_bytes(p), per_image = T * M;
+    const double mb = (double)map_bytes(p), cb = (double)cam_bytes(p), per_image = T * M;
     char h1[32], h2[32], where[4200];
     if (per_image > SP_FIT_MAX_MAPS_PER_IMAGE) {
         at(where, sizeof where, c, t0->layer_line, t0->layer_col);
@@ -64,14 +76,15 @@ int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, siz
         return -1;
     }
     /* Every rank holds a batch's maps and their compressed copies at once. */
-    const double per_batch_image = per_image * (mb + (double)sp_chunk_bound((size_t)mb));
+    const double per_batch_image = T * (sh.nmaps * (mb + (double)sp_chunk_bound((size_t)mb)) +
+                                        sh.ncams * (cb + (double)sp_chunk_bound((size_t)cb)));
     const double mem = phys_memory();
     if (mem > 0 && B * per_batch_image > mem) {
         at(where, sizeof where, c, c->batch_line, c->batch_col);
         int fit = (int)(mem / per_batch_image);
         int n = snprintf(err, errlen, "%skey 'run.batch': a batch of %d images x %.0f maps of "
-                         "%.0f bytes needs %s of buffers on every rank, more than this node's "
-                         "memory (%s); ", where, p->batch, per_image, mb,
+                         "up to %.0f bytes needs %s of buffers on every rank, more than this "
+                         "node's memory (%s); ", where, p->batch, per_image, mb,
                          human(B * per_batch_image, h1, sizeof h1), human(mem, h2, sizeof h2));
         if (n > 0 && (size_t)n < errlen)
             snprintf(err + n, errlen - n, fit >= 1 ? "use batch = %d or less" :
@@ -80,13 +93,14 @@ int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, siz
     }
     /* A batch's results travel to rank 0 as one MPI message, counted in an int. */
     const double per_msg_image = 12 + SAL_ERR_LEN + T * (mb / (p->pre.channels *
-                                 p->pre.height * p->pre.width)) + per_image *
-                                 (8 + (double)sp_chunk_bound((size_t)mb));
+                                 p->pre.height * p->pre.width)) + 8.0 * T * sh.ngaps +
+                                 T * sh.nmaps * (8 + (double)sp_chunk_bound((size_t)mb)) +
+                                 T * sh.ncams * (8 + (double)sp_chunk_bound((size_t)cb));
     if (ranks > 1 && 8 + B * per_msg_image > INT32_MAX) {
         at(where, sizeof where, c, c->batch_line, c->batch_col);
         int fit = (int)((INT32_MAX - 8) / per_msg_image);
         int n = snprintf(err, errlen, "%skey 'run.batch': the results of a batch of %d images "
-                         "(%.0f maps of %.0f bytes each) would take %s, more than the 2 GiB an "
+                         "(%.0f maps of up to %.0f bytes each) would take %s, more than the 2 GiB an "
                          "MPI message between ranks can carry; ", where, p->batch, per_image, mb,
                          human(8 + B * per_msg_image, h1, sizeof h1));
         if (n > 0 && (size_t)n < errlen)
@@ -96,7 +110,7 @@ int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, siz
         return -1;
     }
     /* HDF5 addresses a dataset's bytes with 64-bit sizes. */
-    if (N * per_image * mb >= 9.2e18) {
+    if (N * T * sh.nmaps * mb >= 9.2e18) {
         at(where, sizeof where, c, c->images_line, c->images_col);
         snprintf(err, errlen, "%skey 'images.%s': %d images x %d targets x %d methods x %.0f "
                  "bytes per map = %.3g bytes, more than one HDF5 dataset can hold (2^63); "
@@ -160,6 +174,7 @@ void sp_fit_disk_estimate(const sp_config *c, const sp_plan *p, int overwrite,
                           sp_fit_disk *d) {
     memset(d, 0, sizeof *d);
     const double per_image = (double)c->ntargets * c->nmethods, mb = (double)map_bytes(p);
+    const double image_bytes = image_map_bytes(p);
     d->maps = c->nimages * per_image;
     struct stat st;
     int exists = stat(c->output_path, &st) == 0 && S_ISREG(st.st_mode);
@@ -174,9 +189,10 @@ void sp_fit_disk_estimate(const sp_config *c, const sp_plan *p, int overwrite,
                  p->pre.channels * p->pre.height * p->pre.width)));
         for (int i = 0; i < c->nimages; i++) labels += (double)strlen(c->images[i].display);
     }
-    d->raw_bytes = labels + d->todo_maps * (mb + PER_MAP_INDEX);
-    d->need_bytes = labels + d->todo_maps * (mb * (c->compression > 0 ? SP_FIT_DEFLATE_KEEPS
-                                                                      : 1.0) + PER_MAP_INDEX);
+    const double todo_images = c->nimages - d->done_images;
+    d->raw_bytes = labels + todo_images * image_bytes + d->todo_maps * PER_MAP_INDEX;
+    d->need_bytes = labels + todo_images * image_bytes * (c->compression > 0 ?
+                    SP_FIT_DEFLATE_KEEPS : 1.0) + d->todo_maps * PER_MAP_INDEX;
     existing_dir(c->output_path, d->fs_dir, sizeof d->fs_dir);
     struct statvfs vfs;
     d->free_bytes = -1;
@@ -238,8 +254,16 @@ void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
         char text[256];
         printf("%s ", sp_plan_method_text(p, p->methods[i], text, sizeof text));
     }
-    printf("\nmaps      %.0f (%d images x %d targets x %d methods), %zu bytes each\n", d->maps,
+    printf("\nmaps      %.0f (%d images x %d targets x %d methods), %zu bytes each", d->maps,
            c->nimages, c->ntargets, c->nmethods, map_bytes(p));
+    if (sp_plan_batch_shape(p).ncams)
+        printf(" (gradcam's: %zu bytes, one channel)", cam_bytes(p));
+    sal_method_params par;
+    sp_plan_method_params(p, &par);
+    double fwd, bwd;
+    sal_method_passes(p->methods, p->nmethods, &par, p->ntargets, &fwd, &bwd);
+    printf("\npasses    %.0f forward + %.0f backward per image, %.0f + %.0f for the job\n",
+           fwd, bwd, fwd * c->nimages, bwd * c->nimages);
     if (d->resuming)
         printf("output    %s (exists: the run would resume it; %d of %d images done)\n",
                c->output_path, d->done_images, c->nimages);

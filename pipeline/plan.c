@@ -215,6 +215,34 @@ static int resolve_gradcam(sp_plan *p, const sp_config *c, const sal_model *m, c
     return 0;
 }
 
+void sp_plan_method_params(const sp_plan *p, sal_method_params *par) {
+    sal_method_params_default(par);
+    par->sg_samples = p->smoothgrad.samples;
+    par->sg_noise = p->smoothgrad.noise;
+    par->sg_base = p->smoothgrad.base;
+    par->sg_statistic = (sal_sg_statistic)p->smoothgrad.statistic;
+    par->sg_seed = p->smoothgrad.seed;
+    par->ig_steps = p->integrated_gradients.steps;
+    par->ig_rule = (sal_ig_rule)p->integrated_gradients.rule;
+    par->ig_baseline = (sal_ig_baseline)p->integrated_gradients.baseline;
+    par->cam_layer = p->gradcam_layer;
+}
+
+sp_batch_shape sp_plan_batch_shape(const sp_plan *p) {
+    const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
+    const size_t cam_bytes = (size_t)p->pre.height * p->pre.width * rs;
+    int cams = 0, gaps = 0;
+    for (int i = 0; i < p->nmethods; i++) {
+        cams |= p->methods[i] == SAL_METHOD_GRADCAM;
+        gaps |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;
+    }
+    return (sp_batch_shape){.nimages = p->nimages, .batch = p->batch,
+                            .ntargets = p->ntargets, .nmaps = p->nmethods - cams,
+                            .ncams = cams, .ngaps = gaps, .real_size = rs,
+                            .max_chunk = sp_chunk_bound(cam_bytes * p->pre.channels),
+                            .max_cam_chunk = sp_chunk_bound(cam_bytes)};
+}
+
 /* The first target that does not read node `layer` (its Grad-CAM gradient there would
  * be zero by construction), or -1. */
 static int target_not_reading(const sp_plan *p, const sal_model *m, int layer) {

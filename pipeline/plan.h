@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "config.h"
 #include "output.h"
 #include "salcore.h"
@@ -68,6 +69,14 @@ typedef struct {
  * sp_output_open. Returns 0, or -1 (out of memory) with *store NULL. */
 int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output_layout *lay,
                           void **store);
+
+/* The core's parameters of the plan's methods (sal_attrib_init). */
+void sp_plan_method_params(const sp_plan *p, sal_method_params *par);
+
+/* What a batch message of this plan holds (batch.h), for its writer and reader, and
+ * what the output stores per image: maps of every method but gradcam, Grad-CAM's
+ * (H, W) maps, Integrated Gradients' gaps. */
+sp_batch_shape sp_plan_batch_shape(const sp_plan *p);
 
 /* One method with its parameters for people ("smoothgrad (samples 50, noise 0.15, base
  * vanilla, statistic mean, seed 0)", "vanilla") into buf; returns buf. */

@@ -73,23 +73,6 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* What a batch message of this plan holds (batch.h), for its writer and reader:
- * maps of every method but gradcam, Grad-CAM's (H, W) maps, IG's gaps. */
-static sp_batch_shape batch_shape(const sp_plan *p) {
-    const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
-    const size_t cam_bytes = (size_t)p->pre.height * p->pre.width * rs;
-    int cams = 0, gaps = 0;
-    for (int i = 0; i < p->nmethods; i++) {
-        cams |= p->methods[i] == SAL_METHOD_GRADCAM;
-        gaps |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;
-    }
-    return (sp_batch_shape){.nimages = p->nimages, .batch = p->batch,
-                            .ntargets = p->ntargets, .nmaps = p->nmethods - cams,
-                            .ncams = cams, .ngaps = gaps, .real_size = rs,
-                            .max_chunk = sp_chunk_bound(cam_bytes * p->pre.channels),
-                            .max_cam_chunk = sp_chunk_bound(cam_bytes)};
-}
-
 static int batch_first(const sp_plan *p, int k) { return k * p->batch; }
 static int batch_count(const sp_plan *p, int k) {
     int left = p->nimages - k * p->batch;
@@ -122,20 +105,11 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     w->plan = p;
     w->rank = rank;
     sal_method_params par;
-    sal_method_params_default(&par);
-    par.sg_samples = p->smoothgrad.samples;
-    par.sg_noise = p->smoothgrad.noise;
-    par.sg_base = p->smoothgrad.base;
-    par.sg_statistic = (sal_sg_statistic)p->smoothgrad.statistic;
-    par.sg_seed = p->smoothgrad.seed;
-    par.ig_steps = p->integrated_gradients.steps;
-    par.ig_rule = (sal_ig_rule)p->integrated_gradients.rule;
-    par.ig_baseline = (sal_ig_baseline)p->integrated_gradients.baseline;
-    par.cam_layer = p->gradcam_layer;
+    sp_plan_method_params(p, &par);
     if (sal_attrib_init(&w->attrib, m, p->precision, p->batch, p->targets, p->ntargets,
                         p->methods, p->nmethods, &par, err, errlen))
         return -1;
-    const sp_batch_shape shape = batch_shape(p);
+    const sp_batch_shape shape = sp_plan_batch_shape(p);
     w->nmaps = shape.nmaps, w->ncams = shape.ncams, w->ngaps = shape.ngaps;
     const size_t B = p->batch, TM = (size_t)p->ntargets * w->nmaps;
     w->rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
@@ -281,7 +255,7 @@ static int next_batch_locked(coordinator *c) {
 static void write_batch(coordinator *c, const char *buf, size_t len) {
     sp_run_ctx *ctx = c->ctx;
     const sp_plan *p = ctx->plan;
-    const sp_batch_shape shape = batch_shape(p);
+    const sp_batch_shape shape = sp_plan_batch_shape(p);
     sp_batch b;
     char err[SAL_ERR_LEN];
     if (sp_batch_unpack(buf, len, &shape, &b, err, sizeof err)) {

@@ -19,7 +19,7 @@
 set(SAL_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(SAL_FUZZ_HARNESSES config sources image model messages)
 set(SAL_FUZZ_config_SOURCES fuzz_config.c model_gen.c model_spec.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c)
-set(SAL_FUZZ_config_LIBS salconfig salcore)
+set(SAL_FUZZ_config_LIBS salconfig saloutput salcore)
 set(SAL_FUZZ_sources_SOURCES fuzz_sources.c)
 set(SAL_FUZZ_sources_LIBS salconfig)
 set(SAL_FUZZ_image_SOURCES fuzz_image.c)
@@ -30,7 +30,7 @@ set(SAL_FUZZ_model_ARGS -max_len=512 -len_control=0) # slow: no length ramp (fuz
 set(SAL_FUZZ_model_TIMEOUT 300) # its corpus alone takes 50-100 s under ASan here
 set(SAL_FUZZ_messages_SOURCES fuzz_messages.c ${PROJECT_SOURCE_DIR}/pipeline/plan.c
     ${PROJECT_SOURCE_DIR}/pipeline/batch.c)
-set(SAL_FUZZ_messages_LIBS salconfig salcore)
+set(SAL_FUZZ_messages_LIBS salconfig saloutput salcore)
 
 add_custom_target(fuzz_all)
 foreach(h ${SAL_FUZZ_HARNESSES})

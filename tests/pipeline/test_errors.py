@@ -475,6 +475,8 @@ def run_cli(args):
     check(re.search(r"\b3\b", r.out) and "missing.jpg" in r.out,
           "the plan counts 3 images and names the missing one")
     check("162" in r.out.replace(",", ""), "the plan counts 3 x 18 x 3 = 162 maps")
+    check("1 forward + 54 backward per image, 3 + 162 for the job" in r.out,
+          "the plan counts 1 forward and 18 x 3 backward passes per image")
     check("3x224x224" in r.out and "stretch: Resize((224, 224))" in r.out,
           "the plan states the input size and the model file's resize rule")
     check(r.seconds < 20, "--check computes nothing (fast)", f"{r.seconds:.1f} s")
@@ -482,6 +484,24 @@ def run_cli(args):
     check(not os.path.exists(os.path.join(args.work, "out", "check.h5"))
           and not os.path.exists(os.path.join(args.work, "out")),
           "--check creates no output file")
+
+    # Every method: passes per image = 1 (rule maps) + 1 (Grad-CAM) + 50 + 50 forward,
+    # 18 targets x (3 rule maps + 1 Grad-CAM + 50 + 50) backward.
+    every = ["vanilla", "guided", "deconvnet", "gradient_x_input", "smoothgrad",
+             "integrated_gradients", "gradcam", "guided_gradcam"]
+    cfg8 = write_config(os.path.join(args.work, "check8.toml"), args.model,
+                        {"files": [os.path.join(bad, "good_a.png")]},
+                        [("fc3", [540, 23]), ("conv5", "1-16")], "out/check8.h5", every)
+    with open(cfg8, "a") as f:
+        f.write('\n[saliency.gradcam]\nlayer = "conv4_relu"\n')
+    r = salpipe(args, ["--check", cfg8])
+    check(r.rc == 0, "--check, every method: exit 0", f"exit {r.rc}")
+    check("102 forward + 1872 backward per image" in r.out,
+          "--check counts each method's passes (SmoothGrad's and IG's 50 each)")
+    check("smoothgrad (samples 50, noise 0.15, base vanilla, statistic mean, seed 0)" in r.out
+          and "gradcam (layer conv4_relu)" in r.out, "--check names the methods' parameters")
+    check("gradcam's: 200704 bytes, one channel" in r.out,
+          "--check: Grad-CAM maps have one channel")
 
     print("\n== --layers")
     r = salpipe(args, ["--layers", args.model])
