@@ -133,6 +133,32 @@ static void render_map(sp_previews *pv, const void *map) {
         }
 }
 
+/* Fills pv->tile from one Grad-CAM map (H, W): min to max on the colormap, half and
+ * half over the fitted input, as Grad-CAM's figures and pytorch-grad-cam's
+ * show_cam_on_image present it. */
+static void render_cam(sp_previews *pv, const void *cam, const sal_image *px) {
+    const sp_plan *p = pv->plan;
+    const int H = p->pre.height, W = p->pre.width;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < (size_t)H * W; i++) {
+        double v = map_value(p, cam, i);
+        if (isnan(v)) v = 0;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    const double range = hi - lo;
+    for (int ty = 0; ty < pv->tile_h; ty++)
+        for (int tx = 0; tx < pv->tile_w; tx++) {
+            const int y = ty / pv->scale, x = tx / pv->scale;
+            double v = map_value(p, cam, (size_t)y * W + x);
+            uint8_t heat[3], *out = pv->tile + ((size_t)ty * pv->tile_w + tx) * 3;
+            colormap(range > 0 && !isnan(v) ? (float)((v - lo) / range) : 0, heat);
+            const uint8_t *in = px->pixels + ((size_t)y * px->width + x) * px->channels;
+            for (int k = 0; k < 3; k++)
+                out[k] = (uint8_t)((heat[k] + in[px->channels == 1 ? 0 : k] + 1) / 2);
+        }
+}
+
 /* Fills pv->tile from the fitted 8-bit input (H, W, C). */
 static void render_input(sp_previews *pv, const sal_image *px) {
     for (int ty = 0; ty < pv->tile_h; ty++)
@@ -171,12 +197,11 @@ int sp_previews_init(sp_previews **out, const sp_plan *p, const sal_model *m, ch
     pv->scale = side >= PREVIEW_MIN_SIDE ? 1 : (PREVIEW_MIN_SIDE + side - 1) / side;
     pv->tile_h = H * pv->scale;
     pv->tile_w = W * pv->scale;
-    /* one column per method with a map (Grad-CAM's one-channel maps are not
-     * previewed; scripts/salview.py shows them) */
+    /* one column per method (Grad-CAM's maps come separately from the others) */
     int nmaps = 0;
     for (int i = 0; i < p->nmethods; i++) nmaps += p->methods[i] != SAL_METHOD_GRADCAM;
     pv->nmaps = nmaps;
-    pv->cols = 1 + nmaps;
+    pv->cols = 1 + p->nmethods;
     pv->rows = p->ntargets;
     pv->mont_h = PREVIEW_GAP + pv->rows * (pv->tile_h + PREVIEW_GAP);
     pv->mont_w = PREVIEW_GAP + pv->cols * (pv->tile_w + PREVIEW_GAP);
@@ -194,7 +219,7 @@ int sp_previews_init(sp_previews **out, const sp_plan *p, const sal_model *m, ch
 }
 
 int sp_previews_write(sp_previews *pv, int image, const sal_image *pixels, const void *maps,
-                      char *err, size_t errlen) {
+                      const void *cams, char *err, size_t errlen) {
     const sp_plan *p = pv->plan;
     const size_t map_elems = (size_t)p->pre.channels * p->pre.height * p->pre.width;
     const size_t rs = p->precision == SAL_F64 ? sizeof(double) : sizeof(float);
@@ -205,15 +230,19 @@ int sp_previews_write(sp_previews *pv, int image, const sal_image *pixels, const
     place(pv, 0, 0);
     for (int t = 0; t < p->ntargets; t++)
         for (int i = 0, m = 0; i < p->nmethods; i++) {
-            if (p->methods[i] == SAL_METHOD_GRADCAM) continue;
-            const char *map = (const char *)maps + ((size_t)t * pv->nmaps + m) * map_elems * rs;
-            render_map(pv, map);
-            place(pv, t, 1 + m);
+            if (p->methods[i] == SAL_METHOD_GRADCAM) {
+                render_cam(pv, (const char *)cams + (size_t)t * p->pre.height * p->pre.width
+                                                        * rs, pixels);
+            } else {
+                render_map(pv, (const char *)maps + ((size_t)t * pv->nmaps + m) * map_elems *
+                                                        rs);
+                m++;
+            }
+            place(pv, t, 1 + i);
             snprintf(path, sizeof path, "%s/%s_%s-%d_%s.jpg", p->previews_dir, name,
                      p->target_names[t],
                      p->targets[t].unit + 1, sal_method_name(p->methods[i]));
             if (write_jpeg(path, pv->tile, pv->tile_h, pv->tile_w, err, errlen)) return -1;
-            m++;
         }
     snprintf(path, sizeof path, "%s/%s_montage.jpg", p->previews_dir, name);
     return write_jpeg(path, pv->montage, pv->mont_h, pv->mont_w, err, errlen);

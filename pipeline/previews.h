@@ -18,10 +18,11 @@ int sp_previews_init(sp_previews **out, const sp_plan *p, const sal_model *m, ch
                      size_t errlen);
 
 /* Writes the montage and per-map JPEGs of `image` into plan->previews_dir. pixels:
- * the fitted 8-bit input; maps: (T, M, C, H, W) in the plan's precision. -1 with
- * err naming the file on failure (nothing else is affected). */
+ * the fitted 8-bit input; maps: (T, M, C, H, W) of the methods but gradcam, cams:
+ * (T, H, W) Grad-CAM maps when gradcam is asked (else unused), in the plan's
+ * precision. -1 with err naming the file on failure (nothing else is affected). */
 int sp_previews_write(sp_previews *pv, int image, const sal_image *pixels,
-                      const void *maps, char *err, size_t errlen);
+                      const void *maps, const void *cams, char *err, size_t errlen);
 
 void sp_previews_free(sp_previews *pv);
 

@@ -207,11 +207,14 @@ static void compute_batch(worker *w, int k) {
                     snprintf(w->errors[i], SAL_ERR_LEN, "%s", err);
                 }
     }
-    for (int i = 0; w->previews && TM && i < count; i++) {
+    for (int i = 0; w->previews && i < count; i++) {
         char err[SAL_ERR_LEN];
+        const size_t s = w->slot[i] >= 0 ? (size_t)w->slot[i] : 0;
         if (w->slot[i] >= 0 &&
             sp_previews_write(w->previews, w->first + i, &w->pixels[i],
-                              w->maps + (size_t)w->slot[i] * TM * w->map_bytes, err, sizeof err))
+                              w->maps + s * TM * w->map_bytes,
+                              w->cams ? w->cams + s * p->ntargets * w->cam_bytes : NULL, err,
+                              sizeof err))
             fprintf(stderr, "salpipe: rank %d: preview not written: %s\n", w->rank, err);
         sal_image_free(&w->pixels[i]);
     }
