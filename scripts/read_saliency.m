@@ -11,13 +11,18 @@ function S = read_saliency(file, varargin)
 %   Fields of S (indices are 1-based, so S.saliency(i,t,m,c,y,x) is Python's
 %   f['saliency'][i-1, t-1, m-1, c-1, y-1, x-1]):
 %     saliency      [image, target, method, channel, y, x] signed gradients, single
-%                   (double for precision = "float64"); NaN where not computed
+%                   (double for precision = "float64"); NaN where not computed;
+%                   empty when the only method is gradcam
+%     gradcam       [image, target, y, x] Grad-CAM maps (only when gradcam was
+%                   asked for; the 'method' selection does not apply)
+%     integrated_gradients_gap  [image, target] double: each Integrated Gradients
+%                   map's completeness gap (only with integrated_gradients)
 %     activation    [image, target] the target unit's value for each image
 %     image         cellstr [image x 1]   image paths as listed in the config
 %     target        cellstr [target x 1]  'layer:unit', e.g. 'fc3:540'
 %     target_layer  cellstr [target x 1]
 %     target_unit   int32   [target x 1]  1-based unit numbers (DNNBrain's)
-%     method        cellstr [method x 1]  'vanilla', 'guided', 'deconvnet'
+%     method        cellstr [method x 1]  'vanilla', 'guided', ... (all but gradcam)
 %     status        int8    [image x 1]   1 done, 0 not done, -1 failed
 %     error         cellstr [image x 1]   why an image failed, else ''
 %     index         struct: the 1-based image, target and method indices read
@@ -58,23 +63,44 @@ methods = read_strings(file, '/method');
 
 % h5info gives the dataset's size in MATLAB's reversed order: [x y channel method
 % target image]. The check guards against a MATLAB that would not reverse it.
-info = h5info(file, '/saliency');
-dims = info.Dataspace.Size;
-if numel(dims) ~= 6 || dims(6) ~= numel(images) || dims(5) ~= numel(targets) || ...
-        dims(4) ~= numel(methods)
-    dims = fliplr(dims);
+% A job whose only method is gradcam has no /saliency.
+S.saliency = [];
+if nm > 0
+    info = h5info(file, '/saliency');
+    dims = info.Dataspace.Size;
+    if numel(dims) ~= 6 || dims(6) ~= numel(images) || dims(5) ~= numel(targets) || ...
+            dims(4) ~= numel(methods)
+        dims = fliplr(dims);
+    end
+
+    % Reversed order, 1-based: whole x, y and channel axes, then the selection.
+    start = [1, 1, 1, m0, t0, i0];
+    count = [dims(1), dims(2), dims(3), nm, nt, ni];
+    raw = h5read(file, '/saliency', start, count);
+    S.saliency = permute(raw, [6 5 4 3 2 1]);
 end
 
-% Reversed order, 1-based: whole x, y and channel axes, then the selection.
-start = [1, 1, 1, m0, t0, i0];
-count = [dims(1), dims(2), dims(3), nm, nt, ni];
-raw = h5read(file, '/saliency', start, count);
-S.saliency = permute(raw, [6 5 4 3 2 1]);
+% /gradcam is [image, target, y, x] in the file: [x y target image] here.
+if has_dataset(file, 'gradcam')
+    info = h5info(file, '/gradcam');
+    cdims = info.Dataspace.Size;
+    if numel(cdims) ~= 4 || cdims(4) ~= numel(images) || cdims(3) ~= numel(targets)
+        cdims = fliplr(cdims);
+    end
+    cam_start = [1, 1, t0, i0];
+    cam_count = [cdims(1), cdims(2), nt, ni];
+    cam = h5read(file, '/gradcam', cam_start, cam_count);
+    S.gradcam = permute(cam, [4 3 2 1]);
+end
 
 act_start = [t0, i0];
 act_count = [nt, ni];
 act = h5read(file, '/activation', act_start, act_count);
 S.activation = permute(act, [2 1]);
+if has_dataset(file, 'integrated_gradients_gap')
+    gap = h5read(file, '/integrated_gradients_gap', act_start, act_count);
+    S.integrated_gradients_gap = permute(gap, [2 1]);
+end
 
 S.image = images(i0:i0 + ni - 1);
 S.target = targets(t0:t0 + nt - 1);
@@ -86,6 +112,13 @@ S.error = read_strings(file, '/error', i0, ni);
 S.index = struct('image', i0:i0 + ni - 1, 'target', t0:t0 + nt - 1, ...
                  'method', m0:m0 + nm - 1);
 S.attrs = read_attrs(file);
+end
+
+
+function yes = has_dataset(file, name)
+% Whether the file's root group has a dataset of that name.
+info = h5info(file, '/');
+yes = any(strcmp({info.Datasets.Name}, name));
 end
 
 

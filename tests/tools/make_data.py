@@ -54,6 +54,19 @@ def make_small(args, out):
     r = tc.run([args.salpipe, "--overwrite", "--quiet", "configs/small.toml"], cwd=out)
     if r.rc != 0:
         sys.exit(f"salpipe failed with exit {r.rc}")
+    # Issue 12's datasets: /gradcam and /integrated_gradients_gap besides /saliency,
+    # and a Grad-CAM-only file without /saliency (about 3 s together).
+    extra = ('[saliency.gradcam]\nlayer = "conv4_relu"\n'
+             '[saliency.integrated_gradients]\nsteps = 2\n')
+    for name, methods in (("methods", ["guided", "gradcam", "integrated_gradients"]),
+                          ("camonly", ["gradcam"])):
+        tc.write_config(os.path.join(out, "configs", name + ".toml"), args.model,
+                        ["../img/img_00.jpg", "../img/img_01.png"],
+                        [("fc3", [540]), ("conv5", [3])], methods,
+                        f"../out/small/{name}.h5", extra="\n" + extra)
+        r = tc.run([args.salpipe, "--overwrite", "--quiet", f"configs/{name}.toml"], cwd=out)
+        if r.rc != 0:
+            sys.exit(f"salpipe failed on {name}.toml with exit {r.rc}: {r.err}")
 
 
 def make_synthetic(out):

@@ -133,18 +133,34 @@ def read_saliency(f, src, image=None, target=None, method=None, reversed_order=T
     i0, ni = pick(image, strings["image"], True)
     t0, nt = pick(target, strings["target"], False)
     m0, nm = pick(method, strings["method"], False)
-    dims = h5info_size(f["saliency"], reversed_order)
-    if (len(dims) != 6 or dims[5] != len(strings["image"]) or
-            dims[4] != len(strings["target"]) or dims[3] != len(strings["method"])):
-        dims = dims[::-1]                                   # fliplr(dims)
-    ns = dict(i0=i0, ni=ni, t0=t0, nt=nt, m0=m0, nm=nm, dims=dims)
-    start = m_vector(m_assignment(src, "start"), ns)
-    count = m_vector(m_assignment(src, "count"), ns)
-    raw = h5read(f["saliency"], start, count)
-    S = {"saliency": permute(raw, m_permute_order(src, "raw"))}
-    act = h5read(f["activation"], m_vector(m_assignment(src, "act_start"), ns),
-                 m_vector(m_assignment(src, "act_count"), ns))
+    ns = dict(i0=i0, ni=ni, t0=t0, nt=nt, m0=m0, nm=nm)
+    S = {"saliency": None}
+    if nm > 0:                                              # no /saliency: gradcam only
+        dims = h5info_size(f["saliency"], reversed_order)
+        if (len(dims) != 6 or dims[5] != len(strings["image"]) or
+                dims[4] != len(strings["target"]) or dims[3] != len(strings["method"])):
+            dims = dims[::-1]                               # fliplr(dims)
+        ns["dims"] = dims
+        start = m_vector(m_assignment(src, "start"), ns)
+        count = m_vector(m_assignment(src, "count"), ns)
+        raw = h5read(f["saliency"], start, count)
+        S["saliency"] = permute(raw, m_permute_order(src, "raw"))
+    if "gradcam" in f:
+        cdims = h5info_size(f["gradcam"], reversed_order)
+        if (len(cdims) != 4 or cdims[3] != len(strings["image"]) or
+                cdims[2] != len(strings["target"])):
+            cdims = cdims[::-1]
+        ns["cdims"] = cdims
+        cam = h5read(f["gradcam"], m_vector(m_assignment(src, "cam_start"), ns),
+                     m_vector(m_assignment(src, "cam_count"), ns))
+        S["gradcam"] = permute(cam, m_permute_order(src, "cam"))
+    act_start = m_vector(m_assignment(src, "act_start"), ns)
+    act_count = m_vector(m_assignment(src, "act_count"), ns)
+    act = h5read(f["activation"], act_start, act_count)
     S["activation"] = permute(act, m_permute_order(src, "act"))
+    if "integrated_gradients_gap" in f:
+        gap = h5read(f["integrated_gradients_gap"], act_start, act_count)
+        S["integrated_gradients_gap"] = permute(gap, m_permute_order(src, "gap"))
     S["image"] = strings["image"][i0 - 1:i0 - 1 + ni]
     S["target"] = strings["target"][t0 - 1:t0 - 1 + nt]
     S["target_layer"] = list(h5read(f["target_layer"], t0, nt))
@@ -162,8 +178,10 @@ def direct(d, i, t, m):
     ii = list(range(len(d["image"]))) if i is None else [i]
     tt = list(range(len(d["target"]))) if t is None else [t]
     mm = list(range(len(d["method"]))) if m is None else [m]
-    sal = d["saliency"][np.ix_(ii, tt, mm)]
-    return {"saliency": sal, "activation": d["activation"][np.ix_(ii, tt)],
+    sal = d["saliency"][np.ix_(ii, tt, mm)] if "saliency" in d else None
+    extra = {k: d[k][np.ix_(ii, tt)] for k in ("gradcam", "integrated_gradients_gap")
+             if k in d}
+    return {**extra, "saliency": sal, "activation": d["activation"][np.ix_(ii, tt)],
             "image": [d["image"][k] for k in ii], "target": [d["target"][k] for k in tt],
             "target_layer": [d["target_layer"][k] for k in tt],
             "target_unit": d["target_unit"][tt], "method": [d["method"][k] for k in mm],
@@ -171,6 +189,8 @@ def direct(d, i, t, m):
 
 
 def same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
     if isinstance(a, list):
         return a == b
     a, b = np.asarray(a), np.asarray(b)
@@ -194,9 +214,19 @@ def check_file(path, src, image_sels, target_sels, method_sels):
                         bad.append(f"image={isel!r} target={tsel!r} method={msel!r} "
                                    f"reversed={rev}: {k} {np.shape(S[k])} vs {np.shape(E[k])}")
         full = read_saliency(f, src)
-        raw = h5read(f["saliency"], [1] * 6, h5info_size(f["saliency"]))
+        raw = (h5read(f["saliency"], [1] * 6, h5info_size(f["saliency"]))
+               if "saliency" in f else None)
     tc.check(not bad, f"{name}: {n} selections equal h5py's direct slices",
              "; ".join(bad[:3]) + (f" (+{len(bad) - 3})" if len(bad) > 3 else ""))
+    for k in ("gradcam", "integrated_gradients_gap"):
+        if k in d:
+            tc.check(k in full and full[k].shape == d[k].shape,
+                     f"{name}: S.{k} is {'[image, target, y, x]' if k == 'gradcam' else '[image, target]'}",
+                     str(np.shape(full.get(k))))
+    if raw is None:
+        tc.check(full["saliency"] is None and full["method"] == [],
+                 f"{name}: no /saliency (Grad-CAM only): S.saliency empty, no methods")
+        return
     I, T, M, C, H, W = d["saliency"].shape
     tc.check(raw.shape == (W, H, C, M, T, I),
              f"{name}: h5read's array is [x y channel method target image]", str(raw.shape))
@@ -237,6 +267,16 @@ def main():
                     ("../img/img_00.jpg", 0)],
                    [(None, None), (1, 0), ("conv5:3", 1)],
                    [(None, None), (2, 1), ("vanilla", 0)])
+        tc.check(m_permute_order(src, "cam") == [4, 3, 2, 1] and
+                 m_permute_order(src, "gap") == [2, 1],
+                 "/gradcam and the gaps are turned around likewise")
+        # Issue 12's datasets; the method axis of methods.h5 is guided and
+        # integrated_gradients (gradcam's maps are /gradcam).
+        for name, msels in (("methods", [(None, None), (2, 1), ("guided", 0)]),
+                            ("camonly", [(None, None)])):
+            check_file(os.path.join(args.data, "out", "small", name + ".h5"), src,
+                       [(None, None), (2, 1), ("img_00", 0)],
+                       [(None, None), ("conv5:3", 1)], msels)
         syn = os.path.join(args.data, "synthetic", "gray1.h5")
         check_file(syn, src, [(None, None), (3, 2), ("g0", 0), ("nothere.png", 1)],
                    [(None, None), ("fc2:2", 1)], [(None, None), (1, 0)])

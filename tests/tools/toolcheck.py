@@ -108,7 +108,8 @@ def read_output(path):
     """The datasets of a salpipe output, strings as lists of str."""
     import h5py
     with h5py.File(path, "r") as f:
-        d = {k: f[k][()] for k in ("saliency", "activation", "status", "target_unit")}
+        d = {k: f[k][()] for k in ("saliency", "activation", "status", "target_unit",
+                                   "gradcam", "integrated_gradients_gap") if k in f}
         for k in ("image", "target", "target_layer", "method", "error"):
             d[k] = list(f[k].asstr()[()])
         d["attrs"] = dict(f.attrs)
@@ -135,8 +136,9 @@ def q(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config(path, model, images, targets, methods, output, batch=2):
-    """images: list of paths, or ("dir", DIR, PATTERN); targets: [(layer, [units])]."""
+def write_config(path, model, images, targets, methods, output, batch=2, extra=""):
+    """images: list of paths, or ("dir", DIR, PATTERN); targets: [(layer, [units])];
+    extra: TOML appended (e.g. a [saliency.gradcam] table)."""
     lines = ["[model]", f"path = {q(model)}", "", "[images]"]
     if isinstance(images, tuple):
         lines += [f"dir = {q(images[1])}", f"pattern = {q(images[2])}"]
@@ -146,7 +148,7 @@ def write_config(path, model, images, targets, methods, output, batch=2):
         lines += ["", "[[targets]]", f"layer = {q(layer)}",
                   "units = [" + ", ".join(str(u) for u in units) + "]"]
     lines += ["", "[saliency]", "methods = [" + ", ".join(q(m) for m in methods) + "]",
-              "", "[output]", f"path = {q(output)}", "", "[run]", f"batch = {batch}"]
+              "", "[output]", f"path = {q(output)}", "", "[run]", f"batch = {batch}", extra]
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
