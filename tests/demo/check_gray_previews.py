@@ -14,21 +14,27 @@ import numpy as np
 from PIL import Image
 
 
+def run_demo(salpipe, repo, work, demo, images, name, body, output):
+    """Runs salpipe on the demo model and `images` with the config's other tables
+    `body`, output WORK/NAME.h5 with [output]'s other keys `output`."""
+    cfg = os.path.join(work, name + ".toml")
+    with open(cfg, "w") as f:
+        f.write(f'[model]\npath = "{repo}/models/fashion_mnist_cnn.h5"\n'
+                f'[images]\nfiles = {[os.path.join(demo, i) for i in images]}\n'.replace("'", '"') +
+                body + f'[output]\npath = "{work}/{name}.h5"\n' + output)
+    subprocess.run([salpipe, "--overwrite", "--quiet", cfg], check=True)
+
+
 def main():
     salpipe, repo, work = sys.argv[1:4]
     os.makedirs(work, exist_ok=True)
     demo = os.path.join(repo, "data", "demo")
     images = sorted(os.listdir(demo))[:2]
-    cfg = os.path.join(work, "gray.toml")
-    with open(cfg, "w") as f:
-        f.write(f'[model]\npath = "{repo}/models/fashion_mnist_cnn.h5"\n'
-                f'[images]\nfiles = {[os.path.join(demo, i) for i in images]}\n'.replace("'", '"') +
-                '[[targets]]\nlayer = "fc2"\nunits = [1, 10]\n'
-                '[[targets]]\nlayer = "conv1"\nunits = [1]\n'
-                '[saliency]\nmethods = ["guided"]\n'
-                f'[output]\npath = "{work}/gray.h5"\npreviews = "{work}/prev"\n'
-                'preview_mode = "gray"\n')
-    subprocess.run([salpipe, "--overwrite", "--quiet", cfg], check=True)
+    run_demo(salpipe, repo, work, demo, images, "gray",
+             '[[targets]]\nlayer = "fc2"\nunits = [1, 10]\n'
+             '[[targets]]\nlayer = "conv1"\nunits = [1]\n'
+             '[saliency]\nmethods = ["guided"]\n',
+             f'previews = "{work}/prev"\npreview_mode = "gray"\n')
     fails = 0
     for img in images:
         name = img[:-4]
@@ -50,15 +56,11 @@ def main():
 
 def check_gradcam(salpipe, repo, work, demo, images):
     import h5py
-    cfg = os.path.join(work, "cam.toml")
-    with open(cfg, "w") as f:
-        f.write(f'[model]\npath = "{repo}/models/fashion_mnist_cnn.h5"\n'
-                f'[images]\nfiles = {[os.path.join(demo, i) for i in images]}\n'.replace("'", '"') +
-                '[[targets]]\nlayer = "fc2"\nunits = [1, 10]\n'
-                '[saliency]\nmethods = ["guided", "gradcam"]\n'
-                '[saliency.gradcam]\nlayer = "conv2_relu"\n'
-                f'[output]\npath = "{work}/cam.h5"\npreviews = "{work}/prev_cam"\n')
-    subprocess.run([salpipe, "--overwrite", "--quiet", cfg], check=True)
+    run_demo(salpipe, repo, work, demo, images, "cam",
+             '[[targets]]\nlayer = "fc2"\nunits = [1, 10]\n'
+             '[saliency]\nmethods = ["guided", "gradcam"]\n'
+             '[saliency.gradcam]\nlayer = "conv2_relu"\n',
+             f'previews = "{work}/prev_cam"\n')
     with h5py.File(os.path.join(work, "cam.h5"), "r") as f:
         cams = f["gradcam"][()]
     fails = 0
