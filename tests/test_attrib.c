@@ -25,26 +25,13 @@
 #include <string.h>
 
 #include "salcore.h"
+#define TEST_NAME "test_attrib"
+#include "test_util.h"
 
 static int failures;
 
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "test_attrib: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
 static uint64_t rng_state = 0xa77c1bu;
-static double uniform(double lo, double hi) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    z ^= z >> 31;
-    return lo + (hi - lo) * (double)(z >> 11) * 0x1.0p-53;
-}
+static double uniform(double lo, double hi) { return uniform_from(&rng_state, lo, hi); }
 
 static void report(const char *what, double diff, double tol) {
     int ok = diff <= tol;

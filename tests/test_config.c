@@ -19,16 +19,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#define TEST_NAME "test_config"
+#include "test_util.h"
 
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-            return 1;                                                                 \
-        }                                                                             \
-    } while (0)
 
 #define CHECK_STR(got, want)                                                          \
     CHECK((got) && !strcmp((got), (want)), "got \"%s\", want \"%s\"",                  \
@@ -36,10 +29,6 @@
 
 /* ---- fixtures ------------------------------------------------------------------- */
 
-static void die(const char *what, const char *path) {
-    fprintf(stderr, "test_config: %s %s: %s\n", what, path, strerror(errno));
-    exit(2);
-}
 
 static void mkdirs(const char *path) {
     char p[PATH_MAX];

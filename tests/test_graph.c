@@ -32,6 +32,8 @@
 #include <string.h>
 
 #include "salcore.h"
+#define TEST_NAME "test_graph"
+#include "test_util.h"
 
 static int failures;
 
@@ -41,23 +43,8 @@ static int failures;
 #define FD_TOL 1e-8     /* of the largest map element or scalar; rounding is ~1e-13 */
 #define F32_TOL 2e-5    /* float32 vs float64, of the largest value compared      */
 
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "test_graph: out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
 static uint64_t rng_state = 0x5a17u;
-static double uniform(double lo, double hi) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    z ^= z >> 31;
-    return lo + (hi - lo) * (double)(z >> 11) * 0x1.0p-53;
-}
+static double uniform(double lo, double hi) { return uniform_from(&rng_state, lo, hi); }
 
 static int report(const char *model, const char *what, double diff, double tol) {
     int ok = diff <= tol;

@@ -26,16 +26,9 @@
 #include "config.h"
 #include "output.h"
 #include "plan.h"
+#define TEST_NAME "test_plan"
+#include "test_util.h"
 
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-            return 1;                                                                 \
-        }                                                                             \
-    } while (0)
 
 static const char *model_path; /* the tiny model: conv1 .. fc2, 3x7x7 input */
 static char dir[PATH_MAX];
@@ -45,10 +38,6 @@ static char dir[PATH_MAX];
     "[model]\npath = \"m.h5\"\n[images]\nfiles = [\"a.png\"]\n[[targets]]\n"          \
     "layer = \"fc2\"\nunits = [1]\n[output]\npath = \"o.h5\"\n"
 
-static void die(const char *what, const char *path) {
-    fprintf(stderr, "test_plan: %s %s: %s\n", what, path, strerror(errno));
-    exit(2);
-}
 
 static void put(const char *rel, const char *text) {
     char path[PATH_MAX + 64];
