@@ -117,3 +117,17 @@ pipeline_test(pipeline_longrun test_longrun.py mpi 600 2 ${_pl_demo})
 set(_pl_exporter --exporter ${PROJECT_SOURCE_DIR}/scripts/export_torchvision.py)
 pipeline_test(pipeline_graph_e2e test_graph.py mpi 600 2 e2e ${_pl_exporter})
 pipeline_test(pipeline_graph_cli test_graph.py unit 300 1 cli ${_pl_exporter})
+
+# Issue 12's methods through the whole program (test_methods.py), seeded AlexNet:
+# ranks     all eight methods, 12 images, -n 1/2/3 and another batch, a SIGUSR1 stop
+#           resumed under -n 3: every dataset bit-identical (~40 s)
+# float64   the same methods and other parameters vs methods_reference.py, SmoothGrad
+#           with the C noise (noise_dump): 1e-9 of each map's max (~35 s)
+# smoothgrad  4, 16, 64 samples vs PyTorch's own 256-sample estimate: the distance
+#           falls as 1/sqrt(samples) (~45 s, PyTorch most of it)
+# ig_gap    steps 2, 8, 32, both rules: the completeness gap falls (~25 s)
+# (seconds on the 2-core machine with other jobs running)
+foreach(mode ranks float64 smoothgrad ig_gap)
+  pipeline_test(pipeline_methods_${mode} test_methods.py mpi 300 2 ${mode}
+                --noise-dump $<TARGET_FILE:noise_dump>)
+endforeach()
