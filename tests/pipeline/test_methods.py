@@ -20,10 +20,11 @@ ranks       all eight methods (smoothgrad samples 4, integrated_gradients steps 
             sizes this goes beyond SPEC's promise, docs/reliability.md: it holds for
             batches of 2 and 5 here; a batch of ONE image changes the last bits of
             fc3's activation, OpenBLAS taking another path for a one-row product.)
-float64     the same methods in float64 (`-n 2`, batch 2) on the four images of
-            DATA/e2e, twice: with the default parameters (SmoothGrad seed 0) and
-            with the others (guided base, variance, noise 0.25, seed 7;
-            riemann_trapezoid, black baseline, 5 steps; Grad-CAM at conv4). The
+float64     the same methods in float64 (`-n 2`) on images of DATA/e2e, twice:
+            with the default parameters (SmoothGrad seed 0), three images, batch 2,
+            and with the others (guided base, variance, noise 0.25, seed 7;
+            riemann_trapezoid, black baseline, 3 steps; Grad-CAM at conv4), two
+            images, batch 3. The
             reference is tests/reference/methods_reference.py on the same
             preprocessed inputs (PIL, SPEC §1), SmoothGrad with the C generator's
             noise (--noise-dump): each map, Grad-CAM map and activation within 1e-9
@@ -311,7 +312,8 @@ def compare_f64(d, ref, methods, params, what):
         span = np.abs(ref["act"] - ref["ig_f_baseline"])
         check(gap.dtype == np.float64 and np.all(np.abs(gap - rg) <= tol * span),
               f"{what}: /integrated_gradients_gap within {tol:g} of |F(x) - F(b)|",
-              f"worst {np.max(np.abs(gap - rg) / span):.3g}; gaps {np.round(gap, 6)}")
+              f"worst {np.max(np.abs(gap - rg) / span):.3g}; gaps "
+              + " ".join(f"{v:.3g}" for v in gap.ravel()))
     for key, value in params.items():
         a = d["attrs"].get(key)
         a = a.decode() if isinstance(a, bytes) else a
@@ -324,28 +326,31 @@ def run_float64(args):
     import torch
     import methods_reference as mref
     torch.set_num_threads(2)
-    images = e2e_images(args)
-    x64, _ = preprocess(images)
-    n, shape = x64.shape[0], tuple(x64.shape[1:])
+    photo, crop_a, crop_b, gray = e2e_images(args)
     net = mref.load_net(args.model, torch.float64)
+    # PyTorch's float64 reference is most of the cost (~4 s per image for the
+    # defaults here, on a loaded machine): three images, then two
     cases = [
-        ("defaults", ALL_METHODS, 2,
+        ("defaults", [photo, crop_a, gray], ALL_METHODS, 2,
          {"smoothgrad": {"samples": 4}, "integrated_gradients": {"steps": 4},
           "gradcam": {"layer": CAM_LAYER}},
          dict(samples=4, noise=0.15, base="vanilla", statistic="mean", seed=0, steps=4,
               rule="gausslegendre", baseline="zero", gradcam_layer=CAM_LAYER)),
-        ("others", ["smoothgrad", "integrated_gradients", "gradcam", "guided_gradcam"], 3,
+        ("others", [crop_b, gray], ["smoothgrad", "integrated_gradients", "gradcam",
+                                    "guided_gradcam"], 3,
          {"smoothgrad": {"samples": 3, "noise": 0.25, "base": "guided",
                          "statistic": "variance", "seed": 7},
-          "integrated_gradients": {"steps": 5, "rule": "riemann_trapezoid",
+          "integrated_gradients": {"steps": 3, "rule": "riemann_trapezoid",
                                    "baseline": "black"},
           "gradcam": {"layer": "conv4"}},
-         dict(samples=3, noise=0.25, base="guided", statistic="variance", seed=7, steps=5,
+         dict(samples=3, noise=0.25, base="guided", statistic="variance", seed=7, steps=3,
               rule="riemann_trapezoid", baseline="black", gradcam_layer="conv4")),
     ]
-    for name, methods, batch, sections, p in cases:
+    for name, images, methods, batch, sections, p in cases:
         what = f"float64 {name}"
-        print(f"\n== {what}: {', '.join(methods)}, -n 2, batch {batch}")
+        print(f"\n== {what}: {', '.join(methods)}, {len(images)} images, -n 2, batch {batch}")
+        x64, _ = preprocess(images)
+        n, shape = x64.shape[0], tuple(x64.shape[1:])
         cfg, _ = methods_config(args, name, images, methods, sections,
                                 run={"batch": batch, "precision": "float64"}, compression=0)
         d = run_ok(args, cfg, 2, what, n)
@@ -408,7 +413,7 @@ def run_smoothgrad(args):
     import torch
     import methods_reference as mref
     torch.set_num_threads(2)
-    images = e2e_images(args)[:2]
+    images = e2e_images(args)[:1]  # PyTorch's 256 samples cost ~0.2 s each, loaded
     _, x32 = preprocess(images)
     n = x32.shape[0]
     dist = {}
@@ -453,11 +458,12 @@ def check_smoothgrad(maps, mean, var, n):
           f"ratios {np.round(lo / hi, 2).tolist()}")
     # Against the prediction from torch's own spread: a wrong sigma biases the mean
     # (the distance stops falling at the bias) and correlated samples do not average
-    # (the distance stays above the prediction). Within [2/3, 3/2] of it.
+    # (the distance stays above the prediction). Measured within 1% of it;
+    # required within [3/4, 4/3].
     for S in SG_SAMPLES:
         r = d[S] / pred[S]
-        check(np.all((r >= 2 / 3) & (r <= 1.5)),
-              f"{S} samples: every distance within [2/3, 3/2] of sqrt(V (1/S + 1/R))/|mean|",
+        check(np.all((r >= 3 / 4) & (r <= 4 / 3)),
+              f"{S} samples: every distance within [3/4, 4/3] of sqrt(V (1/S + 1/R))/|mean|",
               f"ratios {np.round(r, 3).tolist()}")
 
 
