@@ -24,24 +24,25 @@ float64     the same methods in float64 (`-n 2`) on images of DATA/e2e, twice:
             with the default parameters (SmoothGrad seed 0), three images, batch 2,
             and with the others (guided base, variance, noise 0.25, seed 7;
             riemann_trapezoid, black baseline, 3 steps; Grad-CAM at conv4), two
-            images, batch 3. The
-            reference is tests/reference/methods_reference.py on the same
-            preprocessed inputs (PIL, SPEC §1), SmoothGrad with the C generator's
-            noise (--noise-dump): each map, Grad-CAM map and activation within 1e-9
-            of its largest |value|, each gap within 1e-9 of |F(x) - F(baseline)|.
-smoothgrad  salpipe's SmoothGrad (vanilla base, noise 0.15, float32) with 4, 16 and
-            64 samples against an independent PyTorch estimate: 256 samples of
-            torch's own normals (torch.Generator seeded 2024). The relative L2
-            distance must shrink as 1/sqrt(samples) (see check_smoothgrad).
+            images, batch 3. The reference is tests/reference/methods_reference.py
+            on the same preprocessed inputs (PIL, SPEC §1), SmoothGrad with the C
+            generator's noise (--noise-dump): each map, Grad-CAM map and activation
+            within 1e-9 of its largest |value|, each gap within 1e-9 of
+            |F(x) - F(baseline)|; the parameters are the file's root attributes.
+smoothgrad  salpipe's SmoothGrad (vanilla base, noise 0.15, float32) of the photo,
+            both targets, with 4, 16 and 64 samples against an independent PyTorch
+            estimate: 256 samples of torch's own normals (torch.Generator seeded
+            2024). The relative L2 distance must shrink as 1/sqrt(samples) and
+            follow the prediction for independent samples (see run_smoothgrad).
 ig_gap      Integrated Gradients (float32) with 2, 8 and 32 steps, gausslegendre
-            and riemann_trapezoid, three images: the stored gap is the sum of the
-            stored attributions minus (F(x) - F(baseline)) (F(baseline) from
-            PyTorch), and the median of |gap| / |F(x) - F(baseline)| over the six
-            maps falls with the steps (see check_ig_gap).
+            and riemann_trapezoid, three images x six targets: the stored gap is
+            the sum of the stored attributions minus (F(x) - F(baseline))
+            (F(baseline) from PyTorch), and |gap| / |F(x) - F(baseline)| falls with
+            the steps, map by map and in the median (see run_ig_gap).
 
-Costs, measured on the 2-core machine while other jobs ran (quiet: about half):
-ranks ~40 s, float64 ~35 s, smoothgrad ~45 s (PyTorch's 256 samples, most of it),
-ig_gap ~25 s.
+Costs, wall (CPU) seconds measured on the 2 cores with two other agents' jobs
+running (load 4-7): ranks 93 (84), float64 105 (65), smoothgrad 67 (38, PyTorch's
+256 samples most of it), ig_gap 81 (47).
 """
 import os
 import signal
