@@ -136,8 +136,8 @@ def e2e_images(args):
 
 
 def preprocess(paths):
-    """SPEC §1's normalized input tensors (x64, x32) of `paths`, as make_data.py makes them:
-    PIL decode, convert('RGB'), torchvision Resize((224, 224)), then
+    """SPEC §1's normalized input tensors (x64, x32) of `paths`, as make_data.py
+    makes them: PIL decode, convert('RGB'), torchvision Resize((224, 224)), then
     (pixels / 255 - mean) / std in float64, ToTensor + Normalize in float32."""
     from PIL import Image
     from torchvision import transforms
