@@ -28,6 +28,9 @@
 #                              names, float64 -n 2 vs PyTorch on torchvision to 1e-9 [mpi]
 #   pipeline_graph_cli         --layers, --check (Inception-v3 299x299), unknown and
 #                              doubly named layers on exported graph networks     [unit]
+#   pipeline_methods_<mode>    issue 12's methods: bit-identical over ranks, batches
+#                              and a resume; float64 vs the reference; SmoothGrad's
+#                              1/sqrt(samples); Integrated Gradients' gap   [mpi]
 #
 # The models are the fixtures model_alexnet and model_tiny (tests/model.cmake). Open
 # MPI's run-as-root permission is given to these tests only (ENVIRONMENT; the scripts
@@ -117,3 +120,18 @@ pipeline_test(pipeline_longrun test_longrun.py mpi 600 2 ${_pl_demo})
 set(_pl_exporter --exporter ${PROJECT_SOURCE_DIR}/scripts/export_torchvision.py)
 pipeline_test(pipeline_graph_e2e test_graph.py mpi 600 2 e2e ${_pl_exporter})
 pipeline_test(pipeline_graph_cli test_graph.py unit 300 1 cli ${_pl_exporter})
+
+# Issue 12's methods through the whole program (test_methods.py), seeded AlexNet:
+# ranks     all eight methods, 12 images, -n 1/2/3 and another batch, a SIGUSR1 stop
+#           resumed under -n 3: every dataset bit-identical
+# float64   the same methods and other parameters vs methods_reference.py, SmoothGrad
+#           with the C noise (noise_dump): 1e-9 of each map's max
+# smoothgrad  4, 16, 64 samples vs PyTorch's own 256-sample estimate: the distance
+#           falls as 1/sqrt(samples)
+# ig_gap    steps 2, 8, 32, both rules: the completeness gap falls
+# Wall (CPU) seconds on the 2 cores with other jobs running (load 4-7): ranks 93
+# (84), float64 105 (65), smoothgrad 67 (38), ig_gap 81 (47).
+foreach(mode ranks float64 smoothgrad ig_gap)
+  pipeline_test(pipeline_methods_${mode} test_methods.py mpi 600 2 ${mode}
+                --noise-dump $<TARGET_FILE:noise_dump>)
+endforeach()
