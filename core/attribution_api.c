@@ -47,9 +47,9 @@ static int check_params(const sal_model *m, const sal_attrib *a, char *err, size
             return fail(err, errlen, "smoothgrad: base must be vanilla, guided or deconvnet");
         if ((int)p->sg_statistic < 0 || p->sg_statistic > SAL_SG_VARIANCE)
             return fail(err, errlen, "smoothgrad: unknown statistic %d", (int)p->sg_statistic);
-        if (p->sg_columns < 0)
-            return fail(err, errlen, "smoothgrad: columns %d must be >= 0 (0: automatic)",
-                        (int)p->sg_columns);
+        if (p->sg_columns < 0 || p->sg_columns > 65536)
+            return fail(err, errlen, "smoothgrad: columns %d out of range 0..65536 "
+                        "(0: automatic)", (int)p->sg_columns);
     }
     if (a->want[SAL_METHOD_INTEGRATED_GRADIENTS]) {
         if (p->ig_steps < 1 || p->ig_steps > SAL_QUADRATURE_MAX_STEPS)
@@ -76,9 +76,11 @@ static int check_params(const sal_model *m, const sal_attrib *a, char *err, size
 /* Working memory SmoothGrad's copies may take beyond max_batch columns: an engine of
  * more columns streams the weights of the fully connected layers once for more copies
  * (W4 in docs/performance.md: 50 copies per run instead of 8 cut AlexNet's CPU time
- * by a third). The maps do not depend on it: each column is computed alone and the
- * statistic adds the samples in their order whatever the runs. */
+ * by a third). The statistic adds the samples in their order whatever the runs, and
+ * each column is computed alone: float32 maps do not depend on the columns per run;
+ * float64 maps may in their last bits (OpenBLAS's dgemm), as they do on max_batch. */
 #define SG_COLUMN_BUDGET ((size_t)1 << 30)
+#define SG_MAX_COLUMNS 4096 /* [run] batch's own limit */
 
 /* SmoothGrad's copies per engine run into *cols: sg_columns when given, else all of an
  * image's samples when their workspace (the engine's, measured on a one-column engine,
@@ -97,7 +99,8 @@ static int sg_columns(const sal_attrib *a, int *cols, char *err, size_t errlen) 
     const size_t per = sal_engine_workspace_bytes(probe) +
                        rs * (size_t)(a->ntargets + 1) * a->in_elems;
     sal_engine_free(probe);
-    const size_t fit = SG_COLUMN_BUDGET / (per ? per : 1);
+    size_t fit = SG_COLUMN_BUDGET / (per ? per : 1);
+    if (fit > SG_MAX_COLUMNS) fit = SG_MAX_COLUMNS;
     if (fit > (size_t)B) *cols = fit < (size_t)S ? (int)fit : S;
     return 0;
 }
