@@ -7,8 +7,10 @@
 RECORDS.jsonl holds one JSON object per measurement (kind = meta, salpipe, torch,
 counts, sgemm, core, mem, writer, check, error). The report takes medians over
 repetitions, computes maps/s, ratios, roofline fractions, memory per rank and the
-writer's capacity, checks them against issues 6 and 11's targets and writes both
-files. docs/performance.md explains each figure.
+writer's capacity, checks them against issues 6, 11 and 12's targets and writes both
+files. W4 (SmoothGrad, issue 12) has its own records: torch results of mode sg_batched
+and sg_loop (bench_smoothgrad.py) and a check record from bench_smoothgrad.py check.
+docs/performance.md explains each figure.
 """
 import json
 import re
@@ -17,7 +19,7 @@ import sys
 
 GIB = 1 << 30
 TARGETS = {"vs_dnnbrain": 30.0, "vs_batched": 2.5, "sgemm_fraction": 0.70, "scaling": 1.8,
-           "w3_vs_batched": 1.0}
+           "w3_vs_batched": 1.0, "w4_vs_batched": 1.5}
 WORKLOADS = {"W1": ("AlexNet", "fc3"), "W2": ("VGG16", "fc3"), "W3": ("ResNet-50", "fc")}
 
 
@@ -127,6 +129,64 @@ def torch_table(recs, wl):
     return torch
 
 
+def w4_workload(recs):
+    """W4: salpipe's SmoothGrad rows, PyTorch's batched SmoothGrad and its loop, ratios."""
+    rows = salpipe_table(recs, "W4")
+    if not rows:
+        return None
+    torch = {}
+    for r in recs:
+        if r["kind"] == "torch" and r["wl"] == "W4":
+            t = r["result"]
+            if t["mode"] in torch:
+                torch[t["mode"]]["times"] += t["times"]
+            else:
+                torch[t["mode"]] = dict(t)
+    for k, t in torch.items():
+        t["median_s"] = med(t["times"])
+        t["maps_per_s"] = t["maps"] / t["median_s"]
+        t["label"] = (f"PyTorch SmoothGrad\nbatched {t['batch']}" if k == "sg_batched"
+                      else "PyTorch SmoothGrad\nloop (Captum-style)")
+    b, lp = torch.get("sg_batched"), torch.get("sg_loop")
+    for e in rows:
+        e["config"] = cfg_name(e)
+        e["vs_batched"] = e["maps_per_s"] / b["maps_per_s"] if b else None
+        e["vs_loop"] = e["maps_per_s"] / lp["maps_per_s"] if lp else None
+    default = [e for e in rows if e["compression"] != 0]
+    return {"salpipe": rows, "binding_probes": [], "torch": torch,
+            "best": max(default or rows, key=lambda e: e["maps_per_s"]),
+            "checks": [r for r in recs if r["kind"] == "check" and r["wl"] == "W4"]}
+
+
+def w4_text(w):
+    s0, L = w["salpipe"][0], [""]
+    L.append(f"== W4: seeded random AlexNet, {s0['images']} images, fc3 unit 540, SmoothGrad of "
+             f"the guided map, 50 copies per image = {s0['maps']} maps")
+    L.append(f"{'configuration':52s} {'wall s':>7s} {'maps/s':>7s} {'/batch':>7s} {'/loop':>7s}")
+    for e in w["salpipe"]:
+        name = (f"salpipe {e['config']} batch {e['batch']} --bind-to {e['bind']} "
+                f"compr {e['compression']}")
+        L.append(f"{name:52s} {e['median_s']:7.2f} {e['maps_per_s']:7.3f} "
+                 f"{opt(e['vs_batched'], '6.2f', 'x')} {opt(e['vs_loop'], '6.2f', 'x')}")
+    for k, t in sorted(w["torch"].items()):
+        name = ("PyTorch SmoothGrad, 50 copies as one batch" if k == "sg_batched"
+                else "PyTorch SmoothGrad, Captum-style loop (batch 1)")
+        L.append(f"{name:52s} {t['median_s']:7.2f} {t['maps_per_s']:7.3f}   "
+                 f"[{t['maps']} maps, {t['images']} images, torch {t['threads']} threads, "
+                 f"{len(t['times'])} reps]")
+    b = w["best"]
+    L.append(f"best salpipe: {b['config']}: {b['maps_per_s']:.3f} maps/s = "
+             f"{opt(b['vs_batched'], '.2f', 'x')} the batched PyTorch, "
+             f"{opt(b['vs_loop'], '.2f', 'x')} the loop")
+    for r in w["checks"]:
+        d = r["max_rel_diff_vs_torch"]
+        L.append(f"check: all images done {r['status_all_done']}, image 0 vs PyTorch with "
+                 f"salpipe's noise ({r['samples']} copies): max |diff| / max |map| = {d:.1e} "
+                 + ("(same maps: float32 near-ties of the noisy copies)" if d < 1e-2
+                    else "(SUSPICIOUS: not the same maps)"))
+    return L
+
+
 def report(records, out_json, out_txt):
     recs = []
     for n, line in enumerate(open(records), 1):
@@ -198,6 +258,9 @@ def report(records, out_json, out_txt):
         w["core_only"] = core
         w["checks"] = [r for r in recs if r["kind"] == "check" and r["wl"] == wl]
         res["workloads"][wl] = w
+    w4 = w4_workload(recs)
+    if w4:
+        res["workloads"]["W4"] = w4
 
     mem = {}
     for r in recs:
@@ -240,6 +303,7 @@ TARGET_NAMES = {"W1 salpipe / DNNBrain loop": "W1", "W1 salpipe / batched PyTorc
                 "weights shared between ranks of a node": "W1",
                 "writer capacity measured": "W1",
                 "W3 salpipe / batched PyTorch (issue 11)": "W3",
+                "W4 SmoothGrad salpipe / batched PyTorch (issue 12)": "W4",
                 "ResNet-152 peak memory per rank (batch 8, issue 11)": "R152"}
 
 
@@ -303,6 +367,10 @@ def measured_targets(res):
     if b3 and b3.get("vs_batched"):
         add("W3 salpipe / batched PyTorch (issue 11)", b3["vs_batched"], ">= 1x",
             b3["vs_batched"] >= TARGETS["w3_vs_batched"], b3["config"])
+    b4 = (res["workloads"].get("W4") or {}).get("best")
+    if b4 and b4.get("vs_batched"):
+        add("W4 SmoothGrad salpipe / batched PyTorch (issue 12)", b4["vs_batched"], ">= 1.5x",
+            b4["vs_batched"] >= TARGETS["w4_vs_batched"], b4["config"])
     m152 = res.get("memory_r152")
     if m152 and m152.get("params_bytes"):
         worst = max(r["vmhwm_kb"] * 1024 for r in m152["per_rank"])
@@ -343,6 +411,8 @@ def text_report(res):
         f"{k.replace('1x1', '1 thread').replace('1x2', '2 threads').replace('2x1', '2 procs x 1 thread')}"
         f" {v:.1f} GFLOP/s" for k, v in sorted(sg.items())))
     for wl, w in res["workloads"].items():
+        if wl == "W4":
+            continue  # its own section, below
         s0 = w["salpipe"][0]
         arch, layer = WORKLOADS[wl]
         L.append("")
@@ -411,6 +481,8 @@ def text_report(res):
                      f"max |map| = {d:.1e} "
                      + ("(float32 near-ties, see docs/saliency.md)" if 1e-4 < d < 0.2 else
                         "(SUSPICIOUS: not the same maps)" if d >= 0.2 else "(same maps)"))
+    if "W4" in res["workloads"]:
+        L += w4_text(res["workloads"]["W4"])
     L.append("")
     params = res.get("memory_weights_bytes")
     if params:
@@ -454,7 +526,8 @@ def text_report(res):
                      f"(W1 -n 2 threads=1 compression 4, per rank): one writer can feed "
                      f"~{wr['ranks_fed']:.0f} worker ranks")
     L.append("")
-    L.append("== targets (issue 6: W1, default compression; issue 11: W3, ResNet-152)")
+    L.append("== targets (issue 6: W1, default compression; issue 11: W3, ResNet-152; "
+             "issue 12: W4)")
     for t in res["targets"]:
         v = t["value"]
         if t["met"] is None:

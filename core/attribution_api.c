@@ -27,6 +27,7 @@ void sal_method_params_default(sal_method_params *p) {
     p->sg_base = SAL_METHOD_VANILLA;
     p->sg_statistic = SAL_SG_MEAN;
     p->sg_seed = 0;
+    p->sg_columns = 0; /* automatic */
     p->ig_steps = 50;
     p->ig_rule = SAL_IG_GAUSS_LEGENDRE;
     p->ig_baseline = SAL_IG_BASELINE_ZERO;
@@ -46,6 +47,9 @@ static int check_params(const sal_model *m, const sal_attrib *a, char *err, size
             return fail(err, errlen, "smoothgrad: base must be vanilla, guided or deconvnet");
         if ((int)p->sg_statistic < 0 || p->sg_statistic > SAL_SG_VARIANCE)
             return fail(err, errlen, "smoothgrad: unknown statistic %d", (int)p->sg_statistic);
+        if (p->sg_columns < 0 || p->sg_columns > 65536)
+            return fail(err, errlen, "smoothgrad: columns %d out of range 0..65536 "
+                        "(0: automatic)", (int)p->sg_columns);
     }
     if (a->want[SAL_METHOD_INTEGRATED_GRADIENTS]) {
         if (p->ig_steps < 1 || p->ig_steps > SAL_QUADRATURE_MAX_STEPS)
@@ -66,6 +70,38 @@ static int check_params(const sal_model *m, const sal_attrib *a, char *err, size
             return fail(err, errlen, "gradcam: layer %s has no spatial map (%dx%dx%d)",
                         L->name, (int)L->out_c, (int)L->out_h, (int)L->out_w);
     }
+    return 0;
+}
+
+/* Working memory SmoothGrad's copies may take beyond max_batch columns: an engine of
+ * more columns streams the weights of the fully connected layers once for more copies
+ * (W4 in docs/performance.md: 50 copies per run instead of 8 cut AlexNet's CPU time
+ * by a third). The statistic adds the samples in their order whatever the runs, and
+ * each column is computed alone: float32 maps do not depend on the columns per run;
+ * float64 maps may in their last bits (OpenBLAS's dgemm), as they do on max_batch. */
+#define SG_COLUMN_BUDGET ((size_t)1 << 30)
+#define SG_MAX_COLUMNS 4096 /* [run] batch's own limit */
+
+/* SmoothGrad's copies per engine run into *cols: sg_columns when given, else all of an
+ * image's samples when their workspace (the engine's, measured on a one-column engine,
+ * plus the copies and their maps) fits SG_COLUMN_BUDGET, else as many as fit, never
+ * fewer than max_batch. */
+static int sg_columns(const sal_attrib *a, int *cols, char *err, size_t errlen) {
+    const int S = a->par.sg_samples, B = a->max_batch, given = a->par.sg_columns;
+    *cols = S < B ? S : B;
+    if (given > 0) *cols = given < S ? given : S;
+    if (given > 0 || S <= B) return 0;
+    sal_engine *probe;
+    if (sal_engine_init(&probe, a->m, a->prec, 1, a->targets, a->ntargets, &a->par.sg_base,
+                        1, err, errlen))
+        return -1;
+    const size_t rs = a->prec == SAL_F64 ? sizeof(double) : sizeof(float);
+    const size_t per = sal_engine_workspace_bytes(probe) +
+                       rs * (size_t)(a->ntargets + 1) * a->in_elems;
+    sal_engine_free(probe);
+    size_t fit = SG_COLUMN_BUDGET / (per ? per : 1);
+    if (fit > SG_MAX_COLUMNS) fit = SG_MAX_COLUMNS;
+    if (fit > (size_t)B) *cols = fit < (size_t)S ? (int)fit : S;
     return 0;
 }
 
@@ -117,14 +153,15 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
     }
     int chunk = 0;
     if (a->want[SAL_METHOD_SMOOTHGRAD]) {
-        chunk = a->par.sg_samples < B ? a->par.sg_samples : B;
-        if (sal_engine_init(&a->sg, m, a->prec, chunk, a->targets, T, &a->par.sg_base, 1,
-                            err, errlen))
+        if (sg_columns(a, &a->sg_cols, err, errlen) ||
+            sal_engine_init(&a->sg, m, a->prec, a->sg_cols, a->targets, T, &a->par.sg_base,
+                            1, err, errlen))
             return -1;
+        chunk = a->sg_cols;
     }
     if (a->want[SAL_METHOD_INTEGRATED_GRADIENTS]) {
         const int steps = a->par.ig_steps;
-        int c = steps < B ? steps : B;
+        const int c = a->ig_cols = steps < B ? steps : B;
         if (c > chunk) chunk = c;
         if (sal_engine_init(&a->ig, m, a->prec, c, a->targets, T, &vanilla, 1, err, errlen))
             return -1;
@@ -247,6 +284,8 @@ void sal_attrib_passes(const sal_attrib *a, double *forward, double *backward) {
 }
 
 void sal_attrib_set_parallel(sal_attrib *a, sal_parallel_for pfor, void *pool) {
+    a->pfor = pfor;
+    a->pool = pool;
     sal_engine *e[4] = {a->rules, a->cam, a->sg, a->ig};
     for (int i = 0; i < 4; i++)
         if (e[i]) sal_engine_set_parallel(e[i], pfor, pool);

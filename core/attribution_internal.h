@@ -9,9 +9,10 @@
  *          the activations;
  *   cam    vanilla seeds stopped at the Grad-CAM node (sal_engine_stop_at), the
  *          node's value captured from the forward through the layer callback;
- *   sg     SmoothGrad's base-method seeds on an image's noisy copies, up to `chunk`
- *          copies per engine run;
- *   ig     vanilla seeds on an image's path points, up to `chunk` per run.
+ *   sg     SmoothGrad's base-method seeds on an image's noisy copies, up to `sg_cols`
+ *          copies per engine run (all of an image's copies when they fit, see
+ *          sg_columns in attribution_api.c);
+ *   ig     vanilla seeds on an image's path points, up to `ig_cols` per run.
  * Copies and path points are batch columns of their engine, so one image's samples
  * share every GEMM; their order, and so every sum over them, does not depend on the
  * batch split or the number of ranks.
@@ -38,7 +39,10 @@ struct sal_attrib {
     int rule_slot[3];                /* vanilla, guided, deconvnet -> rules' method
                                       * index, or -1                              */
     sal_engine *cam, *sg, *ig;       /* or NULL                                   */
-    int chunk;                       /* copies or path points per sg/ig run        */
+    sal_parallel_for pfor;           /* the caller's threads (NULL: this one) for  */
+    void *pool;                      /* the engines and SmoothGrad's noisy copies  */
+    int sg_cols, ig_cols;            /* copies per sg run, path points per ig run  */
+    int chunk;                       /* the larger: columns of cols and col_maps   */
     size_t cam_elems, cam_plane;     /* the cam node's C*H*W and H*W               */
     int cam_c;
 
@@ -57,7 +61,7 @@ struct sal_attrib {
     void *col_maps;                  /* (chunk, T, 1, in_elems)                    */
     void *acts;                      /* (max(max_batch, chunk), T)                 */
     double *acc, *acc2;              /* (T, in_elems) sums over samples            */
-    double *noise;                   /* (in_elems) one copy's standard normals     */
+    double *noise;                   /* (in_elems) scratch: ig's baseline          */
 };
 
 int sal_attrib_run_f32(sal_attrib *a, const void *input, int n, const int64_t *image, void *maps,

@@ -276,6 +276,10 @@ typedef struct {
     sal_method sg_base;          /* vanilla, guided or deconvnet                  */
     sal_sg_statistic sg_statistic;
     uint64_t sg_seed;
+    int32_t sg_columns;          /* copies per engine run, 0..65536; 0 (default):
+                                  * automatic (sal_attrib_init). float32 maps do
+                                  * not depend on it; float64 maps may in their
+                                  * last bits (dgemm), as on max_batch.           */
     int32_t ig_steps;            /* >= 1                                          */
     sal_ig_rule ig_rule;
     sal_ig_baseline ig_baseline;
@@ -283,15 +287,17 @@ typedef struct {
 } sal_method_params;
 
 /* The defaults of SPEC's config keys: 50 samples, noise 0.15, base vanilla, mean,
- * seed 0; 50 steps, gausslegendre, zero baseline; cam_layer -1 (none). */
+ * seed 0, automatic columns; 50 steps, gausslegendre, zero baseline; cam_layer -1 (none). */
 void sal_method_params_default(sal_method_params *p);
 
 typedef struct sal_attrib sal_attrib;
 
-/* Sets up every engine the methods need for batches of up to max_batch images (and
- * SmoothGrad's copies or the path points in runs of up to max_batch). Fails with a
- * message for a method the parameters do not allow (e.g. gradcam without a node, or
- * a node with no spatial map or that some target does not read). */
+/* Sets up every engine the methods need for batches of up to max_batch images, the
+ * path points in runs of up to max_batch, and SmoothGrad's copies in runs of
+ * sg_columns, or when that is 0 of all of an image's samples (as many as fit in 1 GiB
+ * of workspace, at most 4096, at least max_batch). Fails with a message for a method
+ * the parameters do not allow (e.g. gradcam without a node, or a node with no spatial
+ * map or that some target does not read). */
 int sal_attrib_init(sal_attrib **out, const sal_model *m, sal_precision p, int max_batch,
                     const sal_target *targets, int ntargets, const sal_method *methods,
                     int nmethods, const sal_method_params *par, char *err, size_t errlen);

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The throughput benchmark of issues 6 and 11: salpipe end to end against DNNBrain's
-# PyTorch loop and a batched PyTorch, the sgemm roofline, peak memory per rank and
-# rank 0's writing capacity, all measured in one run on this machine.
+# The throughput benchmark of issues 6, 11 and 12: salpipe end to end against DNNBrain's
+# PyTorch loop and a batched PyTorch, SmoothGrad against batched PyTorch and a
+# Captum-style loop, the sgemm roofline, peak memory per rank and rank 0's writing
+# capacity, all measured in one run on this machine.
 # docs/performance.md explains every figure.
 #
 #   scripts/bench.sh [--quick] [--reps N] [--build DIR] [--no-build] [--only LIST]
 #
-#   --quick      1 repetition, fewer images (W1 16, W2 2, W3 4): a smoke run
+#   --quick      1 repetition, fewer images (W1 16, W2 2, W3 4, W4 2): a smoke run
 #   --reps N     repetitions per measurement, the median is reported (default 3)
 #   --build DIR  build directory (default build); it is (re)built unless --no-build
-#   --only LIST  some of W1 (AlexNet), W2 (VGG16), W3 (ResNet-50), R152 (ResNet-152's
-#                peak memory at batch 8), comma-separated; default all of them
+#   --only LIST  some of W1 (AlexNet), W2 (VGG16), W3 (ResNet-50), W4 (AlexNet
+#                SmoothGrad), R152 (ResNet-152's peak memory at batch 8),
+#                comma-separated; default all of them
 #
 # Writes bench/results/latest.txt (also printed), bench/results/latest.json and
 # docs/img/performance.png; with --only, latest-LIST.txt, latest-LIST.json and
@@ -32,22 +34,22 @@ while [ $# -gt 0 ]; do
     --only) only=${2:?--only needs a list like W3,R152}; shift ;;
     --build) build=${2:?--build needs a directory}; shift ;;
     --no-build) dobuild=0 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 case "$reps" in ''|*[!0-9]*|0) echo "bench.sh: --reps wants a positive integer" >&2; exit 2 ;; esac
 [ "$quick" = 1 ] && reps=1
-# The workloads to run (W1 W2 W3 compute maps; R152 measures memory only).
-wls=(W1 W2 W3) do152=1 suffix=
+# The workloads to run (W1-W4 compute maps; R152 measures memory only).
+wls=(W1 W2 W3 W4) do152=1 suffix=
 if [ -n "$only" ]; then
   wls=() do152=0 suffix=-$(printf '%s' "$only" | tr ', ' '--')
   for w in $(printf '%s' "$only" | tr ',' ' '); do
     case "$w" in
-      W1|W2|W3) wls+=("$w") ;;
+      W1|W2|W3|W4) wls+=("$w") ;;
       R152) do152=1 ;;
-      *) echo "bench.sh: --only takes W1, W2, W3 and R152, not '$w'" >&2; exit 2 ;;
+      *) echo "bench.sh: --only takes W1, W2, W3, W4 and R152, not '$w'" >&2; exit 2 ;;
     esac
   done
 fi
@@ -66,7 +68,8 @@ if [ "$dobuild" = 1 ]; then
   blog=$(mktemp)
   if ! { cmake -S . -B "$build" -DPython3_EXECUTABLE="$py" &&
          cmake --build "$build" -j "$(nproc)" \
-           --target salpipe bench_core sgemm_rate bench_counts test_output; } > "$blog" 2>&1; then
+           --target salpipe bench_core sgemm_rate bench_counts test_output noise_dump; } \
+         > "$blog" 2>&1; then
     tail -n 30 "$blog" >&2
     echo "bench.sh: build failed (cmake --build $build), full log in $blog" >&2
     exit 2
@@ -76,7 +79,7 @@ fi
 build=$(cd "$build" && pwd)
 salpipe=$build/pipeline/salpipe
 for b in "$salpipe" "$build/bench/bench_core" "$build/bench/sgemm_rate" \
-         "$build/bench/bench_counts" "$build/tests/test_output"; do
+         "$build/bench/bench_counts" "$build/tests/test_output" "$build/tests/noise_dump"; do
   [ -x "$b" ] || { echo "bench.sh: $b missing; build first (or drop --no-build)" >&2; exit 2; }
 done
 
@@ -98,7 +101,9 @@ fail() {  # section, message
   failed=1
 }
 
-# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT [LAYER]
+vanilla_guided='methods = ["vanilla", "guided"]'
+# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT [LAYER [UNITS [SALIENCY]]]
+# UNITS defaults to "540, 23"; SALIENCY (the [saliency] table's lines) to vanilla + guided.
 write_config() {
   cat > "$1" <<EOF
 [model]
@@ -107,9 +112,9 @@ path = "$2"
 list = "$3"
 [[targets]]
 layer = "${8:-fc3}"
-units = [540, 23]
+units = [${9:-540, 23}]
 [saliency]
-methods = ["vanilla", "guided"]
+${10:-$vanilla_guided}
 [output]
 path = "$7"
 compression = $6
@@ -127,8 +132,9 @@ salpipe_run() {
   local model=${wl_model[$wl]} list=$work/$wl.txt batch=${wl_batch[$wl]}
   local tag=$wl-n$n-t$t-$bind-c$comp
   local cfg=$work/$tag.toml out=$work/out/$tag.h5 log=$work/log/$tag.log
-  local maps=$((wl_images[$wl] * 4)) t0 t1 dt rate
-  write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out" "${wl_layer[$wl]}"
+  local maps=$((wl_images[$wl] * ${wl_maps_per_image[$wl]:-4})) t0 t1 dt rate
+  write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out" "${wl_layer[$wl]}" \
+    "${wl_units[$wl]:-540, 23}" "${wl_saliency[$wl]:-$vanilla_guided}"
   last_rate=0
   t0=$(now)
   "$mpirun" -n "$n" --bind-to "$bind" "$salpipe" --overwrite "$cfg" > "$log" 2>&1
@@ -147,6 +153,18 @@ salpipe_run() {
 
 faster() {  # rateA rateB: succeeds when A > B
   awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'
+}
+
+sg_torch_run() {  # MODE LISTFILE [bench_smoothgrad.py options]: W4, one repetition, recorded
+  local mode=$1 list=$2; shift 2
+  local log=$work/log/torch-W4-$mode.log
+  if OMP_NUM_THREADS=2 "$py" bench/bench_smoothgrad.py "$mode" alexnet "$list" 540 \
+       --samples 50 --noise 0.15 --reps 1 --threads 2 "$@" > "$log" 2> "$log.err"; then
+    say "PyTorch W4 SmoothGrad $mode: $(printf '%.3f' "$(grep -o '"maps_per_s": [0-9.e+-]*' "$log" | cut -d' ' -f2)") maps/s"
+    record "{\"kind\":\"torch\",\"wl\":\"W4\",\"result\":$(tail -n 1 "$log")}"
+  else
+    fail "torch W4 $mode" "see $log.err: $(tail -n 2 "$log.err")"
+  fi
 }
 
 torch_run() {  # WL TAG MODE LISTFILE [bench_torch.py options]: one repetition, recorded
@@ -170,8 +188,12 @@ gitdirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 record "{\"kind\":\"meta\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"host\":\"$(hostname)\",\"cpu\":\"$cpu\",\"nproc\":$(nproc),\"mem_gb\":$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo),\"load_start\":\"$load0\",\"commit\":\"$gitrev\",\"dirty_files\":$gitdirty,\"quick\":$quick,\"reps\":$reps,\"workloads\":\"${wls[*]}$([ "$do152" = 1 ] && echo ' R152')\",\"mpirun\":\"$("$mpirun" --version 2>/dev/null | head -n 1)\",\"salpipe\":\"$("$salpipe" --version 2>/dev/null | head -n 1)\"}"
 
-declare -A wl_arch=([W1]=alexnet [W2]=vgg16 [W3]=resnet50 [R152]=resnet152) \
-           wl_layer=([W1]=fc3 [W2]=fc3 [W3]=fc [R152]=fc) wl_model wl_batch wl_images wl_dnnbrain
+declare -A wl_arch=([W1]=alexnet [W2]=vgg16 [W3]=resnet50 [W4]=alexnet [R152]=resnet152) \
+           wl_layer=([W1]=fc3 [W2]=fc3 [W3]=fc [W4]=fc3 [R152]=fc) wl_model wl_batch wl_images \
+           wl_dnnbrain
+# W4 (issue 12): one target, one method, SmoothGrad of the guided map with 50 copies.
+declare -A wl_units=([W4]=540) wl_maps_per_image=([W4]=1) \
+           wl_saliency=([W4]=$'methods = ["smoothgrad"]\n[saliency.smoothgrad]\nsamples = 50\nnoise = 0.15\nbase = "guided"')
 exports=("${wls[@]}")
 [ "$do152" = 1 ] && exports+=(R152)
 for wl in "${exports[@]}"; do
@@ -184,14 +206,16 @@ for wl in "${exports[@]}"; do
 done
 # W1: 32 images in batches of 8 (4 batches: both ranks of -n 2 get work).
 # W2: 8 images in batches of 4 (with batch 8 there would be one batch and -n 2 would
-# leave a rank idle). W3: 16 images in batches of 4 (4 batches, as W1). DNNBrain's
-# loop is timed on a subset (it is 10-100x slower).
+# leave a rank idle). W3: 16 images in batches of 4 (4 batches, as W1). W4: 8 images
+# in batches of 2 (SmoothGrad's 50 copies of an image are the engine's batch columns
+# whatever the batch; 4 batches share the two ranks). DNNBrain's loop (W4: the
+# Captum-style loop) is timed on a subset (it is 10-100x slower).
 if [ "$quick" = 1 ]; then
-  wl_images=([W1]=16 [W2]=2 [W3]=4) wl_batch=([W1]=8 [W2]=1 [W3]=2)
-  wl_dnnbrain=([W1]=2 [W2]=1 [W3]=1)
+  wl_images=([W1]=16 [W2]=2 [W3]=4 [W4]=2) wl_batch=([W1]=8 [W2]=1 [W3]=2 [W4]=1)
+  wl_dnnbrain=([W1]=2 [W2]=1 [W3]=1 [W4]=1)
 else
-  wl_images=([W1]=32 [W2]=8 [W3]=16) wl_batch=([W1]=8 [W2]=4 [W3]=4)
-  wl_dnnbrain=([W1]=8 [W2]=2 [W3]=2)
+  wl_images=([W1]=32 [W2]=8 [W3]=16 [W4]=8) wl_batch=([W1]=8 [W2]=4 [W3]=4 [W4]=2)
+  wl_dnnbrain=([W1]=8 [W2]=2 [W3]=2 [W4]=1)
 fi
 say "making 32 test images from $(basename "$photo")"
 "$py" bench/bench_images.py "$photo" "$work/img" 32 > "$work/all.txt" ||
@@ -228,11 +252,11 @@ done
 # deflate costs. PyTorch: DNNBrain's loop on a subset, both batched strategies.
 if [ "$quick" = 1 ]; then
   runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W2 1 2 4" "W2 2 1 4" "W2 1 1 4"
-        "W3 1 2 4" "W3 2 1 4")
+        "W3 1 2 4" "W3 2 1 4" "W4 1 2 4" "W4 2 1 4")
 else
   runs=("W1 1 2 4" "W1 2 1 4" "W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 1 1 0"
         "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 1 2 0" "W2 2 1 0"
-        "W3 1 2 4" "W3 2 1 4" "W3 1 1 4" "W3 2 1 0")
+        "W3 1 2 4" "W3 2 1 4" "W3 1 1 4" "W3 2 1 0" "W4 1 2 4" "W4 2 1 4")
 fi
 for ((rep = 1; rep <= reps; rep++)); do
   say "---- repetition $rep of $reps"
@@ -243,6 +267,11 @@ for ((rep = 1; rep <= reps; rep++)); do
     salpipe_run "$1" "$2" "$3" "${best_bind[$2]}" "$4" main
   done
   for wl in "${wls[@]}"; do
+    if [ "$wl" = W4 ]; then  # SmoothGrad: the loop on a subset, the copies as one batch
+      sg_torch_run loop "$work/W4-dnnbrain.txt"
+      sg_torch_run batched "$work/W4.txt"
+      continue
+    fi
     torch_run "$wl" dnnbrain dnnbrain "$work/$wl-dnnbrain.txt"
     for strategy in retain repeat; do
       dump=()
@@ -264,9 +293,27 @@ for wl in "${wls[@]}"; do
   fi
 done
 
+# W4: salpipe's SmoothGrad of image 0 against PyTorch's with the same noise (the C
+# generator's, from noise_dump): they agree to ~4e-4 of the maximum in float32 (ReLU
+# and max-pool near-ties of the noisy copies); other noise or a wrong base would
+# differ by tens of percent.
+out=$(first "$work"/out/W4-n1-t2-*-c4.h5)
+if has W4 && [ -n "$out" ]; then
+  say "W4 check: salpipe's SmoothGrad of image 0 against PyTorch with salpipe's noise"
+  if "$build/tests/noise_dump" 0 0 50 $((3 * 224 * 224)) "$work/W4-noise.npy" &&
+     "$py" bench/bench_smoothgrad.py check alexnet "$(head -n 1 "$work/W4.txt")" 540 \
+       "$work/W4-noise.npy" "$out" --noise 0.15 > "$work/log/W4-check.log" 2>&1; then
+    tail -n 1 "$work/log/W4-check.log" >> "$rec"
+  else
+    fail "check W4" "see $work/log/W4-check.log"
+  fi
+  rm -f "$work/W4-noise.npy"
+fi
+
 # ---- roofline: counted FLOPs, sgemm rate, the core alone ----------------------------
 
 for wl in "${wls[@]}"; do
+  [ "$wl" = W4 ] && continue  # the counts and the core alone are for the W1-W3 engines
   say "counting $wl's FLOPs (bench_counts, batch ${wl_batch[$wl]})"
   if c=$(OPENBLAS_NUM_THREADS=2 "$build/bench/bench_counts" "${wl_model[$wl]}" "${wl_batch[$wl]}" 2>&1); then
     record "{\"kind\":\"counts\",\"wl\":\"$wl\",\"batch\":${wl_batch[$wl]},$(echo "$c" | sed 's/^\(.*\)=\(.*\)$/"\1":\2/' | paste -sd,)}"
@@ -294,6 +341,7 @@ fi
 
 core_reps=$([ "$quick" = 1 ] && echo 3 || echo 5)
 for wl in "${wls[@]}"; do
+  [ "$wl" = W4 ] && continue
   [ "$quick" = 1 ] && [ "$wl" != W1 ] && continue
   for t in 2 1; do
     [ "$wl" != W1 ] && [ "$t" = 1 ] && continue

@@ -4,8 +4,8 @@
     /usr/bin/python3 scripts/bench_plot.py [bench/results/latest.json] [docs/img/performance.png]
 
 Bars: every salpipe configuration measured (hatched: compression 0), DNNBrain's PyTorch
-loop and both batched PyTorch strategies, on a log scale; the value is printed on each
-bar. Dashed lines on W1: issue 6's targets (30x DNNBrain's loop, 2.5x the best batched
+loop and both batched PyTorch strategies (W4: the SmoothGrad loop and the batched
+SmoothGrad), on a log scale; the value is printed on each bar. Dashed lines on W1: issue 6's targets (30x DNNBrain's loop, 2.5x the best batched
 PyTorch).
 """
 import json
@@ -24,9 +24,9 @@ def bars(w):
                     e["maps_per_s"], "#1f77b4" if e["compression"] else "#6baed6",
                     "" if e["compression"] else "//"))
     for k, t in sorted(w.get("torch", {}).items()):
-        label = ("PyTorch\nDNNBrain loop" if k == "dnnbrain"
-                 else f"PyTorch batched\n{t['strategy']}")
-        out.append((label, t["maps_per_s"], "#d62728" if k == "dnnbrain" else "#ff7f0e", ""))
+        label = t.get("label") or ("PyTorch\nDNNBrain loop" if k == "dnnbrain"
+                                   else f"PyTorch batched\n{t['strategy']}")
+        out.append((label, t["maps_per_s"], "#d62728" if k in ("dnnbrain", "sg_loop") else "#ff7f0e", ""))
     return out
 
 
@@ -50,7 +50,8 @@ def main():
         ax.set_yscale("log")
         ax.set_xticks(list(xs))
         ax.set_xticklabels([d[0] for d in data], rotation=60, ha="right", fontsize=8)
-        arch = {"W1": "AlexNet", "W2": "VGG16", "W3": "ResNet-50"}.get(wl, wl)
+        arch = {"W1": "AlexNet", "W2": "VGG16", "W3": "ResNet-50",
+                "W4": "AlexNet SmoothGrad"}.get(wl, wl)
         s0 = w["salpipe"][0]
         ax.set_title(f"{wl}: {arch}, {s0['images']} images, {s0['maps']} maps")
         ax.set_ylabel("maps/s (higher is better, log scale)")

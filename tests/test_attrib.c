@@ -9,7 +9,8 @@
  *   - gradient_x_input is the vanilla map times the input, bit for bit;
  *   - SmoothGrad with noise 0: mean = the base map, mean_square = its square,
  *     variance = 0; with noise, the maps of an image do not depend on the batch it
- *     comes in or its place there (bit for bit), only on its job index;
+ *     comes in or its place there, nor on the copies per engine run (bit for bit),
+ *     only on its job index;
  *   - Integrated Gradients' completeness gap, recomputed here from the maps, the
  *     activations and a separate forward of the baseline, equals the reported one,
  *     and shrinks as the steps grow (8, 64, 512) for both rules and both baselines;
@@ -149,6 +150,17 @@ static void test_rules_and_smoothgrad(const net *nt) {
         free(alone);
     }
     report("smoothgrad: one image alone = in a batch (bit for bit)", split, 0);
+    /* Copies per engine run (automatic: all 5 here): 1, 2 (runs of 2, 2, 1) and 3. */
+    double cols = 0;
+    for (int c = 1; c <= 3; c++) {
+        sal_method_params q = p;
+        q.sg_columns = c;
+        double *other = xcalloc(N * T * E, sizeof *other);
+        run(nt, N, &sg, 1, &q, x, N, 10, other, NULL, NULL, NULL);
+        cols = fmax(cols, max_diff(other, one, N * T * E));
+        free(other);
+    }
+    report("smoothgrad: 1, 2, 3 copies per run = all 5 (bit for bit)", cols, 0);
     printf("  smoothgrad: another job index gives other noise: max change %.3g %s\n", moved,
            moved > 0 ? "OK" : "FAIL");
     if (!(moved > 0)) failures++;
@@ -329,6 +341,8 @@ static void test_refusals(const net *nt) {
     refused(nt, SAL_METHOD_SMOOTHGRAD, q, "noise");
     q = p, q.sg_base = SAL_METHOD_SMOOTHGRAD;
     refused(nt, SAL_METHOD_SMOOTHGRAD, q, "base");
+    q = p, q.sg_columns = -1;
+    refused(nt, SAL_METHOD_SMOOTHGRAD, q, "columns");
     q = p, q.ig_steps = 1, q.ig_rule = SAL_IG_RIEMANN_TRAPEZOID;
     refused(nt, SAL_METHOD_INTEGRATED_GRADIENTS, q, "riemann_trapezoid");
     q = p;
