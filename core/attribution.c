@@ -15,6 +15,7 @@
 
 #include "attrib.h"
 #include "attribution_internal.h"
+#include "layers.h"
 #include "model_internal.h"
 #include "real.h"
 
@@ -46,6 +47,18 @@ static void gradcam_map(sal_attrib *a, int k, int t, real *up) {
     R(sal_upsample_bilinear)(up, cam, 1, L->out_h, L->out_w, pp->height, pp->width);
 }
 
+/* The fold (attribution_internal.h): dst (in_elems) = the fold convolution's input
+ * gradient for the output gradient sum * scale (fold_elems doubles), rounded to the
+ * precision first, as the engine's own gradients are. */
+static void unfold(const sal_attrib *a, const double *sum, double scale, real *dst) {
+    const sal_layer *L = &a->m->layers[a->fold];
+    const real *w = (const real *)a->m->params[SAL_PREC] + L->weight_off;
+    real *f = a->fold_sum;
+    for (size_t e = 0; e < a->fold_elems; e++) f[e] = (real)(sum[e] * scale);
+    const sal_par par = {a->pfor, a->pfor ? a->pool : NULL};
+    R(conv_backward)(dst, f, 1, w, L, a->fold_col, 1, &par);
+}
+
 /* SmoothGrad's noisy copies s0, s0 + 1, ... of one image as batch columns. */
 typedef struct {
     const sal_attrib *a;
@@ -75,11 +88,15 @@ static void sg_copy(void *arg, int j) {
 }
 
 /* SmoothGrad of image k (job index img): the statistic over the samples of the base
- * method's maps at the noisy copies, into out[t] (stride T*nmaps*E per image). */
+ * method's maps at the noisy copies, into out[t] (stride T*nmaps*E per image). The
+ * mean is a plain sum divided once (folded when a->sg_fold: the engine's maps are then
+ * the fold node's gradients); the other statistics use Welford's running mean and
+ * sum of squared deviations, sample by sample. */
 static int smoothgrad(sal_attrib *a, const real *x, uint32_t img, real *out, size_t stride,
                       char *err, size_t errlen) {
-    const size_t E = a->in_elems;
+    const size_t E = a->in_elems, G = a->sg_fold ? a->fold_elems : E;
     const int T = a->ntargets, S = a->par.sg_samples;
+    const int mean_only = a->par.sg_statistic == SAL_SG_MEAN;
     real lo = x[0], hi = x[0];
     for (size_t e = 1; e < E; e++) {
         if (x[e] < lo) lo = x[e];
@@ -89,8 +106,8 @@ static int smoothgrad(sal_attrib *a, const real *x, uint32_t img, real *out, siz
      * x + sigma * z with z rounded to the precision first. */
     const real span = hi - lo, sigma = (real)a->par.sg_noise * span;
     double *mean = a->acc, *m2 = a->acc2;
-    memset(mean, 0, sizeof(double) * T * E);
-    memset(m2, 0, sizeof(double) * T * E);
+    memset(mean, 0, sizeof(double) * T * G);
+    if (!mean_only) memset(m2, 0, sizeof(double) * T * G);
     real *cols = a->cols;
     const real *g = a->col_maps;
     for (int s0 = 0; s0 < S; s0 += a->sg_cols) {
@@ -101,28 +118,36 @@ static int smoothgrad(sal_attrib *a, const real *x, uint32_t img, real *out, siz
             for (int j = 0; j < cnt; j++) sg_copy(&copies, j);
         if (sal_engine_run(a->sg, cols, cnt, a->col_maps, NULL, NULL, NULL, err, errlen))
             return -1;
-        /* Welford's running mean and sum of squared deviations, sample by sample. */
         for (int j = 0; j < cnt; j++) {
             const double count = s0 + j + 1;
             for (int t = 0; t < T; t++) {
-                const real *gj = g + ((size_t)j * T + t) * E;
-                double *mu = mean + (size_t)t * E, *q = m2 + (size_t)t * E;
-                for (size_t e = 0; e < E; e++) {
-                    double v = gj[e], d = v - mu[e];
-                    mu[e] += d / count;
-                    q[e] += d * (v - mu[e]);
-                }
+                const real *gj = g + ((size_t)j * T + t) * G;
+                double *mu = mean + (size_t)t * G, *q = m2 + (size_t)t * G;
+                if (mean_only)
+                    for (size_t e = 0; e < G; e++) mu[e] += gj[e];
+                else
+                    for (size_t e = 0; e < G; e++) {
+                        double v = gj[e], d = v - mu[e];
+                        mu[e] += d / count;
+                        q[e] += d * (v - mu[e]);
+                    }
             }
         }
     }
     for (int t = 0; t < T; t++) {
-        const double *mu = mean + (size_t)t * E, *q = m2 + (size_t)t * E;
+        const double *mu = mean + (size_t)t * G, *q = m2 + (size_t)t * G;
         real *o = out + (size_t)t * stride;
+        if (a->sg_fold) {
+            unfold(a, mu, 1.0 / S, o);
+            continue;
+        }
         for (size_t e = 0; e < E; e++) {
+            if (mean_only) {
+                o[e] = (real)(mu[e] / S);
+                continue;
+            }
             double var = q[e] / S;
-            double v = a->par.sg_statistic == SAL_SG_MEAN          ? mu[e]
-                       : a->par.sg_statistic == SAL_SG_MEAN_SQUARE ? var + mu[e] * mu[e]
-                                                                   : var;
+            double v = a->par.sg_statistic == SAL_SG_MEAN_SQUARE ? var + mu[e] * mu[e] : var;
             o[e] = (real)v;
         }
     }
@@ -144,7 +169,7 @@ static void baseline(const sal_attrib *a, real *b) {
  * the path points, into out[t]; gap[t] the completeness gap given F(x) in fx[t]. */
 static int integrated(sal_attrib *a, const real *x, const real *fx, real *out, size_t stride,
                       double *gap, char *err, size_t errlen) {
-    const size_t E = a->in_elems;
+    const size_t E = a->in_elems, G = a->ig_fold ? a->fold_elems : E;
     const int T = a->ntargets, S = a->par.ig_steps;
     real *b = (real *)a->noise; /* E doubles hold E reals */
     baseline(a, b);
@@ -155,7 +180,7 @@ static int integrated(sal_attrib *a, const real *x, const real *fx, real *out, s
         a->baseline_known = 1;
     }
     double *acc = a->acc;
-    memset(acc, 0, sizeof(double) * T * E);
+    memset(acc, 0, sizeof(double) * T * G);
     real *cols = a->cols;
     const real *g = a->col_maps;
     for (int s0 = 0; s0 < S; s0 += a->ig_cols) {
@@ -170,20 +195,27 @@ static int integrated(sal_attrib *a, const real *x, const real *fx, real *out, s
         for (int j = 0; j < cnt; j++) {
             const double w = a->weights[s0 + j];
             for (int t = 0; t < T; t++) {
-                const real *gj = g + ((size_t)j * T + t) * E;
-                double *s = acc + (size_t)t * E;
-                for (size_t e = 0; e < E; e++) s[e] += w * gj[e];
+                const real *gj = g + ((size_t)j * T + t) * G;
+                double *s = acc + (size_t)t * G;
+                for (size_t e = 0; e < G; e++) s[e] += w * gj[e];
             }
         }
     }
     for (int t = 0; t < T; t++) {
-        const double *s = acc + (size_t)t * E;
+        const double *s = acc + (size_t)t * G;
         real *o = out + (size_t)t * stride;
         double sum = 0;
-        for (size_t e = 0; e < E; e++) {
-            o[e] = (real)((double)(x[e] - b[e]) * s[e]);
-            sum += o[e];
-        }
+        if (a->ig_fold) { /* the weighted sum at the input, rounded: in o, then scaled */
+            unfold(a, s, 1.0, o);
+            for (size_t e = 0; e < E; e++) {
+                o[e] = (real)((double)(x[e] - b[e]) * o[e]);
+                sum += o[e];
+            }
+        } else
+            for (size_t e = 0; e < E; e++) {
+                o[e] = (real)((double)(x[e] - b[e]) * s[e]);
+                sum += o[e];
+            }
         if (gap) gap[t] = sum - ((double)fx[t] - a->baseline_f[t]);
     }
     return 0;

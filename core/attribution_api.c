@@ -10,6 +10,7 @@
 
 #include "attribution_internal.h"
 #include "attrib.h"
+#include "engine_internal.h"
 #include "model_internal.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -96,13 +97,35 @@ static int sg_columns(const sal_attrib *a, int *cols, char *err, size_t errlen) 
                         1, err, errlen))
         return -1;
     const size_t rs = a->prec == SAL_F64 ? sizeof(double) : sizeof(float);
+    const size_t maps = a->fold_elems > a->in_elems ? a->fold_elems : a->in_elems;
     const size_t per = sal_engine_workspace_bytes(probe) +
-                       rs * (size_t)(a->ntargets + 1) * a->in_elems;
+                       rs * (a->in_elems + (size_t)a->ntargets * maps);
     sal_engine_free(probe);
     size_t fit = SG_COLUMN_BUDGET / (per ? per : 1);
     if (fit > SG_MAX_COLUMNS) fit = SG_MAX_COLUMNS;
     if (fit > (size_t)B) *cols = fit < (size_t)S ? (int)fit : S;
     return 0;
+}
+
+/* The fold's convolution (attribution_internal.h): the one node reading the network
+ * input, when it is a convolution reading nothing else; else -1. */
+static int fold_node(const sal_model *m) {
+    int node = -1;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i].ninputs; k++)
+            if (m->layers[i].inputs[k] == -1) {
+                if (node >= 0 || m->layers[i].kind != SAL_LAYER_CONV ||
+                    m->layers[i].ninputs != 1)
+                    return -1;
+                node = i;
+            }
+    return node;
+}
+
+/* Stops engine e at the fold's node; 1 when it does (every target reads the node). */
+static int fold_engine(sal_attrib *a, sal_engine *e) {
+    char why[SAL_ERR_LEN];
+    return a->fold >= 0 && sal_engine_stop_at(e, a->fold, why, sizeof why) == 0;
 }
 
 /* The engines and their workspace. */
@@ -152,11 +175,15 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
             return fail(err, errlen, "gradcam: out of memory");
     }
     int chunk = 0;
+    a->fold = fold_node(m);
+    if (a->fold >= 0) a->fold_elems = engine_layer_elems(m, a->fold);
     if (a->want[SAL_METHOD_SMOOTHGRAD]) {
         if (sg_columns(a, &a->sg_cols, err, errlen) ||
             sal_engine_init(&a->sg, m, a->prec, a->sg_cols, a->targets, T, &a->par.sg_base,
                             1, err, errlen))
             return -1;
+        /* Only the mean is linear in the samples' maps. */
+        a->sg_fold = a->par.sg_statistic == SAL_SG_MEAN && fold_engine(a, a->sg);
         chunk = a->sg_cols;
     }
     if (a->want[SAL_METHOD_INTEGRATED_GRADIENTS]) {
@@ -165,6 +192,7 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
         if (c > chunk) chunk = c;
         if (sal_engine_init(&a->ig, m, a->prec, c, a->targets, T, &vanilla, 1, err, errlen))
             return -1;
+        a->ig_fold = fold_engine(a, a->ig);
         a->alphas = malloc(sizeof(double) * steps);
         a->weights = malloc(sizeof(double) * steps);
         a->baseline_f = calloc(T, sizeof(double));
@@ -177,11 +205,20 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
             return fail(err, errlen, "integrated_gradients: %s", why);
     }
     a->chunk = chunk;
+    a->sample_elems = a->in_elems;
+    if (a->sg_fold || a->ig_fold) {
+        const sal_layer *L = &m->layers[a->fold];
+        if (a->fold_elems > a->sample_elems) a->sample_elems = a->fold_elems;
+        a->fold_sum = malloc(rs * a->fold_elems);
+        a->fold_col = malloc(rs * (conv_scratch_elems(L, 1) + 1));
+        if (!a->fold_sum || !a->fold_col) return fail(err, errlen, "attribution: out of memory");
+    }
     if (chunk) {
+        const size_t S = a->sample_elems;
         a->cols = malloc(rs * chunk * a->in_elems);
-        a->col_maps = malloc(rs * chunk * T * a->in_elems);
-        a->acc = malloc(sizeof(double) * T * a->in_elems);
-        a->acc2 = malloc(sizeof(double) * T * a->in_elems);
+        a->col_maps = malloc(rs * chunk * T * S);
+        a->acc = malloc(sizeof(double) * T * S);
+        a->acc2 = malloc(sizeof(double) * T * S);
         a->noise = malloc(sizeof(double) * a->in_elems);
         if (!a->cols || !a->col_maps || !a->acc || !a->acc2 || !a->noise)
             return fail(err, errlen, "attribution: out of memory for %d samples per run", chunk);
@@ -303,7 +340,10 @@ size_t sal_attrib_workspace_bytes(const sal_attrib *a) {
     if (a->cam)
         bytes += rs * B * (T + 1) * a->cam_elems + rs * B * T * pp->height * pp->width;
     if (a->chunk)
-        bytes += rs * a->chunk * (T + 1) * a->in_elems + sizeof(double) * (2 * T + 1) * a->in_elems;
+        bytes += rs * a->chunk * a->in_elems + rs * a->chunk * T * a->sample_elems +
+                 sizeof(double) * (2 * T * a->sample_elems + a->in_elems);
+    if (a->fold_sum)
+        bytes += rs * (a->fold_elems + conv_scratch_elems(&a->m->layers[a->fold], 1) + 1);
     return bytes;
 }
 
@@ -319,5 +359,6 @@ void sal_attrib_free(sal_attrib *a) {
     free(a->cam_sum), free(a->cam_low);
     free(a->cols), free(a->col_maps), free(a->acts);
     free(a->acc), free(a->acc2), free(a->noise);
+    free(a->fold_sum), free(a->fold_col);
     free(a);
 }

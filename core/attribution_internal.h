@@ -16,6 +16,14 @@
  * Copies and path points are batch columns of their engine, so one image's samples
  * share every GEMM; their order, and so every sum over them, does not depend on the
  * batch split or the number of ranks.
+ *
+ * The fold: when the network input has one consumer and it is a convolution (every
+ * network salpipe serves starts so), the gradient at the input is that convolution's
+ * backward, which is linear and the same for every sample. So a sum over samples of
+ * input gradients (SmoothGrad's mean, Integrated Gradients' weighted sum) equals the
+ * convolution's backward of the sum of its output gradients: the sg and ig engines
+ * stop at the convolution (sal_engine_stop_at), the driver sums there and runs the
+ * convolution's backward once per image and target instead of once per sample.
  */
 #ifndef SAL_ATTRIBUTION_INTERNAL_H
 #define SAL_ATTRIBUTION_INTERNAL_H
@@ -39,6 +47,11 @@ struct sal_attrib {
     int rule_slot[3];                /* vanilla, guided, deconvnet -> rules' method
                                       * index, or -1                              */
     sal_engine *cam, *sg, *ig;       /* or NULL                                   */
+    int fold;                        /* the fold's convolution node, or -1 (above) */
+    int sg_fold, ig_fold;            /* 1 when that engine stops at the fold      */
+    size_t fold_elems;               /* the node's C*H*W                          */
+    void *fold_sum;                  /* (fold_elems) one sum, rounded             */
+    void *fold_col;                  /* the node's conv scratch for one image     */
     sal_parallel_for pfor;           /* the caller's threads (NULL: this one) for  */
     void *pool;                      /* the engines and SmoothGrad's noisy copies  */
     int sg_cols, ig_cols;            /* copies per sg run, path points per ig run  */
@@ -58,9 +71,11 @@ struct sal_attrib {
     double *cam_sum;                 /* (node's H*W) one map's channel sum         */
     void *cam_low;                   /* (node's H*W) that map after the ReLU       */
     void *cols;                      /* (chunk, in_elems): copies or path points   */
-    void *col_maps;                  /* (chunk, T, 1, in_elems)                    */
+    void *col_maps;                  /* (chunk, T, 1, sample_elems)                */
     void *acts;                      /* (max(max_batch, chunk), T)                 */
-    double *acc, *acc2;              /* (T, in_elems) sums over samples            */
+    size_t sample_elems;             /* per column and target in col_maps, acc and
+                                      * acc2: in_elems, or fold_elems if larger    */
+    double *acc, *acc2;              /* (T, sample_elems) sums over samples        */
     double *noise;                   /* (in_elems) scratch: ig's baseline          */
 };
 

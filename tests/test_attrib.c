@@ -216,7 +216,10 @@ static void test_integrated(const net *nt) {
                 printf("  IG %-17s %s baseline, %3d steps: |gap| / |F(x) - F(b)| = %.3g\n",
                        rule ? "riemann_trapezoid" : "gausslegendre", base ? "black" : "zero",
                        steps, g);
-                if (!(g < prev) && prev > 1e-12) shrinks = 0;
+                /* Below ~1e-4 the path's kinks (ReLU and max-pool switches) set
+                 * the quadrature's error, not the number of steps: graph_inception's
+                 * Gauss-Legendre gap is 1.7e-5 at 64 steps and 2.6e-5 at 512. */
+                if (!(g < prev) && prev > 1e-4) shrinks = 0;
                 prev = g;
             }
             snprintf(line, sizeof line, "IG %s, %s: reported gap = recomputed gap",
@@ -366,6 +369,9 @@ int main(int argc, char **argv) {
     }
     if (!open_net(argv[1], "graph_inception.h5", "inception3a", 3, "fc", 1, &inc)) {
         printf("graph_inception.h5\n");
+        /* Its input's one consumer is a convolution: SmoothGrad's mean and IG fold it. */
+        test_rules_and_smoothgrad(&inc);
+        test_integrated(&inc);
         test_gradcam(&inc, "maxpool1");
         test_float32(&inc, "maxpool1");
     }
