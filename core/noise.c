@@ -2,7 +2,7 @@
  * SmoothGrad's noise: standard normals from a counter-based generator, so that the
  * noise of (seed, image, sample, element) is one fixed number whatever rank, batch,
  * resume, machine or compiler computes it (issue 12). docs/saliency.md "### Noise"
- * is the definition; SAL_NOISE_GENERATOR (attrib.h) names this version of it.
+ * is the definition; SAL_NOISE_GENERATOR (salcore.h) names this version of it.
  *
  * Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as
  * 1, 2, 3", SC11), written from the paper's definition: key (k0, k1) = the seed's
