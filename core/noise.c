@@ -60,13 +60,15 @@ void sal_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t ou
     out[0] = x0, out[1] = x1, out[2] = x2, out[3] = x3;
 }
 
-/* Pairs per block (a multiple of 4, the AVX2 lanes): 512 normals, ~12 KiB of stack. */
+/* Pairs per block (a multiple of 8, the AVX-512 lanes): 512 normals, ~12 KiB of stack. */
 enum { BLOCK = 256 };
 
-/* The 53-bit words of a block of pairs: a[i] = x1:x0 >> 11, b[i] = x3:x2 >> 11 of
- * pair p0 + i, for i < n rounded up to the lanes (a and b hold BLOCK). */
+/* What a block's counters share: the round keys, sample and image. The philox_*
+ * functions below give the 53-bit words of pairs p0 + i, a[i] = x1:x0 >> 11 and
+ * b[i] = x3:x2 >> 11, for i < n (the SIMD ones write up to n rounded up to their
+ * lanes; a and b hold BLOCK). */
 typedef struct {
-    uint32_t k0[10], k1[10]; /* the round keys */
+    uint32_t k0[10], k1[10]; /* round r's key: the seed's words + r (W0, W1) */
     uint32_t sample, image;
 } philox_in;
 
