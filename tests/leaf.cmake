@@ -6,7 +6,7 @@
 #                         ignores the sample; sigma sqrt(1.1); sin's x^3 term or its
 #                         quarter-turn sign wrong (~0.5 s each)
 #   noise_python          C == independent numpy generator bit for bit, for each of
-#                         noise.c's paths; log/sin/cos ulp errors (~15 s)
+#                         noise.c's paths; log/sin/cos ulp errors (~6 s)
 #   quadrature            rules' weights, symmetry, exactness on polynomials (<1 s)
 #   quadrature_python     nodes/weights against numpy's leggauss and Captum's
 #                         riemann_trapezoid written out (~3 s)
