@@ -266,6 +266,11 @@ void sal_engine_free(sal_engine *e);
  *   guided_gradcam        the guided map times the upsampled Grad-CAM map.
  * docs/saliency.md defines each and says where it differs from DNNBrain, Captum and
  * pytorch-grad-cam. */
+/* The name and version of smoothgrad's noise definition (core/noise.c; docs/saliency.md
+ * "### Noise"): change it whenever a build would draw other bits, so an output file
+ * records which noise its maps saw and a resume with other noise is refused. */
+#define SAL_NOISE_GENERATOR "philox4x32-10 box-muller salpipe-math-1"
+
 typedef enum { SAL_SG_MEAN = 0, SAL_SG_MEAN_SQUARE = 1, SAL_SG_VARIANCE = 2 } sal_sg_statistic;
 typedef enum { SAL_IG_GAUSS_LEGENDRE = 0, SAL_IG_RIEMANN_TRAPEZOID = 1 } sal_ig_rule;
 typedef enum { SAL_IG_BASELINE_ZERO = 0, SAL_IG_BASELINE_BLACK = 1 } sal_ig_baseline;

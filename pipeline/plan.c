@@ -631,6 +631,8 @@ static int method_params(const sp_plan *p, sp_output_param *q) {
                                    .s = sp_sg_statistic_names[s->statistic]};
         q[n++] = (sp_output_param){.name = "smoothgrad_seed", .kind = SP_PARAM_UINT64,
                                    .u = s->seed};
+        q[n++] = (sp_output_param){.name = "smoothgrad_noise_generator",
+                                   .kind = SP_PARAM_STRING, .s = SAL_NOISE_GENERATOR};
     }
     if (ig) {
         const sp_integrated_gradients *g = &p->integrated_gradients;

@@ -284,8 +284,8 @@ static int open_with(const sp_plan *p, const char *out, int overwrite, char *err
 static void param_attrs(const char *out, char *names, size_t len) {
     static const char *const all[] = {
         "smoothgrad_samples", "smoothgrad_noise", "smoothgrad_base", "smoothgrad_statistic",
-        "smoothgrad_seed", "integrated_gradients_steps", "integrated_gradients_rule",
-        "integrated_gradients_baseline", "gradcam_layer", NULL};
+        "smoothgrad_seed", "smoothgrad_noise_generator", "integrated_gradients_steps",
+        "integrated_gradients_rule", "integrated_gradients_baseline", "gradcam_layer", NULL};
     names[0] = 0;
     hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
     for (int i = 0; f >= 0 && all[i]; i++)
@@ -318,7 +318,8 @@ static int case_output_params(void) {
         const char *want;
     } one[] = {
         {SAL_METHOD_SMOOTHGRAD, "smoothgrad_samples smoothgrad_noise smoothgrad_base "
-                                "smoothgrad_statistic smoothgrad_seed"},
+                                "smoothgrad_statistic smoothgrad_seed "
+                                "smoothgrad_noise_generator"},
         {SAL_METHOD_INTEGRATED_GRADIENTS, "integrated_gradients_steps integrated_gradients_rule "
                                           "integrated_gradients_baseline"},
         {SAL_METHOD_GRADCAM, "gradcam_layer"},
@@ -398,6 +399,29 @@ static int case_output_params(void) {
         CHECK(rc == SP_OUT_MISMATCH, "another %s was not refused (%d)", changed[k], rc);
         CHECK(strstr(err, changed[k]) && strstr(err, "--overwrite"),
               "the message does not name %s and --overwrite", changed[k]);
+    }
+    /* a file whose noise came from another generator (an older or newer build), or
+     * from a build before the attribute: refused, naming it */
+    for (int k = 0; k < 2; k++) {
+        p = full;
+        CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);
+        f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
+        CHECK(f >= 0 && H5Adelete(f, "smoothgrad_noise_generator") >= 0, "delete attribute");
+        if (k == 0) {
+            const char *old = "philox4x32-10 box-muller libm";
+            hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+            H5Tset_size(t, H5T_VARIABLE);
+            a = H5Acreate2(f, "smoothgrad_noise_generator", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+            CHECK(a >= 0 && H5Awrite(a, t, &old) >= 0, "write attribute");
+            H5Aclose(a), H5Sclose(sp), H5Tclose(t);
+        }
+        H5Fclose(f);
+        int rc = open_with(&p, out, 0, err);
+        printf("  %s generator -> %s\n", k ? "no" : "another", rc ? err : "resumed");
+        CHECK(rc == SP_OUT_MISMATCH && strstr(err, "smoothgrad_noise_generator") &&
+                  strstr(err, "--overwrite") && (k || strstr(err, SAL_NOISE_GENERATOR)),
+              "a file with %s noise generator was not refused by name (%d)",
+              k ? "no" : "another", rc);
     }
     p = full;
     unbuild(&p, &cfg, m);
