@@ -47,9 +47,24 @@ static void valid_columns(const sal_layer *L, int kx, int *lo, int *hi) {
     if (*hi < *lo) *hi = *lo;
 }
 
-/* Rows of col (K, ld) at column offset 0 from one group's channels of in
- * (Cg, H, W); zero padding. */
-static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
+/* im2col writes col (K, ld) at column offset 0 from one group's channels of in
+ * (Cg, H, W), zero padding, by one of three copies that all write the same values:
+ *   - stride 1 with OW == W ("same" padding: AlexNet conv2-5, VGG): row (c, ky, kx)
+ *     is the plane shifted by (ky-ph)*W + (kx-pw), one contiguous copy of the valid
+ *     output rows; the shift wraps up to pw elements per row across the row edge,
+ *     which are then zeroed, as are the output rows outside the plane;
+ *   - otherwise, when a padded input row fits SAL_IM2COL_BUF elements: each input
+ *     row is laid out once, zero-padded, as its sw phases (elements x = r mod sw,
+ *     r = 0..sw-1, side by side), so that the OW elements of a (ky, kx, oy) piece
+ *     are one contiguous run of phase kx mod sw from kx / sw on: a strided gather
+ *     (AlexNet conv1's 11x11 kernel at stride 4) becomes 11 short copies per row;
+ *   - otherwise the element loops below.
+ * Rows of 13 or 27 elements, or a stride the compiler cannot see, paid per element
+ * or per row for loop overhead in the element loops. */
+#define SAL_IM2COL_BUF 4096
+
+/* The general case: per (c, ky, kx, oy), a gather of the valid columns. */
+static void im2col_rows(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w, sw = L->sw;
     for (int c = 0; c < Cg; c++)
         for (int ky = 0; ky < L->kh; ky++)
@@ -74,11 +89,134 @@ static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer
             }
 }
 
+/* The output rows oy whose input row y = oy*sh - ph + ky lies inside 0..H-1:
+ * [*lo, *hi), empty when none does. */
+static void valid_rows(const sal_layer *L, int ky, int *lo, int *hi) {
+    int first = L->ph - ky, last = L->in_h - 1 + L->ph - ky; /* bounds on oy*sh */
+    int a = first <= 0 ? 0 : (first + L->sh - 1) / L->sh;
+    int b = last < 0 ? 0 : last / L->sh + 1;
+    *lo = a < L->out_h ? a : L->out_h;
+    *hi = b < L->out_h ? b : L->out_h;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Stride 1, OW == W: row (c, ky, kx) = plane shifted, see above. */
+static void im2col_same(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
+    const int H = L->in_h, W = L->in_w, OH = L->out_h;
+    for (int c = 0; c < Cg; c++) {
+        const real *plane = in + (size_t)c * H * W;
+        for (int ky = 0; ky < L->kh; ky++) {
+            int a, b;
+            valid_rows(L, ky, &a, &b);
+            for (int kx = 0; kx < L->kw; kx++) {
+                real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
+                int lo, hi;
+                valid_columns(L, kx, &lo, &hi);
+                const int b1 = lo < hi ? b : a; /* no valid column: all zero */
+                memset(row, 0, sizeof(real) * a * W);
+                memset(row + (size_t)b1 * W, 0, sizeof(real) * (OH - b1) * W);
+                if (a >= b1) continue;
+                /* Elements a*W + lo .. (b-1)*W + hi - 1 of the row, whose source
+                 * (y, x) = (oy + ky - ph, ox + kx - pw) stays inside the plane. */
+                const ptrdiff_t shift = (ptrdiff_t)(ky - L->ph) * W + (kx - L->pw);
+                const size_t e0 = (size_t)a * W + lo, e1 = (size_t)(b1 - 1) * W + hi;
+                memcpy(row + e0, plane + e0 + shift, sizeof(real) * (e1 - e0));
+                /* The wrapped elements of each copied row, and the first row's
+                 * left and the last row's right margin. */
+                for (int oy = a; oy < b1; oy++) {
+                    real *dst = row + (size_t)oy * W;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
+                    for (int ox = hi; ox < W; ox++) dst[ox] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* A padded row's sw phases: prow[r*plen + j] = src[x] for x = r + j*sw - pw inside
+ * 0..W-1 (to_row 0), or back (to_row 1). Inlined with sw a constant where the caller
+ * knows it, so the strided moves vectorize as shuffles. */
+static inline __attribute__((always_inline)) void
+phase_move(real *prow, real *src, int W, int sw, int pw, int plen, int to_row) {
+    for (int r = 0; r < sw; r++) {
+        const int j0 = pw - r <= 0 ? 0 : (pw - r + sw - 1) / sw;
+        const int j1 = W - 1 + pw - r < 0 ? 0 : (W - 1 + pw - r) / sw + 1;
+        real *phase = prow + (size_t)r * plen;
+        if (to_row)
+            for (int j = j0; j < j1; j++) src[r + j * sw - pw] = phase[j];
+        else
+            for (int j = j0; j < j1; j++) phase[j] = src[r + j * sw - pw];
+    }
+}
+
+static void phases_of_row(real *prow, const real *src, int W, int sw, int pw, int plen) {
+    if (sw == 4)
+        phase_move(prow, (real *)src, W, 4, pw, plen, 0);
+    else if (sw == 2)
+        phase_move(prow, (real *)src, W, 2, pw, plen, 0);
+    else
+        phase_move(prow, (real *)src, W, sw, pw, plen, 0);
+}
+
+static void row_of_phases(real *dst, const real *prow, int W, int sw, int pw, int plen) {
+    if (sw == 4)
+        phase_move((real *)prow, dst, W, 4, pw, plen, 1);
+    else if (sw == 2)
+        phase_move((real *)prow, dst, W, 2, pw, plen, 1);
+    else
+        phase_move((real *)prow, dst, W, sw, pw, plen, 1);
+}
+
+/* Any stride, padded rows of at most SAL_IM2COL_BUF elements: row phases (above),
+ * a block of output rows at a time, so that each col row is written in runs of
+ * several output rows: writing a piece of each of the kw col rows per input row
+ * instead, conv1's im2col ran at half the speed of the element loops. */
+static void im2col_phases(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
+    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const int sh = L->sh, sw = L->sw, kh = L->kh, kw = L->kw, ph = L->ph, pw = L->pw;
+    const int plen = (W + 2 * pw + sw - 1) / sw; /* phase r holds x = r - pw + j*sw */
+    const int rowlen = sw * plen, block = SAL_IM2COL_BUF / rowlen;
+    real buf[SAL_IM2COL_BUF];
+    for (int c = 0; c < Cg; c++) {
+        const real *plane = in + (size_t)c * H * W;
+        for (int ky = 0; ky < kh; ky++)
+            for (int o0 = 0; o0 < OH; o0 += block) {
+                const int o1 = OH - o0 < block ? OH : o0 + block;
+                for (int oy = o0; oy < o1; oy++) {
+                    real *prow = buf + (size_t)(oy - o0) * rowlen;
+                    const int y = oy * sh - ph + ky;
+                    for (int i = 0; i < rowlen; i++) prow[i] = 0;
+                    if (y < 0 || y >= H) continue;
+                    phases_of_row(prow, plane + (size_t)y * W, W, sw, pw, plen);
+                }
+                for (int kx = 0; kx < kw; kx++) {
+                    real *row = col + (((size_t)c * kh + ky) * kw + kx) * ld;
+                    const real *run = buf + (kx % sw) * plen + kx / sw;
+                    for (int oy = o0; oy < o1; oy++)
+                        memcpy(row + (size_t)oy * OW, run + (size_t)(oy - o0) * rowlen,
+                               sizeof(real) * OW);
+                }
+            }
+    }
+}
+
+static void im2col(real *col, size_t ld, const real *in, int Cg, const sal_layer *L) {
+    const int Wp = L->in_w + 2 * L->pw;
+    if (L->sh == 1 && L->sw == 1 && L->out_w == L->in_w)
+        im2col_same(col, ld, in, Cg, L);
+    else if (Wp + L->sw <= SAL_IM2COL_BUF)
+        im2col_phases(col, ld, in, Cg, L);
+    else
+        im2col_rows(col, ld, in, Cg, L);
+}
+
 /* din (Cg, H, W) += scatter of col (K, ld) holding output rows [oy0, oy1) (column
  * (oy - oy0)*OW + ox); the adjoint of im2col. The scatter of rows from 0 zeroes each
- * plane first, when it is about to be in cache anyway; later row ranges add to it. */
-static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_layer *L,
-                   int oy0, int oy1) {
+ * plane first, when it is about to be in cache anyway; later row ranges add to it.
+ * Each element of din receives its terms in the same order, (ky, kx) lexicographic,
+ * on every path below, so the sums are the same bits. */
+static void col2im_rows(real *din, const real *col, size_t ld, int Cg, const sal_layer *L,
+                        int oy0, int oy1) {
     const int H = L->in_h, W = L->in_w, OW = L->out_w, sw = L->sw;
     for (int c = 0; c < Cg; c++) {
         if (oy0 == 0) memset(din + (size_t)c * H * W, 0, sizeof(real) * H * W);
@@ -101,6 +239,98 @@ static void col2im(real *din, const real *col, size_t ld, int Cg, const sal_laye
                 }
             }
     }
+}
+
+/* Stride 1, OW == W: im2col_same's adjoint, one contiguous add per (c, ky, kx) of the
+ * row onto the shifted plane. The row's wrapped elements (columns outside [lo, hi),
+ * which belong to no term) are first set to +0 in col, which is scratch: adding +0
+ * leaves every sum's bits as they are, because no element of din is ever -0 (it
+ * starts at +0, and x + y is -0 only when both are). */
+static void col2im_same(real *din, real *col, size_t ld, int Cg, const sal_layer *L,
+                        int oy0, int oy1) {
+    const int H = L->in_h, W = L->in_w;
+    for (int c = 0; c < Cg; c++) {
+        real *plane = din + (size_t)c * H * W;
+        if (oy0 == 0) memset(plane, 0, sizeof(real) * H * W);
+        for (int ky = 0; ky < L->kh; ky++) {
+            int a, b;
+            valid_rows(L, ky, &a, &b);
+            if (a < oy0) a = oy0;
+            if (b > oy1) b = oy1;
+            for (int kx = 0; kx < L->kw; kx++) {
+                int lo, hi;
+                valid_columns(L, kx, &lo, &hi);
+                if (a >= b || lo >= hi) continue;
+                /* Element (oy, ox) of this block is row[(oy - oy0)*W + ox]. */
+                real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
+                for (int oy = a; oy < b; oy++) {
+                    real *r = row + (size_t)(oy - oy0) * W;
+                    for (int ox = 0; ox < lo; ox++) r[ox] = 0;
+                    for (int ox = hi; ox < W; ox++) r[ox] = 0;
+                }
+                const size_t e0 = (size_t)(a - oy0) * W + lo, e1 = (size_t)(b - 1 - oy0) * W + hi;
+                /* Element e of the block adds to plane element e + oy0*W + shift. */
+                const ptrdiff_t shift = (ptrdiff_t)(oy0 + ky - L->ph) * W + (kx - L->pw);
+                real *restrict dst = plane + ((ptrdiff_t)e0 + shift);
+                const real *restrict src = row + e0;
+                for (size_t e = 0; e < e1 - e0; e++) dst[e] += src[e];
+            }
+        }
+    }
+}
+
+/* Any stride, padded rows of at most SAL_IM2COL_BUF elements: im2col_phases'
+ * adjoint. For each ky and block of output rows, the din rows they touch are laid
+ * out as phases, every kx's run is added there (contiguous adds), and the rows go
+ * back: each din element still receives its terms one by one in (ky, kx) order, on
+ * top of what it held, so the bits are those of the element loops. */
+static void col2im_phases(real *din, const real *col, size_t ld, int Cg, const sal_layer *L,
+                          int oy0, int oy1) {
+    const int H = L->in_h, W = L->in_w, OW = L->out_w;
+    const int sh = L->sh, sw = L->sw, kh = L->kh, kw = L->kw, ph = L->ph, pw = L->pw;
+    const int plen = (W + 2 * pw + sw - 1) / sw;
+    const int rowlen = sw * plen, block = SAL_IM2COL_BUF / rowlen;
+    real buf[SAL_IM2COL_BUF];
+    for (int c = 0; c < Cg; c++) {
+        real *plane = din + (size_t)c * H * W;
+        if (oy0 == 0) memset(plane, 0, sizeof(real) * H * W);
+        for (int ky = 0; ky < kh; ky++) {
+            int a, b;
+            valid_rows(L, ky, &a, &b);
+            if (a < oy0) a = oy0;
+            if (b > oy1) b = oy1;
+            for (int o0 = a; o0 < b; o0 += block) {
+                const int o1 = b - o0 < block ? b : o0 + block;
+                for (int oy = o0; oy < o1; oy++) {
+                    phases_of_row(buf + (size_t)(oy - o0) * rowlen,
+                                  plane + (size_t)(oy * sh - ph + ky) * W, W, sw, pw, plen);
+                }
+                for (int kx = 0; kx < kw; kx++) {
+                    const real *row = col + (((size_t)c * kh + ky) * kw + kx) * ld;
+                    for (int oy = o0; oy < o1; oy++) {
+                        real *restrict run = buf + (size_t)(oy - o0) * rowlen +
+                                             (kx % sw) * plen + kx / sw;
+                        const real *restrict t = row + (size_t)(oy - oy0) * OW;
+                        for (int ox = 0; ox < OW; ox++) run[ox] += t[ox];
+                    }
+                }
+                for (int oy = o0; oy < o1; oy++) {
+                    row_of_phases(plane + (size_t)(oy * sh - ph + ky) * W,
+                                  buf + (size_t)(oy - o0) * rowlen, W, sw, pw, plen);
+                }
+            }
+        }
+    }
+}
+
+static void col2im(real *din, real *col, size_t ld, int Cg, const sal_layer *L, int oy0,
+                   int oy1) {
+    if (L->sh == 1 && L->sw == 1 && L->out_w == L->in_w)
+        col2im_same(din, col, ld, Cg, L, oy0, oy1);
+    else if (L->in_w + 2 * L->pw + L->sw <= SAL_IM2COL_BUF)
+        col2im_phases(din, col, ld, Cg, L, oy0, oy1);
+    else
+        col2im_rows(din, col, ld, Cg, L, oy0, oy1);
 }
 
 /* ---- 1x1 kernel, stride 1, no padding -------------------------------------------
