@@ -54,13 +54,18 @@ static void valid_columns(const sal_layer *L, int kx, int *lo, int *hi) {
  *     output rows; the shift wraps up to pw elements per row across the row edge,
  *     which are then zeroed, as are the output rows outside the plane;
  *   - otherwise, when a padded input row fits SAL_IM2COL_BUF elements: each input
- *     row is laid out once, zero-padded, as its sw phases (elements x = r mod sw,
- *     r = 0..sw-1, side by side), so that the OW elements of a (ky, kx, oy) piece
- *     are one contiguous run of phase kx mod sw from kx / sw on: a strided gather
- *     (AlexNet conv1's 11x11 kernel at stride 4) becomes 11 short copies per row;
+ *     row is laid out, zero-padded, as its sw phases (the elements of the padded
+ *     row at r, r + sw, r + 2sw, ... for r = 0..sw-1, side by side), so that the OW
+ *     elements of a (ky, kx, oy) piece are one contiguous run of phase kx mod sw
+ *     from kx / sw on: a strided gather (AlexNet conv1's 11x11 kernel at stride 4)
+ *     becomes one short copy per piece;
  *   - otherwise the element loops below.
  * Rows of 13 or 27 elements, or a stride the compiler cannot see, paid per element
- * or per row for loop overhead in the element loops. */
+ * or per row for loop overhead in the element loops. The copies are bound by
+ * writing col to memory (15 MB for AlexNet conv3-5 in groups of 13); running
+ * im2col per GEMM part instead (R(gemm)'s column parts, each filled just before
+ * its BLAS call so that it is still in L2) measured slower on W4: 19.3 s of CPU
+ * against 16.4 s for this, one rank, same minute. */
 #define SAL_IM2COL_BUF 4096
 
 /* The general case: per (c, ky, kx, oy), a gather of the valid columns. */
@@ -113,8 +118,8 @@ static void im2col_same(real *col, size_t ld, const real *in, int Cg, const sal_
                 int lo, hi;
                 valid_columns(L, kx, &lo, &hi);
                 const int b1 = lo < hi ? b : a; /* no valid column: all zero */
-                memset(row, 0, sizeof(real) * a * W);
-                memset(row + (size_t)b1 * W, 0, sizeof(real) * (OH - b1) * W);
+                if (a > 0) memset(row, 0, sizeof(real) * a * W);
+                if (b1 < OH) memset(row + (size_t)b1 * W, 0, sizeof(real) * (OH - b1) * W);
                 if (a >= b1) continue;
                 /* Elements a*W + lo .. (b-1)*W + hi - 1 of the row, whose source
                  * (y, x) = (oy + ky - ph, ox + kx - pw) stays inside the plane. */
@@ -122,12 +127,13 @@ static void im2col_same(real *col, size_t ld, const real *in, int Cg, const sal_
                 const size_t e0 = (size_t)a * W + lo, e1 = (size_t)(b1 - 1) * W + hi;
                 memcpy(row + e0, plane + e0 + shift, sizeof(real) * (e1 - e0));
                 /* The wrapped elements of each copied row, and the first row's
-                 * left and the last row's right margin. */
-                for (int oy = a; oy < b1; oy++) {
-                    real *dst = row + (size_t)oy * W;
-                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
-                    for (int ox = hi; ox < W; ox++) dst[ox] = 0;
-                }
+                 * left and the last row's right margin: column by column, as
+                 * strided stores (as loops over a row's one or two elements, the
+                 * compiler made each a call to memset). */
+                for (int ox = 0; ox < lo; ox++)
+                    for (int oy = a; oy < b1; oy++) row[(size_t)oy * W + ox] = 0;
+                for (int ox = hi; ox < W; ox++)
+                    for (int oy = a; oy < b1; oy++) row[(size_t)oy * W + ox] = 0;
             }
         }
     }
@@ -177,24 +183,30 @@ static void im2col_phases(real *col, size_t ld, const real *in, int Cg, const sa
     const int plen = (W + 2 * pw + sw - 1) / sw; /* phase r holds x = r - pw + j*sw */
     const int rowlen = sw * plen, block = SAL_IM2COL_BUF / rowlen;
     real buf[SAL_IM2COL_BUF];
+    /* The padding's places in the phases are never written: zero them once. */
+    for (int i = 0; i < block * rowlen; i++) buf[i] = 0;
     for (int c = 0; c < Cg; c++) {
         const real *plane = in + (size_t)c * H * W;
         for (int ky = 0; ky < kh; ky++)
             for (int o0 = 0; o0 < OH; o0 += block) {
                 const int o1 = OH - o0 < block ? OH : o0 + block;
                 for (int oy = o0; oy < o1; oy++) {
-                    real *prow = buf + (size_t)(oy - o0) * rowlen;
                     const int y = oy * sh - ph + ky;
-                    for (int i = 0; i < rowlen; i++) prow[i] = 0;
-                    if (y < 0 || y >= H) continue;
-                    phases_of_row(prow, plane + (size_t)y * W, W, sw, pw, plen);
+                    if (y >= 0 && y < H)
+                        phases_of_row(buf + (size_t)(oy - o0) * rowlen,
+                                      plane + (size_t)y * W, W, sw, pw, plen);
                 }
                 for (int kx = 0; kx < kw; kx++) {
                     real *row = col + (((size_t)c * kh + ky) * kw + kx) * ld;
                     const real *run = buf + (kx % sw) * plen + kx / sw;
-                    for (int oy = o0; oy < o1; oy++)
-                        memcpy(row + (size_t)oy * OW, run + (size_t)(oy - o0) * rowlen,
-                               sizeof(real) * OW);
+                    for (int oy = o0; oy < o1; oy++) {
+                        const int y = oy * sh - ph + ky;
+                        if (y >= 0 && y < H)
+                            memcpy(row + (size_t)oy * OW, run + (size_t)(oy - o0) * rowlen,
+                                   sizeof(real) * OW);
+                        else
+                            memset(row + (size_t)oy * OW, 0, sizeof(real) * OW);
+                    }
                 }
             }
     }
@@ -263,11 +275,10 @@ static void col2im_same(real *din, real *col, size_t ld, int Cg, const sal_layer
                 if (a >= b || lo >= hi) continue;
                 /* Element (oy, ox) of this block is row[(oy - oy0)*W + ox]. */
                 real *row = col + (((size_t)c * L->kh + ky) * L->kw + kx) * ld;
-                for (int oy = a; oy < b; oy++) {
-                    real *r = row + (size_t)(oy - oy0) * W;
-                    for (int ox = 0; ox < lo; ox++) r[ox] = 0;
-                    for (int ox = hi; ox < W; ox++) r[ox] = 0;
-                }
+                for (int ox = 0; ox < lo; ox++)
+                    for (int oy = a; oy < b; oy++) row[(size_t)(oy - oy0) * W + ox] = 0;
+                for (int ox = hi; ox < W; ox++)
+                    for (int oy = a; oy < b; oy++) row[(size_t)(oy - oy0) * W + ox] = 0;
                 const size_t e0 = (size_t)(a - oy0) * W + lo, e1 = (size_t)(b - 1 - oy0) * W + hi;
                 /* Element e of the block adds to plane element e + oy0*W + shift. */
                 const ptrdiff_t shift = (ptrdiff_t)(oy0 + ky - L->ph) * W + (kx - L->pw);
@@ -331,6 +342,53 @@ static void col2im(real *din, real *col, size_t ld, int Cg, const sal_layer *L, 
         col2im_phases(din, col, ld, Cg, L, oy0, oy1);
     else
         col2im_rows(din, col, ld, Cg, L, oy0, oy1);
+}
+
+/* ---- im2col and col2im on the rank's threads (issue 13, lever 4) -----------------
+ * The copies of g images run as tasks of (image, chunk of channels) on par's loop:
+ * each task writes its own rows of col (im2col) or its own planes of din (col2im),
+ * and every element of din receives its terms in the same order within one task,
+ * so the results are the same bits whatever the number of threads. */
+#define SAL_COPY_TASKS 8 /* at least this many tasks per call, when channels allow */
+
+typedef struct {
+    real *col;        /* image j's block of columns at col + j*col_step        */
+    size_t ld, col_step;
+    real *din;        /* col2im: image j's planes at din + j*x_step            */
+    const real *in;   /* im2col: image j's planes at in + j*x_step             */
+    size_t x_step;
+    int Cg, chunk, chunks;
+    int oy0, oy1;     /* col2im: the output rows the block holds               */
+    const sal_layer *L;
+} copy_job;
+
+static void copy_task(void *arg, int t) {
+    const copy_job *k = arg;
+    const sal_layer *L = k->L;
+    const int j = t / k->chunks, c0 = t % k->chunks * k->chunk;
+    const int cn = k->Cg - c0 < k->chunk ? k->Cg - c0 : k->chunk;
+    const size_t kk = (size_t)L->kh * L->kw, plane = (size_t)L->in_h * L->in_w;
+    real *col = k->col + j * k->col_step + c0 * kk * k->ld;
+    if (k->in)
+        im2col(col, k->ld, k->in + j * k->x_step + c0 * plane, cn, L);
+    else
+        col2im(k->din + j * k->x_step + c0 * plane, col, k->ld, cn, L, k->oy0, k->oy1);
+}
+
+/* Runs k's copies of gn images: on par as tasks when it has a loop, else whole
+ * images one after another. */
+static void copy_run(copy_job *k, int gn, const sal_par *par) {
+    int chunks = 1;
+    if (par && par->pfor) {
+        chunks = (SAL_COPY_TASKS + gn - 1) / gn;
+        if (chunks > k->Cg) chunks = k->Cg;
+    }
+    k->chunk = (k->Cg + chunks - 1) / chunks;
+    k->chunks = (k->Cg + k->chunk - 1) / k->chunk;
+    if (par && par->pfor && gn * k->chunks > 1)
+        par->pfor(par->pool, gn * k->chunks, copy_task, k);
+    else
+        for (int t = 0; t < gn * k->chunks; t++) copy_task(k, t);
 }
 
 /* ---- 1x1 kernel, stride 1, no padding -------------------------------------------
@@ -410,9 +468,9 @@ void R(conv_forward)(real *out, const real *in, int n, const real *weight,
         const size_t ld = gn * P;
         real *col = scratch, *y = scratch + K * ld;
         for (int grp = 0; grp < G; grp++) {
-            for (int j = 0; j < gn; j++)
-                im2col(col + j * P, ld, in + (i0 + j) * in_elems + (size_t)grp * Cg * L->in_h * L->in_w,
-                       Cg, L);
+            copy_job cj = {col, ld, P, NULL, in + i0 * in_elems + (size_t)grp * Cg * L->in_h * L->in_w,
+                           in_elems, Cg, 0, 0, 0, 0, L};
+            copy_run(&cj, gn, par);
             R(gemm)(par, CblasNoTrans, CblasNoTrans, OCg, (int)ld, (int)K,
                     weight + (size_t)grp * OCg * K, (int)K, col, (int)ld, 0, y, (int)ld);
             for (int j = 0; j < gn; j++)
@@ -465,10 +523,10 @@ void R(conv_backward)(real *din, const real *dout, int n, const real *weight,
                         R(gemm)(par, CblasTrans, CblasNoTrans, (int)(cn * kk), (int)cols, OCg,
                                 weight + (size_t)grp * OCg * K + c0 * kk, (int)K,
                                 y + j0 * P + (size_t)r0 * OW, (int)ld, 0, dcol, (int)cols);
-                        for (int j = 0; j < jn; j++)
-                            col2im(din + (i0 + j0 + j) * in_elems +
-                                       ((size_t)grp * Cg + c0) * plane,
-                                   dcol + j * span, cols, cn, L, r0, r1);
+                        copy_job cj = {dcol, cols, span,
+                                       din + (i0 + j0) * in_elems + ((size_t)grp * Cg + c0) * plane,
+                                       NULL, in_elems, cn, 0, 0, r0, r1, L};
+                        copy_run(&cj, jn, par);
                     }
                 }
             }
