@@ -86,5 +86,8 @@ size_t out_elems(const sal_layer *L);
 /* The tests of the graph networks' kernels (test_layers_graph.c): avgpool2d, affine,
  * 1x1 and asymmetric convolutions. Returns the number of failed checks. */
 int test_layers_graph(rng *r);
+/* The tests of the kernels' fast paths (test_layers_fast.c): im2col/col2im paths and
+ * max-pool lanes, exactly. Returns the number of failed checks. */
+int test_layers_fast(rng *r);
 
 #endif

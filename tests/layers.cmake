@@ -1,9 +1,11 @@
 # Layer kernel unit tests (test_layers.c and, for the graph networks' kernels,
-# test_layers_graph.c; helpers in layer_check.c), compiled once
+# test_layers_graph.c, and for the fast paths test_layers_fast.c; helpers in
+# layer_check.c), compiled once
 # per precision like the core's compute files; each build checks its own kernels.
 foreach(prec f32 f64)
   add_executable(test_layers_${prec} ${CMAKE_CURRENT_LIST_DIR}/test_layers.c
                  ${CMAKE_CURRENT_LIST_DIR}/test_layers_graph.c
+                 ${CMAKE_CURRENT_LIST_DIR}/test_layers_fast.c
                  ${CMAKE_CURRENT_LIST_DIR}/layer_check.c)
   target_link_libraries(test_layers_${prec} PRIVATE salcore)
   add_test(NAME layers_${prec} COMMAND test_layers_${prec})

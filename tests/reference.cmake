@@ -132,8 +132,8 @@ salcore_mutant(relu_rule net.c
                 if (!strcmp(v.L->name, \"conv2_relu\"))
                     rule = rule == SAL_METHOD_GUIDED ? SAL_METHOD_VANILLA : SAL_METHOD_GUIDED;")
 salcore_mutant(argmax maxpool.c
-  "argmax[o] = best;"
-  "argmax[o] = best + (best % W < x1 - 1);")
+  "argmax[l] = (int32_t)at[l];"
+  "argmax[l] = (int32_t)(at[l] + (at[l] % W < x0 + l * sw + kw - 1));")
 salcore_mutant(pool_backward maxpool.c
   "d[a[o]] += g[o];"
   "d[a[o] + (o == 0 && (size_t)a[o] + 1 < in_plane)] += g[o];")

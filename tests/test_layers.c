@@ -760,6 +760,7 @@ int main(void) {
     fail += test_avgpool_random(&r);
     fail += test_linear(&r);
     fail += test_layers_graph(&r);
+    fail += test_layers_fast(&r);
     printf("[" PREC "] test_layers: %d check%s failed\n", fail, fail == 1 ? "" : "s");
     return fail ? 1 : 0;
 }
