@@ -206,7 +206,7 @@ static int wino_setup(sal_engine *e, const sal_engine *share) {
             w->owned = 0;
             continue;
         }
-        if (wino_plan_init(&w->plan, wino_choose_m(L), L->kh)) continue;
+        if (wino_plan_init(&w->plan, wino_choose_m(L), L->kh)) continue; /* m = 0: direct */
         if (!(w->U = malloc(sizeof(float) * wino_weights_elems(L, &w->plan)))) {
             wino_drop(e);
             return -1;

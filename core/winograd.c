@@ -43,8 +43,17 @@
 /* Columns per block (multiple of WINO_LANES): measured on the AlexNet layers. */
 #define WINO_BLOCK_COLUMNS 512
 #define WINO_LANES 16
-/* Largest alpha wino_choose_m picks (error grows with alpha; see wino_choose_m). */
-#define WINO_CHOSEN_MAX_ALPHA 6
+/* Largest alpha wino_choose_m picks per r (0: none, the layer stays direct). The
+ * error grows fast with alpha. Per layer (test_winograd --bench on AlexNet, max
+ * error over the largest sum of |terms| in a plane): direct 3e-8, F(2x2, 3x3)
+ * 4e-8, F(3x3, 3x3) 3e-7, F(4x4, 3x3) 1e-6, F(6x6, 3x3) 1.4e-6, F(2x2, 5x5) 4e-7,
+ * F(4x4, 5x5) 5e-7. In AlexNet's reference maps (relative L2 against float64 under
+ * the same decisions, fc3:540 vanilla; PyTorch float32 3.8e-7, direct 4.0e-7):
+ * F(2x2, 3x3) 5.8e-7, adding F(2x2, 5x5) for conv2 1.5e-6, F(3x3, 3x3) 2.1e-6,
+ * F(4x4, 3x3) with F(2x2, 5x5) 4.1e-6. Only F(2x2, 3x3) keeps the maps within a
+ * factor 1.5 of the direct path's error (docs/performance.md, "Winograd"). */
+#define WINO_MAX_ALPHA_R3 4
+#define WINO_MAX_ALPHA_R5 0
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define WINO_CLONES __attribute__((target_clones("avx2", "default")))
@@ -119,17 +128,18 @@ int wino_eligible(const sal_layer *L) {
            L->in_w == L->out_w + r - 1 - 2 * L->pw;
 }
 
-/* GEMM multiplications per (c, oc) pair: alpha^2 per tile. The transforms add a
- * little per tile too, which favours the larger m on a tie. */
+/* The m with the fewest GEMM multiplications per (c, oc) pair, alpha^2 per tile
+ * (partial tiles at the plane's edges count whole), within the alpha allowed for r;
+ * on a tie the smaller m, whose error is smaller. 0 when none is allowed. */
 int wino_choose_m(const sal_layer *L) {
-    const int r = L->kh;
+    const int r = L->kh, top = r == 3 ? WINO_MAX_ALPHA_R3 : WINO_MAX_ALPHA_R5;
     int best = 0;
     double best_cost = 0;
-    for (int m = 2; m + r - 1 <= WINO_CHOSEN_MAX_ALPHA; m++) {
+    for (int m = 2; m + r - 1 <= top; m++) {
         const int a = m + r - 1;
         const double tiles = (double)((L->in_h + m - 1) / m) * ((L->in_w + m - 1) / m);
         const double cost = tiles * a * a;
-        if (!best || cost <= best_cost) best = m, best_cost = cost;
+        if (!best || cost < best_cost) best = m, best_cost = cost;
     }
     return best;
 }

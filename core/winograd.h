@@ -36,8 +36,10 @@ double wino_plan_identity_error(const wino_plan *p);
  * 3x3 or 5x5 kernel, one group, padding at most r - 1 on each side. */
 int wino_eligible(const sal_layer *L);
 
-/* The output tile side the engine uses for an eligible layer: the m (alpha <= 6)
- * with the fewest multiplications for L's plane (docs/performance.md, "Winograd"). */
+/* The output tile side the engine uses for an eligible layer, or 0 when it keeps
+ * the layer direct: today m = 2 for 3x3 kernels (F(2x2, 3x3)) and 0 for 5x5, the
+ * larger tiles adding too much rounding error (winograd.c, WINO_MAX_ALPHA_R3;
+ * docs/performance.md, "Winograd"). */
 int wino_choose_m(const sal_layer *L);
 
 /* Elements of the transformed weights U: alpha^2 matrices (C, OC). */
