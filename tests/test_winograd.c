@@ -13,8 +13,8 @@
  *
  * With `--bench MODEL.h5 [samples] [reps]` it instead times, for every layer of the
  * model that Winograd serves, the direct backward and Winograd's for each m, on
- * `samples` (default 100) backward samples, and prints the error of both against
- * double on two samples (docs/performance.md, "Winograd").
+ * `samples` (default 100) backward samples (median CPU time of `reps`), and prints
+ * the error of both against double on two samples (docs/performance.md, "Winograd").
  */
 #define _POSIX_C_SOURCE 200809L
 #define TEST_NAME "test_winograd"
@@ -172,9 +172,11 @@ static void layer_case(int C, int OC, int H, int W, int r, int ph, int pw, int n
 
 /* ---- --bench ------------------------------------------------------------------------- */
 
+/* CPU time of the process: steadier than wall time on a shared machine (run the
+ * bench with OPENBLAS_NUM_THREADS=1, so it is one thread's). */
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
