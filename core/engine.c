@@ -436,7 +436,13 @@ void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool) {
     e->par.pool = pfor ? pool : NULL;
 }
 
-size_t sal_engine_workspace_bytes(const sal_engine *e) { return e->arena_bytes; }
+size_t sal_engine_workspace_bytes(const sal_engine *e) {
+    size_t bytes = e->arena_bytes;
+    for (int i = 0; i < e->m->nlayers; i++)
+        if (e->wino[i].owned)
+            bytes += sizeof(float) * wino_weights_elems(&e->m->layers[i], &e->wino[i].plan);
+    return bytes;
+}
 
 double sal_engine_last_flops(const sal_engine *e) { return e->flops; }
 

@@ -253,7 +253,8 @@ int sal_engine_copy_decisions(sal_engine *dst, const sal_engine *src, int n, cha
  * the engine holds (its last run's or copied ones); maps as sal_engine_run. */
 int sal_engine_backward(sal_engine *e, int n, void *maps, char *err, size_t errlen);
 
-/* Bytes of working memory the engine holds (excluding the model's parameters). */
+/* Bytes of working memory the engine holds (excluding the model's parameters;
+ * including the Winograd weights it owns, not those it shares). */
 size_t sal_engine_workspace_bytes(const sal_engine *e);
 
 /* Floating-point operations the last sal_engine_run did in GEMMs and other kernels
