@@ -82,7 +82,8 @@ struct sal_engine {
 
 /* sal_engine_init with the convolution mode; a float32 SAL_CONV_FAST engine borrows
  * the transformed weights of `share` (same model, may be NULL), which must then
- * outlive it (sal_attrib's engines are freed together). */
+ * outlive it and keep them (no sal_engine_set_convolution on it; sal_attrib's
+ * engines are freed together and never switched). */
 int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_batch,
                 const sal_target *targets, int ntargets, const sal_method *methods,
                 int nmethods, sal_conv_mode conv, const sal_engine *share, char *err,
