@@ -9,7 +9,7 @@
  *     element, and its bound per alpha is stated below with the measurement;
  *   - the direct float32 path on the same cases, for comparison (printed);
  *   - the same bits whatever order the parts of the parallel loop run in.
- * Costs about 2 s.
+ * Costs about 0.2 s.
  *
  * With `--bench MODEL.h5 [samples] [reps]` it instead times, for every layer of the
  * model that Winograd serves, the direct backward and Winograd's for each m, on
