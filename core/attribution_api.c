@@ -93,8 +93,8 @@ static int sg_columns(const sal_attrib *a, int *cols, char *err, size_t errlen) 
     if (given > 0) *cols = given < S ? given : S;
     if (given > 0 || S <= B) return 0;
     sal_engine *probe;
-    if (sal_engine_init(&probe, a->m, a->prec, 1, a->targets, a->ntargets, &a->par.sg_base,
-                        1, err, errlen))
+    if (engine_init(&probe, a->m, a->prec, 1, a->targets, a->ntargets, &a->par.sg_base, 1,
+                    SAL_CONV_DIRECT, NULL, err, errlen)) /* the same workspace either way */
         return -1;
     const size_t rs = a->prec == SAL_F64 ? sizeof(double) : sizeof(float);
     const size_t maps = a->fold_elems > a->in_elems ? a->fold_elems : a->in_elems;
@@ -138,6 +138,8 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
     a->in_elems = (size_t)pp->channels * plane;
 
     /* rules: the ReLU-rule maps the asked methods read. */
+    /* Engines share one copy of the Winograd weights (freed together). */
+    const sal_conv_mode conv = a->par.convolution;
     static const sal_method rule_of[3] = {SAL_METHOD_VANILLA, SAL_METHOD_GUIDED,
                                           SAL_METHOD_DECONVNET};
     int need_rule[3] = {a->want[SAL_METHOD_VANILLA] || a->want[SAL_METHOD_GRADIENT_X_INPUT],
@@ -152,7 +154,8 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
         }
     }
     if (a->nrules &&
-        sal_engine_init(&a->rules, m, a->prec, B, a->targets, T, rules, a->nrules, err, errlen))
+        engine_init(&a->rules, m, a->prec, B, a->targets, T, rules, a->nrules, conv, NULL, err,
+                    errlen))
         return -1;
     const sal_method vanilla = SAL_METHOD_VANILLA;
     if (a->want[SAL_METHOD_GRADCAM] || a->want[SAL_METHOD_GUIDED_GRADCAM]) {
@@ -160,7 +163,8 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
         a->cam_c = L->out_c;
         a->cam_plane = (size_t)L->out_h * L->out_w;
         a->cam_elems = a->cam_c * a->cam_plane;
-        if (sal_engine_init(&a->cam, m, a->prec, B, a->targets, T, &vanilla, 1, err, errlen) ||
+        if (engine_init(&a->cam, m, a->prec, B, a->targets, T, &vanilla, 1, conv, a->rules, err,
+                        errlen) ||
             sal_engine_stop_at(a->cam, a->par.cam_layer, err, errlen)) {
             char why[SAL_ERR_LEN];
             snprintf(why, sizeof why, "%s", err);
@@ -179,8 +183,8 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
     if (a->fold >= 0) a->fold_elems = engine_layer_elems(m, a->fold);
     if (a->want[SAL_METHOD_SMOOTHGRAD]) {
         if (sg_columns(a, &a->sg_cols, err, errlen) ||
-            sal_engine_init(&a->sg, m, a->prec, a->sg_cols, a->targets, T, &a->par.sg_base,
-                            1, err, errlen))
+            engine_init(&a->sg, m, a->prec, a->sg_cols, a->targets, T, &a->par.sg_base, 1,
+                        conv, a->rules ? a->rules : a->cam, err, errlen))
             return -1;
         /* Only the mean is linear in the samples' maps. */
         a->sg_fold = a->par.sg_statistic == SAL_SG_MEAN && fold_engine(a, a->sg);
@@ -190,7 +194,8 @@ static int build(sal_attrib *a, char *err, size_t errlen) {
         const int steps = a->par.ig_steps;
         const int c = a->ig_cols = steps < B ? steps : B;
         if (c > chunk) chunk = c;
-        if (sal_engine_init(&a->ig, m, a->prec, c, a->targets, T, &vanilla, 1, err, errlen))
+        if (engine_init(&a->ig, m, a->prec, c, a->targets, T, &vanilla, 1, conv,
+                        a->rules ? a->rules : a->cam ? a->cam : a->sg, err, errlen))
             return -1;
         a->ig_fold = fold_engine(a, a->ig);
         a->alphas = malloc(sizeof(double) * steps);

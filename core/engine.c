@@ -145,10 +145,16 @@ static size_t carve(sal_engine *e, char *base) {
     off = align64(off + rs * e->bwd_chunk * e->plan_elems);
     if (base) e->tmp = base + off;
     off = align64(off + rs * e->bwd_chunk * e->max_elems);
-    for (int i = 0; i <= e->last_layer; i++)
-        if (e->need[IX(i)] && m->layers[i].kind == SAL_LAYER_CONV &&
-            conv_scratch_elems(&m->layers[i], e->conv_g[i]) > col)
-            col = conv_scratch_elems(&m->layers[i], e->conv_g[i]);
+    for (int i = 0; i <= e->last_layer; i++) {
+        const sal_layer *L = &m->layers[i];
+        if (!e->need[IX(i)] || L->kind != SAL_LAYER_CONV) continue;
+        if (conv_scratch_elems(L, e->conv_g[i]) > col) col = conv_scratch_elems(L, e->conv_g[i]);
+        /* Winograd's blocks, whatever the mode, so that either can be switched to. */
+        wino_plan wp;
+        if (e->prec == SAL_F32 && wino_eligible(L) && !wino_plan_init(&wp, wino_choose_m(L), L->kh) &&
+            wino_scratch_elems(L, &wp) > col)
+            col = wino_scratch_elems(L, &wp);
+    }
     if (base) e->col = base + off;
     off = align64(off + rs * col);
     for (int i = 0; i <= e->last_layer; i++) {
@@ -177,11 +183,69 @@ static void order_seeds(sal_engine *e) {
                 }
 }
 
+/* Drops the Winograd weights: every layer's backward is direct again. */
+static void wino_drop(sal_engine *e) {
+    for (int i = 0; e->wino && i < e->m->nlayers; i++) {
+        if (e->wino[i].owned) free(e->wino[i].U);
+        e->wino[i].U = NULL;
+        e->wino[i].owned = 0;
+    }
+}
+
+/* Plans and transforms (or borrows from share) the weights of every needed layer
+ * wino_eligible accepts; -1 when out of memory, with every layer direct. */
+static int wino_setup(sal_engine *e, const sal_engine *share) {
+    const sal_model *m = e->m;
+    const float *P = (const float *)m->params[SAL_F32];
+    for (int i = 0; i <= e->last_layer; i++) {
+        const sal_layer *L = &m->layers[i];
+        engine_wino *w = &e->wino[i];
+        if (!e->need[IX(i)] || w->U || !wino_eligible(L)) continue;
+        if (share && share->m == m && i <= share->last_layer && share->wino[i].U) {
+            *w = share->wino[i];
+            w->owned = 0;
+            continue;
+        }
+        if (wino_plan_init(&w->plan, wino_choose_m(L), L->kh)) continue; /* m = 0: direct */
+        if (!(w->U = malloc(sizeof(float) * wino_weights_elems(L, &w->plan)))) {
+            wino_drop(e);
+            return -1;
+        }
+        w->owned = 1;
+        wino_transform_weights(w->U, P + L->weight_off, L, &w->plan);
+    }
+    return 0;
+}
+
+int sal_engine_set_convolution(sal_engine *e, sal_conv_mode mode, char *err, size_t errlen) {
+    if (mode != SAL_CONV_FAST && mode != SAL_CONV_DIRECT)
+        return fail(err, errlen, "engine: unknown convolution mode %d", (int)mode);
+    if (mode == SAL_CONV_DIRECT || e->prec != SAL_F32) {
+        wino_drop(e);
+    } else if (wino_setup(e, NULL)) {
+        if (e->conv_mode == SAL_CONV_DIRECT) wino_drop(e);
+        return fail(err, errlen, "engine: out of memory for the Winograd weights "
+                    "(try [run] convolution = \"direct\")");
+    }
+    e->conv_mode = mode;
+    return 0;
+}
+
 int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
                     int max_batch, const sal_target *targets, int ntargets,
                     const sal_method *methods, int nmethods, char *err,
                     size_t errlen) {
+    return engine_init(out, m, p, max_batch, targets, ntargets, methods, nmethods,
+                       SAL_CONV_FAST, NULL, err, errlen);
+}
+
+int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_batch,
+                const sal_target *targets, int ntargets, const sal_method *methods,
+                int nmethods, sal_conv_mode conv, const sal_engine *share, char *err,
+                size_t errlen) {
     *out = NULL;
+    if (conv != SAL_CONV_FAST && conv != SAL_CONV_DIRECT)
+        return fail(err, errlen, "engine: unknown convolution mode %d", (int)conv);
     if (p != SAL_F32 && p != SAL_F64)
         return fail(err, errlen, "engine: unknown precision %d", (int)p);
     if (!sal_model_params(m, p))
@@ -225,6 +289,7 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
     e->seed_method = malloc(sizeof(int) * e->nseeds);
     e->relu_mask = calloc(m->nlayers, sizeof *e->relu_mask);
     e->conv_g = calloc(m->nlayers, sizeof *e->conv_g);
+    e->wino = calloc(m->nlayers, sizeof *e->wino);
     e->argmax = calloc(m->nlayers, sizeof *e->argmax);
     e->need = calloc(m->nlayers + 1, 1);
     e->gstate = calloc(m->nlayers + 1, 1);
@@ -232,7 +297,7 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
     e->rows = calloc(m->nlayers + 1, sizeof *e->rows);
     e->slot = calloc(m->nlayers + 1, sizeof *e->slot);
     if (!e->targets || !e->methods || !e->seed_target || !e->seed_method ||
-        !e->relu_mask || !e->argmax || !e->conv_g || !e->need || !e->gstate ||
+        !e->relu_mask || !e->argmax || !e->conv_g || !e->wino || !e->need || !e->gstate ||
         !e->consumers || !e->rows || !e->slot) {
         sal_engine_free(e);
         return fail(err, errlen, "engine: out of memory");
@@ -271,6 +336,12 @@ int sal_engine_init(sal_engine **out, const sal_model *m, sal_precision p,
                     "(try a smaller batch)", mib, max_batch);
     }
     carve(e, e->arena);
+    e->conv_mode = conv;
+    if (p == SAL_F32 && conv == SAL_CONV_FAST && wino_setup(e, share)) {
+        sal_engine_free(e);
+        return fail(err, errlen, "engine: out of memory for the Winograd weights (try "
+                    "[run] convolution = \"direct\")");
+    }
     *out = e;
     return 0;
 }
@@ -365,7 +436,13 @@ void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool) {
     e->par.pool = pfor ? pool : NULL;
 }
 
-size_t sal_engine_workspace_bytes(const sal_engine *e) { return e->arena_bytes; }
+size_t sal_engine_workspace_bytes(const sal_engine *e) {
+    size_t bytes = e->arena_bytes;
+    for (int i = 0; i < e->m->nlayers; i++)
+        if (e->wino[i].owned)
+            bytes += sizeof(float) * wino_weights_elems(&e->m->layers[i], &e->wino[i].plan);
+    return bytes;
+}
 
 double sal_engine_last_flops(const sal_engine *e) { return e->flops; }
 
@@ -378,6 +455,8 @@ void sal_engine_free(sal_engine *e) {
     free(e->seed_method);
     free(e->relu_mask);
     free(e->argmax);
+    wino_drop(e);
+    free(e->wino);
     free(e->conv_g);
     free(e->need);
     free(e->gstate);

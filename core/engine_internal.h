@@ -24,9 +24,18 @@
 
 #include "layers.h"
 #include "model_internal.h"
+#include "winograd.h"
 
 /* Per-node arrays are indexed IX(node) so that the network input (-1) is entry 0. */
 #define IX(j) ((j) + 1)
+
+/* A layer's Winograd backward (winograd.h): its plan and transformed weights,
+ * owned, or borrowed from another engine of the same model (engine_init). */
+typedef struct {
+    wino_plan plan;
+    float *U;
+    int owned;
+} engine_wino;
 
 struct sal_engine {
     const sal_model *m;
@@ -60,6 +69,8 @@ struct sal_engine {
                                       * gradient that already has some           */
     void *col;                       /* conv scratch, largest conv_scratch_elems */
     int *conv_g;                     /* per layer: images per conv GEMM          */
+    sal_conv_mode conv_mode;         /* sal_engine_set_convolution               */
+    engine_wino *wino;               /* per layer: Winograd backward (U NULL: direct) */
     uint8_t **relu_mask;             /* per layer: (max_batch, out elems) or NULL*/
     int32_t **argmax;                /* per layer: (max_batch, out elems) or NULL*/
 
@@ -68,6 +79,15 @@ struct sal_engine {
     sal_par par;                     /* where GEMM parts run (sal_engine_set_parallel) */
     double flops;                    /* counted by the last run                  */
 };
+
+/* sal_engine_init with the convolution mode; a float32 SAL_CONV_FAST engine borrows
+ * the transformed weights of `share` (same model, may be NULL), which must then
+ * outlive it and keep them (no sal_engine_set_convolution on it; sal_attrib's
+ * engines are freed together and never switched). */
+int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_batch,
+                const sal_target *targets, int ntargets, const sal_method *methods,
+                int nmethods, sal_conv_mode conv, const sal_engine *share, char *err,
+                size_t errlen);
 
 /* The number of elements of one image's output of layer i (-1: the input). */
 size_t engine_layer_elems(const sal_model *m, int i);

@@ -193,7 +193,13 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
     real *din = contrib_begin(e, j);
     switch (L->kind) {
     case SAL_LAYER_CONV:
-        R(conv_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
+#if !SAL_DOUBLE
+        if (e->wino[i].U) /* Winograd (winograd.h; sal_engine_set_convolution) */
+            wino_conv_backward(din, dout, rows, e->wino[i].U, &e->wino[i].plan, L, e->col,
+                               &e->par);
+        else
+#endif
+            R(conv_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
         e->flops += 2.0 * rows * v.out_elems * (L->in_c / L->groups) * L->kh * L->kw;
         break;
     case SAL_LAYER_BATCHNORM:

@@ -217,6 +217,19 @@ typedef void (*sal_parallel_for)(void *pool, int n, sal_parallel_body body, void
  * still works, but its results may then depend on its thread count. Never fails. */
 void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool);
 
+/* How the backward passes compute convolutions' input gradients. SAL_CONV_FAST (the
+ * default of every engine): in float32, each stride-1 3x3 or 5x5 convolution with
+ * one group by Winograd's F(m x m, r x r), whose weights the engine transforms once
+ * (docs/performance.md, "Winograd"); its rounding differs from the direct
+ * product's, never its value. SAL_CONV_DIRECT: im2col + GEMM everywhere. float64
+ * engines are always direct. The forward pass is direct in both. */
+typedef enum { SAL_CONV_FAST = 0, SAL_CONV_DIRECT = 1 } sal_conv_mode;
+
+/* Switches the engine's mode. Going to SAL_CONV_FAST transforms the weights (memory
+ * of about alpha^2 / r^2 times the eligible layers' weights) and fails with a
+ * message, leaving the engine as it was, when out of memory. */
+int sal_engine_set_convolution(sal_engine *e, sal_conv_mode mode, char *err, size_t errlen);
+
 /* ---- for tests: the forward's discrete decisions ------------------------------
  * A map depends on its forward pass through continuous values and through discrete
  * decisions: each ReLU's mask (x > 0) and each max-pool's argmax. These calls let a
@@ -240,7 +253,8 @@ int sal_engine_copy_decisions(sal_engine *dst, const sal_engine *src, int n, cha
  * the engine holds (its last run's or copied ones); maps as sal_engine_run. */
 int sal_engine_backward(sal_engine *e, int n, void *maps, char *err, size_t errlen);
 
-/* Bytes of working memory the engine holds (excluding the model's parameters). */
+/* Bytes of working memory the engine holds (excluding the model's parameters;
+ * including the Winograd weights it owns, not those it shares). */
 size_t sal_engine_workspace_bytes(const sal_engine *e);
 
 /* Floating-point operations the last sal_engine_run did in GEMMs and other kernels
@@ -289,10 +303,12 @@ typedef struct {
     sal_ig_rule ig_rule;
     sal_ig_baseline ig_baseline;
     int32_t cam_layer;           /* node index; needed by gradcam, guided_gradcam */
+    sal_conv_mode convolution;   /* every engine's (sal_engine_set_convolution)   */
 } sal_method_params;
 
 /* The defaults of SPEC's config keys: 50 samples, noise 0.15, base vanilla, mean,
- * seed 0, automatic columns; 50 steps, gausslegendre, zero baseline; cam_layer -1 (none). */
+ * seed 0, automatic columns; 50 steps, gausslegendre, zero baseline; cam_layer -1 (none);
+ * convolution SAL_CONV_FAST. */
 void sal_method_params_default(sal_method_params *p);
 
 typedef struct sal_attrib sal_attrib;

@@ -41,7 +41,7 @@ const char *const sp_ig_baseline_names[] = {"zero", "black", NULL};
 static const char *const preprocess_keys[] = {"resize", NULL};
 static const char *const output_keys[] = {"path", "compression", "previews", "preview_mode",
                                            NULL};
-static const char *const run_keys[] = {"batch", "threads", "precision", NULL};
+static const char *const run_keys[] = {"batch", "threads", "precision", "convolution", NULL};
 
 static const struct {
     const char *name;
@@ -673,6 +673,7 @@ static int load_run(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) {
     cfg->batch = 8;
     cfg->threads = 1;
     cfg->precision = SAL_F32;
+    cfg->convolution = SAL_CONV_FAST;
     if (section(c, root, "run", &t)) return -1;
     if (!t) return 0;
     if (check_keys(c, t, "run", "[run]", "run", run_keys)) return -1;
@@ -686,6 +687,12 @@ static int load_run(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) {
     if ((v = sp_toml_get(t, "precision"))) {
         if (want_choice(c, v, "run.precision", precisions, &k)) return -1;
         cfg->precision = k == 0 ? SAL_F32 : SAL_F64;
+    }
+    /* "winograd" names what "fast" does today (docs/config.md). */
+    static const char *const convolutions[] = {"fast", "direct", "winograd", NULL};
+    if ((v = sp_toml_get(t, "convolution"))) {
+        if (want_choice(c, v, "run.convolution", convolutions, &k)) return -1;
+        cfg->convolution = k == 1 ? SAL_CONV_DIRECT : SAL_CONV_FAST;
     }
     return 0;
 }

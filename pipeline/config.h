@@ -86,6 +86,7 @@ typedef struct {
     int batch_line, batch_col; /* where [run] batch is, 0 when not set           */
     int threads;         /* default 1                                            */
     sal_precision precision; /* default float32                                  */
+    sal_conv_mode convolution; /* [run] convolution, default "fast"                */
 } sp_config;
 
 /* Reads and checks `path`. On failure returns -1 and err says

@@ -279,4 +279,8 @@ void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
                                             : "DOES NOT FIT (the run would refuse to start)");
     printf("batches   %d of up to %d images, %d thread(s) per rank\n",
            (c->nimages + c->batch - 1) / c->batch, c->batch, c->threads);
+    printf("conv      %s\n",
+           p->precision == SAL_F64 ? "direct (float64 always is)"
+           : p->convolution == SAL_CONV_DIRECT ? "direct ([run] convolution)"
+           : "fast: backward of stride-1 3x3 and 5x5 convolutions by Winograd");
 }

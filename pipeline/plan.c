@@ -226,6 +226,7 @@ void sp_plan_method_params(const sp_plan *p, sal_method_params *par) {
     par->ig_rule = (sal_ig_rule)p->integrated_gradients.rule;
     par->ig_baseline = (sal_ig_baseline)p->integrated_gradients.baseline;
     par->cam_layer = p->gradcam_layer;
+    par->convolution = p->convolution;
 }
 
 sp_batch_shape sp_plan_batch_shape(const sp_plan *p) {
@@ -285,6 +286,7 @@ int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
     p->pre = *sal_model_preprocess(m);
     if (c->resize != SP_RESIZE_MODEL) p->pre.resize_crop = c->resize == SP_RESIZE_CROP;
     p->precision = c->precision;
+    p->convolution = c->convolution;
     p->batch = c->batch;
     p->threads = c->threads;
     p->compression = c->compression;
@@ -409,6 +411,7 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     put_str(&k, p->model_path);
     put(&k, &p->pre, sizeof p->pre);
     put_i32(&k, p->precision);
+    put_i32(&k, p->convolution);
     put_i32(&k, p->batch);
     put_i32(&k, p->threads);
     put_i32(&k, p->compression);
@@ -460,6 +463,8 @@ static const char *plan_invalid(const sp_plan *p) {
         pp->resize_size > PLAN_MAX_DIM)
         return "preprocess resize";
     if (p->precision != SAL_F32 && p->precision != SAL_F64) return "precision";
+    if (p->convolution != SAL_CONV_FAST && p->convolution != SAL_CONV_DIRECT)
+        return "convolution";
     if (p->batch < 1 || p->batch > PLAN_MAX_BATCH) return "batch";
     if (p->threads < 1 || p->threads > PLAN_MAX_THREADS) return "threads";
     if (p->compression < 0 || p->compression > 9) return "compression";
@@ -508,6 +513,7 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t 
     p->model_path = get_str(&k, "model path", 0, NULL);
     get(&k, &p->pre, sizeof p->pre, "preprocess");
     p->precision = (sal_precision)get_i32(&k, "precision");
+    p->convolution = (sal_conv_mode)get_i32(&k, "convolution");
     p->batch = get_i32(&k, "batch");
     p->threads = get_i32(&k, "threads");
     p->compression = get_i32(&k, "compression");

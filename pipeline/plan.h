@@ -19,6 +19,7 @@ typedef struct {
     char *model_path;
     sal_preprocess pre;       /* model defaults with the config's resize mode      */
     sal_precision precision;
+    sal_conv_mode convolution; /* [run] convolution                                */
     int batch, threads, compression;
     int nimages;
     char **image_paths;       /* resolved paths to open                            */

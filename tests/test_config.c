@@ -265,6 +265,8 @@ static int case_bad_values(const char *d) {
                         "'run.threads'", "from 1 to", NULL) ||
            expect_error(d, MODEL IMAGES TARGETS OUTPUT "[run]\nprecision = \"float16\"\n", 11,
                         13, "'run.precision'", "float32, float64", "\"float16\"", NULL) ||
+           expect_error(d, MODEL IMAGES TARGETS OUTPUT "[run]\nconvolution = \"drect\"\n", 11,
+                        15, "'run.convolution'", "did you mean \"direct\"", NULL) ||
            expect_error(d, MODEL IMAGES TARGETS OUTPUT
                         "[saliency]\nmethods = [\"vanilla\", \"gided\"]\n", 11, 23,
                         "'saliency.methods[1]'", "did you mean \"guided\"", NULL) ||
@@ -328,6 +330,7 @@ static int case_defaults(const char *d) {
     CHECK(c.previews_dir == NULL, "previews set");
     CHECK(c.batch == 8 && c.threads == 1, "batch %d threads %d", c.batch, c.threads);
     CHECK(c.precision == SAL_F32, "precision %d", c.precision);
+    CHECK(c.convolution == SAL_CONV_FAST, "convolution %d", c.convolution);
     CHECK(c.ntargets == 1 && !strcmp(c.targets[0].layer, "fc3") && c.targets[0].unit == 1,
           "targets");
     sp_config_free(&c);
@@ -342,7 +345,8 @@ static int case_full(const char *d) {
                 "[saliency]\nmethods = [\"deconvnet\", \"vanilla\"]\n"
                 "[preprocess]\nresize = \"crop\"\n"
                 "[output]\npath = \"out/s.h5\"\ncompression = 0\npreviews = \"out/prev\"\n"
-                "[run]\nbatch = 32\nthreads = 4\nprecision = \"float64\"\n", &c))
+                "[run]\nbatch = 32\nthreads = 4\nprecision = \"float64\"\n"
+                "convolution = \"direct\"\n", &c))
         return 1;
     CHECK(c.nmethods == 2 && c.methods[0] == SAL_METHOD_DECONVNET &&
           c.methods[1] == SAL_METHOD_VANILLA, "methods in config order");
@@ -350,7 +354,8 @@ static int case_full(const char *d) {
     CHECK(c.compression == 0, "compression %d", c.compression);
     CHECK_STR(c.output_path, in(d, "out/s.h5"));
     CHECK_STR(c.previews_dir, in(d, "out/prev"));
-    CHECK(c.batch == 32 && c.threads == 4 && c.precision == SAL_F64, "run section");
+    CHECK(c.batch == 32 && c.threads == 4 && c.precision == SAL_F64 &&
+          c.convolution == SAL_CONV_DIRECT, "run section");
     sp_config_free(&c);
     return 0;
 }
