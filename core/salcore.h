@@ -218,10 +218,11 @@ typedef void (*sal_parallel_for)(void *pool, int n, sal_parallel_body body, void
 void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool);
 
 /* How the backward passes compute convolutions' input gradients. SAL_CONV_FAST (the
- * default of every engine): in float32, each stride-1 3x3 or 5x5 convolution with
- * one group by Winograd's F(m x m, r x r), whose weights the engine transforms once
- * (docs/performance.md, "Winograd"); its rounding differs from the direct
- * product's, never its value. SAL_CONV_DIRECT: im2col + GEMM everywhere. float64
+ * default of every engine): in float32, each stride-1 3x3 convolution with one
+ * group by Winograd's F(2x2, 3x3), whose weights the engine transforms once
+ * (docs/performance.md, "Winograd"; winograd.c builds larger tiles and 5x5 kernels
+ * too, but their rounding is too large to use); its rounding differs from the
+ * direct product's, never its value. SAL_CONV_DIRECT: im2col + GEMM everywhere. float64
  * engines are always direct. The forward pass is direct in both. */
 typedef enum { SAL_CONV_FAST = 0, SAL_CONV_DIRECT = 1 } sal_conv_mode;
 

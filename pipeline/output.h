@@ -35,6 +35,9 @@ typedef struct {
     uint64_t u;                  /* UINT64                                       */
     double d;                    /* DOUBLE                                       */
     const char *s;               /* STRING                                       */
+    const char *absent;          /* STRING: what a file without the attribute was
+                                  * made with (one from before the parameter
+                                  * existed); NULL: such a file is refused        */
 } sp_output_param;
 
 #define SP_OUTPUT_MAX_PARAMS 16

@@ -495,6 +495,10 @@ static int check_params(hid_t file, const char *path, const sp_output_layout *la
             got.s = s;
             break;
         }
+        if (absent && q->kind == SP_PARAM_STRING && q->absent) {
+            absent = 0;
+            got.s = q->absent;
+        }
         int same = !absent && got.i == q->i && got.u == q->u &&
                    (q->kind != SP_PARAM_DOUBLE || got.d == q->d) &&
                    (q->kind != SP_PARAM_STRING || !strcmp(got.s, q->s));
@@ -540,6 +544,18 @@ static int check_header(hid_t file, const char *path, const sp_output_layout *la
         return rc;
     }
     free(sha);
+    /* The precision before the parameters: a float64 run records its convolutions as
+     * direct, and the precision is what the user changed. (/saliency's type is
+     * checked too, for files whose attribute is missing.) */
+    char *prec = attr_read_str(file, "precision");
+    int other = prec && strcmp(prec, precision_name(lay->precision)) != 0;
+    if (other) {
+        int rc = refuse(err, errlen, path, "was made with precision %s; this config asks for %s",
+                        prec, precision_name(lay->precision));
+        free(prec);
+        return rc;
+    }
+    free(prec);
     return check_preprocess(file, path, lay, err, errlen);
 }
 

@@ -616,10 +616,15 @@ const char *sp_plan_method_text(const sp_plan *p, sal_method m, char *buf, size_
     return buf;
 }
 
-/* The root attributes of the methods' parameters (docs/output-format.md): those of
- * the methods asked for, so a file of vanilla and guided maps has none. */
+/* The root attributes of the methods' parameters (docs/output-format.md): the
+ * backward convolutions every method uses (float64 is always direct; files from
+ * before the attribute were made direct), then those of the methods asked for, so
+ * a file of vanilla and guided maps has no others. */
 static int method_params(const sp_plan *p, sp_output_param *q) {
     int n = 0, sg = 0, ig = 0, cam = 0;
+    const int direct = p->precision == SAL_F64 || p->convolution == SAL_CONV_DIRECT;
+    q[n++] = (sp_output_param){.name = "convolution", .kind = SP_PARAM_STRING,
+                               .s = direct ? "direct" : "fast", .absent = "direct"};
     for (int i = 0; i < p->nmethods; i++) {
         sg |= p->methods[i] == SAL_METHOD_SMOOTHGRAD;
         ig |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;

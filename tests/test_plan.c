@@ -295,6 +295,22 @@ static void param_attrs(const char *out, char *names, size_t len) {
     if (f >= 0) H5Fclose(f);
 }
 
+/* The string attribute `name` of `out` into buf ("" when absent). */
+static void str_attr(const char *out, const char *name, char *buf, size_t len) {
+    buf[0] = 0;
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return;
+    if (H5Aexists(f, name) > 0) {
+        hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+        char *v = NULL;
+        H5Tset_size(t, H5T_VARIABLE);
+        if (H5Aread(a, t, &v) >= 0 && v) snprintf(buf, len, "%s", v);
+        H5free_memory(v);
+        H5Tclose(t), H5Aclose(a);
+    }
+    H5Fclose(f);
+}
+
 static int case_output_params(void) {
     sp_plan p;
     sp_config cfg;
@@ -423,6 +439,40 @@ static int case_output_params(void) {
               "a file with %s noise generator was not refused by name (%d)",
               k ? "no" : "another", rc);
     }
+    /* the backward convolutions, recorded as run (float64 is always direct): a resume
+     * with the other mode is refused by name; a file from before the attribute was
+     * made direct, so it resumes with "direct" and is refused with "fast" */
+    char conv[32];
+    p = full;
+    p.precision = SAL_F32;
+    p.convolution = SAL_CONV_FAST;
+    CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);
+    str_attr(out, "convolution", conv, sizeof conv);
+    CHECK(!strcmp(conv, "fast"), "float32 fast: convolution '%s'", conv);
+    p.convolution = SAL_CONV_DIRECT;
+    int rc = open_with(&p, out, 0, err);
+    printf("  other convolution -> %s\n", rc ? err : "resumed");
+    CHECK(rc == SP_OUT_MISMATCH && strstr(err, "convolution") && strstr(err, "fast"),
+          "a fast file resumed with direct convolutions (%d)", rc);
+    p.precision = SAL_F64;
+    p.convolution = SAL_CONV_FAST;
+    CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);
+    str_attr(out, "convolution", conv, sizeof conv);
+    CHECK(!strcmp(conv, "direct"), "float64 fast: convolution '%s'", conv);
+    p.convolution = SAL_CONV_DIRECT;
+    CHECK(open_with(&p, out, 0, err) == SP_OUT_OK, "float64 with direct refused: %s", err);
+    p.precision = SAL_F32;
+    CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);
+    f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(f >= 0 && H5Adelete(f, "convolution") >= 0, "delete attribute");
+    H5Fclose(f);
+    CHECK(open_with(&p, out, 0, err) == SP_OUT_OK, "a file without convolution refused "
+          "with direct: %s", err);
+    p.convolution = SAL_CONV_FAST;
+    rc = open_with(&p, out, 0, err);
+    printf("  no convolution attribute, fast -> %s\n", rc ? err : "resumed");
+    CHECK(rc == SP_OUT_MISMATCH && strstr(err, "convolution") && strstr(err, "direct"),
+          "a file from before the attribute resumed with fast convolutions (%d)", rc);
     p = full;
     unbuild(&p, &cfg, m);
     return 0;

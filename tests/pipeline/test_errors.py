@@ -180,6 +180,7 @@ def run_mismatch(args):
         ("model", cfg("w", model=other_model), "model"),
         ("resize mode", cfg("p", preprocess={"resize": "stretch"}), "resize"),
         ("precision", cfg("f", run={"precision": "float64"}), "precision"),
+        ("convolution", cfg("c", run={"convolution": "direct"}), "convolution"),
     ]
     for what, c, word in variants:
         print(f"\n== same output, other {what}")
