@@ -40,7 +40,8 @@ const char *const sp_ig_rule_names[] = {"gausslegendre", "riemann_trapezoid", NU
 const char *const sp_ig_baseline_names[] = {"zero", "black", NULL};
 static const char *const preprocess_keys[] = {"resize", NULL};
 static const char *const output_keys[] = {"path", "compression", "previews", "preview_mode",
-                                           NULL};
+                                           "channels", NULL};
+const char *const sp_channels_names[] = {"all", "max_abs", NULL};
 static const char *const run_keys[] = {"batch", "threads", "precision", "convolution", NULL};
 
 static const struct {
@@ -662,6 +663,9 @@ static int load_output(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) 
     static const char *const modes[] = {"rgb", "gray", NULL};
     if ((v = sp_toml_get(t, "preview_mode")) &&
         want_choice(c, v, "output.preview_mode", modes, &cfg->preview_gray))
+        return -1;
+    if ((v = sp_toml_get(t, "channels")) &&
+        want_choice(c, v, "output.channels", sp_channels_names, &cfg->max_abs))
         return -1;
     return 0;
 }

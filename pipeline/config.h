@@ -39,6 +39,7 @@ typedef enum { SP_IG_BASELINE_ZERO = 0, SP_IG_BASELINE_BLACK = 1,
 extern const char *const sp_sg_statistic_names[SP_SG_STATISTIC_COUNT + 1];
 extern const char *const sp_ig_rule_names[SP_IG_RULE_COUNT + 1];
 extern const char *const sp_ig_baseline_names[SP_IG_BASELINE_COUNT + 1];
+extern const char *const sp_channels_names[3]; /* [output] channels: "all", "max_abs" */
 
 #define SP_MAX_SAMPLES 100000 /* samples and steps: 1..this (a typo must not mean */
 #define SP_MAX_STEPS 100000   /* years of work)                                   */
@@ -82,6 +83,8 @@ typedef struct {
     int compression;     /* 0..9, default 4                                      */
     char *previews_dir;  /* resolved, or NULL                                    */
     int preview_gray;    /* preview_mode: 0 "rgb" (default), 1 "gray"            */
+    int max_abs;         /* [output] channels: 0 "all" (default), 1 "max_abs":
+                          * each map stored as max |map| over the input channels */
     int batch;           /* default 8                                            */
     int batch_line, batch_col; /* where [run] batch is, 0 when not set           */
     int threads;         /* default 1                                            */

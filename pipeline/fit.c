@@ -33,11 +33,17 @@ static size_t map_bytes(const sp_plan *p) {
 /* One Grad-CAM map: one channel. */
 static size_t cam_bytes(const sp_plan *p) { return map_bytes(p) / p->pre.channels; }
 
+/* One map as stored and sent to rank 0: one channel with [output] channels =
+ * "max_abs", else as computed. */
+static size_t stored_map_bytes(const sp_plan *p) {
+    return cam_bytes(p) * sp_plan_map_channels(p);
+}
+
 /* Bytes of maps one image adds to the output, uncompressed: every method's
  * (C, H, W) maps and Grad-CAM's (H, W) ones. */
 static double image_map_bytes(const sp_plan *p) {
     const sp_batch_shape sh = sp_plan_batch_shape(p);
-    return (double)p->ntargets * (sh.nmaps * (double)map_bytes(p) +
+    return (double)p->ntargets * (sh.nmaps * (double)stored_map_bytes(p) +
                                   sh.ncams * (double)cam_bytes(p));
 }
 
@@ -76,7 +82,8 @@ int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, siz
         return -1;
     }
     /* Every rank holds a batch's maps and their compressed copies at once. */
-    const double per_batch_image = T * (sh.nmaps * (mb + (double)sp_chunk_bound((size_t)mb)) +
+    const double sb = (double)stored_map_bytes(p);
+    const double per_batch_image = T * (sh.nmaps * (mb + (double)sp_chunk_bound((size_t)sb)) +
                                         sh.ncams * (cb + (double)sp_chunk_bound((size_t)cb)));
     const double mem = phys_memory();
     if (mem > 0 && B * per_batch_image > mem) {
@@ -94,14 +101,14 @@ int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, siz
     /* A batch's results travel to rank 0 as one MPI message, counted in an int. */
     const double per_msg_image = 12 + SAL_ERR_LEN + T * (mb / (p->pre.channels *
                                  p->pre.height * p->pre.width)) + 8.0 * T * sh.ngaps +
-                                 T * sh.nmaps * (8 + (double)sp_chunk_bound((size_t)mb)) +
+                                 T * sh.nmaps * (8 + (double)sp_chunk_bound((size_t)sb)) +
                                  T * sh.ncams * (8 + (double)sp_chunk_bound((size_t)cb));
     if (ranks > 1 && 8 + B * per_msg_image > INT32_MAX) {
         at(where, sizeof where, c, c->batch_line, c->batch_col);
         int fit = (int)((INT32_MAX - 8) / per_msg_image);
         int n = snprintf(err, errlen, "%skey 'run.batch': the results of a batch of %d images "
                          "(%.0f maps of up to %.0f bytes each) would take %s, more than the 2 GiB an "
-                         "MPI message between ranks can carry; ", where, p->batch, per_image, mb,
+                         "MPI message between ranks can carry; ", where, p->batch, per_image, sb,
                          human(8 + B * per_msg_image, h1, sizeof h1));
         if (n > 0 && (size_t)n < errlen)
             snprintf(err + n, errlen - n, fit >= 1 ? "use batch = %d or less" :
@@ -110,12 +117,12 @@ int sp_fit_sizes(const sp_config *c, const sp_plan *p, int ranks, char *err, siz
         return -1;
     }
     /* HDF5 addresses a dataset's bytes with 64-bit sizes. */
-    if (N * T * sh.nmaps * mb >= 9.2e18) {
+    if (N * T * sh.nmaps * sb >= 9.2e18) {
         at(where, sizeof where, c, c->images_line, c->images_col);
         snprintf(err, errlen, "%skey 'images.%s': %d images x %d targets x %d methods x %.0f "
                  "bytes per map = %.3g bytes, more than one HDF5 dataset can hold (2^63); "
                  "split the job", where, c->images_source, c->nimages, c->ntargets,
-                 c->nmethods, mb, N * per_image * mb);
+                 c->nmethods, sb, N * per_image * sb);
         return -1;
     }
     return 0;
@@ -254,8 +261,9 @@ void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
         char text[256];
         printf("%s ", sp_plan_method_text(p, p->methods[i], text, sizeof text));
     }
-    printf("\nmaps      %.0f (%d images x %d targets x %d methods), %zu bytes each", d->maps,
-           c->nimages, c->ntargets, c->nmethods, map_bytes(p));
+    printf("\nmaps      %.0f (%d images x %d targets x %d methods), %zu bytes each%s", d->maps,
+           c->nimages, c->ntargets, c->nmethods, stored_map_bytes(p),
+           p->max_abs ? " (channels = \"max_abs\": max |map| over the input channels)" : "");
     if (sp_plan_batch_shape(p).ncams)
         printf(" (gradcam's: %zu bytes, one channel)", cam_bytes(p));
     sal_method_params par;

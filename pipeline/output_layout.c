@@ -197,6 +197,14 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
     lab[TUNIT] = create_labels(file, "target_unit", H5T_NATIVE_INT32, T, lay->target_units);
     for (int i = 0; i < NLABEL; i++)
         if (lab[i] < 0) goto h5fail;
+    /* [output] channels = "max_abs" (the "channels" parameter): say so on the
+     * one-element channel coordinate too, where xarray shows it. */
+    for (int i = 0; i < lay->nparams; i++)
+        if (!strcmp(lay->params[i].name, "channels") && lay->params[i].s &&
+            !strcmp(lay->params[i].s, "max_abs") &&
+            attr_str(lab[CHANNEL], vstr, "long_name",
+                     "max_abs: the largest |map| over the input channels") < 0)
+            goto h5fail;
 
     what = "/saliency";
     double nan64 = NAN;

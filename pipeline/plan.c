@@ -240,7 +240,7 @@ sp_batch_shape sp_plan_batch_shape(const sp_plan *p) {
     return (sp_batch_shape){.nimages = p->nimages, .batch = p->batch,
                             .ntargets = p->ntargets, .nmaps = p->nmethods - cams,
                             .ncams = cams, .ngaps = gaps, .real_size = rs,
-                            .max_chunk = sp_chunk_bound(cam_bytes * p->pre.channels),
+                            .max_chunk = sp_chunk_bound(cam_bytes * sp_plan_map_channels(p)),
                             .max_cam_chunk = sp_chunk_bound(cam_bytes)};
 }
 
@@ -297,6 +297,7 @@ int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
     p->gradcam_layer = -1;
     p->previews_dir = c->previews_dir ? strdup(c->previews_dir) : NULL;
     p->preview_gray = c->preview_gray;
+    p->max_abs = c->max_abs;
     p->nimages = c->nimages;
     p->image_paths = calloc(c->nimages, sizeof *p->image_paths);
     /* The plan borrows the config's image strings (a million paths, once); the
@@ -432,6 +433,7 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     put(&k, p->gradcam_name, sizeof p->gradcam_name);
     put_str(&k, p->previews_dir);
     put_i32(&k, p->preview_gray);
+    put_i32(&k, p->max_abs);
     put_i32(&k, p->nimages);
     for (int i = 0; i < p->nimages; i++) put_str(&k, p->image_paths[i]);
     /* Rank 0 keeps every image's label for the output; the others need them only
@@ -501,6 +503,7 @@ static const char *plan_invalid(const sp_plan *p) {
             p->gradcam_layer < 0)
             return "method (Grad-CAM without a layer)";
     if (p->preview_gray != 0 && p->preview_gray != 1) return "preview mode";
+    if (p->max_abs != 0 && p->max_abs != 1) return "output channels";
     if (!p->model_path[0]) return "model path (empty)";
     for (int i = 0; i < p->nimages; i++)
         if (!p->image_paths[i][0]) return "image path (empty)";
@@ -547,6 +550,7 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t 
     get(&k, p->gradcam_name, sizeof p->gradcam_name, "gradcam layer name");
     p->previews_dir = get_str(&k, "previews directory", 1, NULL);
     p->preview_gray = get_i32(&k, "preview mode");
+    p->max_abs = get_i32(&k, "output channels");
     int32_t ni = get_i32(&k, "image count");
     /* each path takes at least its 4-byte length */
     if (!k.bad && (ni < 1 || (size_t)ni > k.left / 4)) k.bad = "image count";
@@ -618,13 +622,16 @@ const char *sp_plan_method_text(const sp_plan *p, sal_method m, char *buf, size_
 
 /* The root attributes of the methods' parameters (docs/output-format.md): the
  * backward convolutions every method uses (float64 is always direct; files from
- * before the attribute were made direct), then those of the methods asked for, so
+ * before the attribute were made direct), what a map's channels hold ([output]
+ * channels; files from before it hold all), then those of the methods asked for, so
  * a file of vanilla and guided maps has no others. */
 static int method_params(const sp_plan *p, sp_output_param *q) {
     int n = 0, sg = 0, ig = 0, cam = 0;
     const int direct = p->precision == SAL_F64 || p->convolution == SAL_CONV_DIRECT;
     q[n++] = (sp_output_param){.name = "convolution", .kind = SP_PARAM_STRING,
                                .s = direct ? "direct" : "fast", .absent = "direct"};
+    q[n++] = (sp_output_param){.name = "channels", .kind = SP_PARAM_STRING,
+                               .s = sp_channels_names[p->max_abs], .absent = "all"};
     for (int i = 0; i < p->nmethods; i++) {
         sg |= p->methods[i] == SAL_METHOD_SMOOTHGRAD;
         ig |= p->methods[i] == SAL_METHOD_INTEGRATED_GRADIENTS;
@@ -687,7 +694,7 @@ int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output
     *lay = (sp_output_layout){
         .nimages = p->nimages, .ntargets = p->ntargets, .nmethods = nmaps,
         .gradcam = gradcam, .ig_gap = ig,
-        .channels = p->pre.channels, .height = p->pre.height, .width = p->pre.width,
+        .channels = sp_plan_map_channels(p), .height = p->pre.height, .width = p->pre.width,
         .precision = p->precision, .compression = p->compression,
         .images = (const char *const *)p->image_labels, .target_layers = layers,
         .target_units = units, .methods = methods, .params = params,

@@ -37,6 +37,8 @@ typedef struct {
     char gradcam_name[SAL_NAME_LEN]; /* that layer as the config names it, or ""  */
     char *previews_dir;       /* or NULL                                           */
     int preview_gray;         /* 1: max |map| over channels with a colormap        */
+    int max_abs;              /* [output] channels = "max_abs": maps are stored as
+                               * max |map| over the input channels (one channel)   */
     char **image_labels;      /* display paths: the output's /image labels and the
                                * previews' file names; sent to the other ranks only
                                * when they write previews                          */
@@ -70,6 +72,11 @@ typedef struct {
  * sp_output_open. Returns 0, or -1 (out of memory) with *store NULL. */
 int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output_layout *lay,
                           void **store);
+
+/* Channels of a stored map: 1 with [output] channels = "max_abs", else the input's. */
+static inline int sp_plan_map_channels(const sp_plan *p) {
+    return p->max_abs ? 1 : p->pre.channels;
+}
 
 /* The core's parameters of the plan's methods (sal_attrib_init). */
 void sp_plan_method_params(const sp_plan *p, sal_method_params *par);

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@ typedef struct {
     size_t rs;             /* bytes per real                                   */
     size_t in_elems;       /* C*H*W of one input                               */
     size_t map_bytes;      /* one map: in_elems * rs                           */
+    size_t stored_bytes;   /* one map as stored: map_bytes, or cam_bytes when
+                            * [output] channels = "max_abs"                    */
     char *input;           /* (batch, C, H, W)                                 */
     char *maps;            /* (batch, T, nmaps, C, H, W)                       */
     char *acts;            /* (batch, T)                                       */
@@ -122,6 +125,7 @@ static int worker_init(worker *w, int rank, const sp_plan *p, const sal_model *m
     w->maps = malloc(B * TM * w->map_bytes);
     w->acts = malloc(B * p->ntargets * w->rs);
     w->cam_bytes = (size_t)p->pre.height * p->pre.width * w->rs;
+    w->stored_bytes = p->max_abs ? w->cam_bytes : w->map_bytes;
     w->cams = w->ncams ? malloc(B * p->ntargets * w->cam_bytes) : NULL;
     w->gaps = w->ngaps ? malloc(B * p->ntargets * sizeof(double)) : NULL;
     w->ids = malloc(B * sizeof *w->ids);
@@ -157,6 +161,24 @@ static void decode_one(void *arg, int i, int thread) {
     (void)thread;
 }
 
+/* [output] channels = "max_abs": map (C, H, W) becomes (H, W) in place, each element
+ * the largest |value| over the channels (NaN when one is NaN, as numpy's max). */
+static void max_abs_in_place(void *map, int C, size_t plane, int f64) {
+    for (size_t i = 0; i < plane; i++) {
+        double best = 0;
+        for (int c = 0; c < C; c++) {
+            const double v = f64 ? fabs(((const double *)map)[c * plane + i])
+                                 : fabs((double)((const float *)map)[c * plane + i]);
+            if (v > best || isnan(v)) best = v;
+            if (isnan(v)) break;
+        }
+        if (f64)
+            ((double *)map)[i] = best;
+        else
+            ((float *)map)[i] = (float)best;
+    }
+}
+
 /* Team loop body: compresses slot q of the batch message. The done images reserve
  * their slots in engine row order, each T * nmaps maps and then T Grad-CAM maps
  * (batch.h), so slot q belongs to row q / per_image. */
@@ -167,8 +189,12 @@ static void compress_one(void *arg, int q, int thread) {
     const char *src;
     size_t bytes;
     if (r < nm) {
-        src = w->maps + ((size_t)row * nm + r) * w->map_bytes;
-        bytes = w->map_bytes;
+        char *map = w->maps + ((size_t)row * nm + r) * w->map_bytes;
+        if (w->plan->max_abs)
+            max_abs_in_place(map, w->plan->pre.channels, w->cam_bytes / w->rs,
+                             w->rs == sizeof(double));
+        src = map;
+        bytes = w->stored_bytes;
     } else {
         src = w->cams + ((size_t)row * T + (r - nm)) * w->cam_bytes;
         bytes = w->cam_bytes;

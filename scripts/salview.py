@@ -356,9 +356,12 @@ def draw(args, f, labels, sel, plt):
     ds, cams, nsal = f.get("saliency"), f.get("gradcam"), labels["nsaliency"]
     if ds is not None:
         _, _, _, C, H, W = ds.shape
-    else:   # Grad-CAM alone: the input's channels from the root attribute
+    else:
         _, _, H, W = cams.shape
-        C = int(root_attr(f, "input_channels", 3))
+        C = 3
+    # The stimulus has the input's channels (the maps may have one: Grad-CAM alone, or
+    # [output] channels = "max_abs", shown in gray).
+    C = int(root_attr(f, "input_channels", C))
     attrs = {k: root_attr(f, k) for k in ("config_path", "config", "resize", "resize_size")}
     roots = [os.path.abspath(d) for d in args.image_root] + config_dirs(args.file, attrs)
 

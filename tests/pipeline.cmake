@@ -87,7 +87,8 @@ endforeach()
 
 foreach(case syntax unknown_key wrong_type missing_model unknown_layer unit_zero
              unit_beyond unit_range_beyond empty_images two_sources unknown_method
-             missing_output smoothgrad_samples_zero gradcam_no_spatial ig_trapezoid_one_step)
+             missing_output smoothgrad_samples_zero gradcam_no_spatial ig_trapezoid_one_step
+             channels_unknown)
   pipeline_test(pipeline_config_${case} test_errors.py unit 120 1 config ${case})
 endforeach()
 pipeline_test(pipeline_output_mismatch test_errors.py unit 300 1 mismatch)
@@ -131,7 +132,9 @@ pipeline_test(pipeline_graph_cli test_graph.py unit 300 1 cli ${_pl_exporter})
 # ig_gap    steps 2, 8, 32, both rules: the completeness gap falls
 # Wall (CPU) seconds on the 2 cores with other jobs running (load 4-7): ranks 93
 # (84), float64 105 (65), smoothgrad 67 (38), ig_gap 81 (47).
-foreach(mode ranks float64 smoothgrad ig_gap)
+# max_abs   issue 14's [output] channels = "max_abs" against the full maps, float32
+#           (-n 2, -n 3) and float64 (-n 2), 4 images: bit for bit
+foreach(mode ranks float64 smoothgrad ig_gap max_abs)
   pipeline_test(pipeline_methods_${mode} test_methods.py mpi 600 2 ${mode}
                 --noise-dump $<TARGET_FILE:noise_dump>)
 endforeach()

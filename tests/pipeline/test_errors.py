@@ -111,6 +111,10 @@ CASES = {
     "gradcam_no_spatial": ("a Grad-CAM layer without a spatial output (fc2, 4096x1x1)",
                            lambda L, a: L + ["[saliency.gradcam]", 'layer = "fc2"'], 21,
                            ["fc2", "no spatial output"]),
+    # issue 14: [output] channels takes "all" or "max_abs" (line 17, after path)
+    "channels_unknown": ("[output] channels = \"max\" (not all or max_abs)",
+                         lambda L, a: L[:16] + ['channels = "max"'] + L[16:], 17,
+                         ["output.channels", "max_abs"]),
     "ig_trapezoid_one_step": ("integrated_gradients, riemann_trapezoid with steps = 1",
                               lambda L, a: edit(L, 13, 'methods = ["vanilla", '
                                                        '"integrated_gradients"]')
@@ -160,10 +164,11 @@ def run_mismatch(args):
         f["layers/009/bias"][0] += 0.5
 
     def cfg(name, model=args.tiny, images=one, targets=(("conv1", [1]),),
-            methods=("vanilla", "guided"), run=None, preprocess=None):
+            methods=("vanilla", "guided"), run=None, preprocess=None, output=None):
         return write_config(os.path.join(args.work, f"{name}.toml"), model, images,
                             list(targets), "shared.h5", methods,
-                            run=dict({"batch": 1}, **(run or {})), preprocess=preprocess)
+                            run=dict({"batch": 1}, **(run or {})), output_extra=output,
+                            preprocess=preprocess)
 
     a = cfg("a")
     out = os.path.join(args.work, "shared.h5")
@@ -181,6 +186,7 @@ def run_mismatch(args):
         ("resize mode", cfg("p", preprocess={"resize": "stretch"}), "resize"),
         ("precision", cfg("f", run={"precision": "float64"}), "precision"),
         ("convolution", cfg("c", run={"convolution": "direct"}), "convolution"),
+        ("channels", cfg("x", output={"channels": "max_abs"}), "channels"),
     ]
     for what, c, word in variants:
         print(f"\n== same output, other {what}")

@@ -3,7 +3,7 @@
 methods (SmoothGrad, Integrated Gradients, Grad-CAM, ...) and the output file is
 checked for reproducibility, against the PyTorch reference and statistically.
 
-    test_methods.py {ranks|float64|smoothgrad|ig_gap} --salpipe ... --mpiexec ...
+    test_methods.py {ranks|float64|smoothgrad|ig_gap|max_abs} --salpipe ... --mpiexec ...
         --model alexnet_seed0.h5 --data DIR --work DIR [--noise-dump BIN]
 
 The network is the seeded random AlexNet (model_alexnet fixture), the images the
@@ -39,6 +39,13 @@ ig_gap      Integrated Gradients (float32) with 2, 8 and 32 steps, gausslegendre
             the sum of the stored attributions minus (F(x) - F(baseline))
             (F(baseline) from PyTorch), and |gap| / |F(x) - F(baseline)| falls with
             the steps, map by map and in the median (see run_ig_gap).
+max_abs     issue 14's [output] channels = "max_abs": all eight methods on four
+            images, float32 and float64, the full maps under `-n 1` and the compact
+            ones under `-n 2` and `-n 3` (float32) or `-n 2` (float64): /saliency has
+            one channel holding exactly np.abs(full).max(axis=channel) (NaN-free,
+            bit for bit), every other dataset is bit-identical, the root attribute
+            `channels` says "max_abs" ("all" in the full file), and xarray opens it
+            with the dims image, target, method, channel, y, x.
 
 Costs, wall (CPU) seconds measured on the 2 cores with two other agents' jobs
 running (load 4-7): ranks 93 (84), float64 105 (65), smoothgrad 67 (38, PyTorch's
@@ -70,13 +77,17 @@ DATASETS = ("saliency", "gradcam", "integrated_gradients_gap", "activation", "st
 # ---- configs and output --------------------------------------------------------
 
 def methods_config(args, name, images, methods=ALL_METHODS, sections=None, run=None,
-                   compression=4, targets=TARGETS):
+                   compression=4, targets=TARGETS, channels=None):
     """(config, output) under args.work. sections: {"smoothgrad": {key: value}, ...},
-    written as [saliency.NAME] tables after the rest (TOML allows it)."""
+    written as [saliency.NAME] tables after the rest (TOML allows it). channels: the
+    [output] channels key, or None to leave it out (its default, "all")."""
     out = os.path.join(args.work, f"{name}.h5")
+    extra = {"compression": compression}
+    if channels is not None:
+        extra["channels"] = channels
     cfg = write_config(os.path.join(args.work, f"{name}.toml"), args.model,
                        {"files": list(images)}, targets, out, methods, run=run,
-                       output_extra={"compression": compression})
+                       output_extra=extra)
     lines = []
     for table, keys in (sections or {}).items():
         lines += ["", f"[saliency.{table}]"]
@@ -261,6 +272,54 @@ def run_ranks(args):
         for k in DATASETS:
             ok, detail = same_bits(outs["n1"][k], outs[name][k])
             check(ok, f"-n 1 vs {name}: /{k} bit-identical", detail)
+
+
+# ---- [output] channels = "max_abs" (issue 14) ----------------------------------
+
+def run_max_abs(args):
+    images = many_images(args)[:4]
+    for precision, compact_ranks in (("float32", (2, 3)), ("float64", (2,))):
+        run = {"batch": 2, "precision": precision}
+        print(f"\n== all eight methods, {len(images)} images, {precision}: full maps, -n 1")
+        cfg, _ = methods_config(args, f"all_{precision}", images, sections=RANKS_SECTIONS,
+                                run=run)
+        full = run_ok(args, cfg, 1, f"{precision} channels = all", len(images))
+        check(full["attrs"].get("channels") == "all", "full file: attribute channels = all",
+              f"{full['attrs'].get('channels')}")
+        want = np.abs(full["saliency"]).max(axis=3, keepdims=True)
+        require(not np.isnan(want).any(), "the full maps hold no NaN")
+        for ranks in compact_ranks:
+            name = f"max_abs_{precision}_n{ranks}"
+            print(f"\n== the same with channels = \"max_abs\", -n {ranks}")
+            cfg, out = methods_config(args, name, images, sections=RANKS_SECTIONS, run=run,
+                                      channels="max_abs")
+            d = run_ok(args, cfg, ranks, f"{precision} max_abs -n {ranks}", len(images))
+            sal = d["saliency"]
+            check(sal.shape == want.shape, f"/saliency shape {want.shape} (one channel)",
+                  f"{sal.shape}")
+            check(sal.dtype == full["saliency"].dtype, "same dtype as the full maps",
+                  f"{sal.dtype}")
+            ok, detail = same_bits(want, sal)
+            check(ok, "/saliency = max over channels of |full maps|, bit for bit", detail)
+            for k in DATASETS:
+                if k != "saliency" and k in full:
+                    ok, detail = same_bits(full[k], d[k])
+                    check(ok, f"/{k} bit-identical to the full run's", detail)
+            check(d["attrs"].get("channels") == "max_abs", "attribute channels = max_abs",
+                  f"{d['attrs'].get('channels')}")
+            check_max_abs_xarray(out, sal)
+
+
+def check_max_abs_xarray(path, sal):
+    import xarray as xr
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        dims = ("image", "target", "method", "channel", "y", "x")
+        check(ds["saliency"].dims == dims, f"xarray: saliency dims {dims}",
+              f"{ds['saliency'].dims}")
+        check(np.array_equal(ds["saliency"].values, sal), "xarray reads the same values")
+        long_name = ds["channel"].attrs.get("long_name", "")
+        check("max_abs" in long_name, "xarray: the channel coordinate says max_abs",
+              f"{long_name!r}")
 
 
 # ---- float64 against the reference ---------------------------------------------
@@ -543,14 +602,14 @@ def run_ig_gap(args):
 
 def main():
     ap = parser(__doc__)
-    ap.add_argument("mode", choices=("ranks", "float64", "smoothgrad", "ig_gap"))
+    ap.add_argument("mode", choices=("ranks", "float64", "smoothgrad", "ig_gap", "max_abs"))
     ap.add_argument("--noise-dump", help="tests/leaf's noise_dump (float64 mode)")
     args = ap.parse_args()
     if args.noise_dump:
         args.noise_dump = os.path.abspath(args.noise_dump)
     fresh_dir(args.work)
     {"ranks": run_ranks, "float64": run_float64, "smoothgrad": run_smoothgrad,
-     "ig_gap": run_ig_gap}[args.mode](args)
+     "ig_gap": run_ig_gap, "max_abs": run_max_abs}[args.mode](args)
 
 
 if __name__ == "__main__":
