@@ -40,50 +40,16 @@ static inline int conv_is_1x1(const sal_layer *L) {
            L->pw == 0;
 }
 
-/* A stride-1 convolution whose padding keeps the plane's size (kh = 2ph+1, kw =
- * 2pw+1), kernel larger than 1x1: conv_shift.c can run it as kh GEMMs on row-shifted
- * views of padded planes. The engine does so for kernels of 5 or more rows
- * (conv_shift_used: AlexNet conv2); 3x3 kernels measured no faster than im2col
- * (docs/performance.md, "5x5 convolutions"). Its scratch for groups of g images:
- * the regrouped weights, a buffer of (rows, (ph + g*(H + ph))*W) and a result of
- * (rows', g*H*W), with rows = Cg*kw and rows' = OCg forward, OCg and Cg*kw backward. */
-static inline int conv_shift_eligible(const sal_layer *L) {
-    return L->sh == 1 && L->sw == 1 && L->kh == 2 * L->ph + 1 && L->kw == 2 * L->pw + 1 &&
-           L->kh * L->kw > 1;
-}
-static inline int conv_shift_used(const sal_layer *L) {
-    return conv_shift_eligible(L) && L->kh >= 5;
-}
-static inline size_t conv_shift_scratch_elems(const sal_layer *L, int g) {
-    const size_t Cg = L->in_c / L->groups, OCg = L->out_c / L->groups, kw = L->kw;
-    const size_t frame = (size_t)(L->ph + g * (L->in_h + L->ph)) * L->in_w;
-    const size_t V = (size_t)g * L->in_h * L->in_w;
-    const size_t fwd = Cg * kw * frame + OCg * V, bwd = OCg * frame + Cg * kw * V;
-    return (size_t)L->kh * kw * Cg * OCg + (fwd > bwd ? fwd : bwd);
-}
-
 /* Convolutions run on groups of up to g images (or backward samples) at once, so
  * that each weight matrix takes part in one wide GEMM per group instead of one
  * small GEMM per image. Scratch elements for groups of g: the im2col matrix
  * (C/groups*kh*kw, g*OH*OW) plus the GEMM's output (OC/groups, g*OH*OW); none for a
- * conv_is_1x1 layer; at least conv_shift_scratch_elems for a conv_shift_used one. */
+ * conv_is_1x1 layer. */
 static inline size_t conv_scratch_elems(const sal_layer *L, int g) {
     if (conv_is_1x1(L)) return 0;
     size_t K = (size_t)(L->in_c / L->groups) * L->kh * L->kw;
-    size_t col = (K + (size_t)(L->out_c / L->groups)) * g * L->out_h * L->out_w;
-    if (conv_shift_used(L) && conv_shift_scratch_elems(L, g) > col)
-        col = conv_shift_scratch_elems(L, g);
-    return col;
+    return (K + (size_t)(L->out_c / L->groups)) * g * L->out_h * L->out_w;
 }
-
-/* The same as conv_forward / conv_backward for a conv_shift_eligible layer, through
- * kh row-shifted GEMMs (conv_shift.c); scratch of conv_shift_scratch_elems(L, g).
- * The same values up to rounding: the sums are grouped by kernel row. */
-void R(conv_shift_forward)(real *out, const real *in, int n, const real *weight,
-                           const real *bias, const sal_layer *L, real *scratch, int g,
-                           const sal_par *par);
-void R(conv_shift_backward)(real *din, const real *dout, int n, const real *weight,
-                            const sal_layer *L, real *scratch, int g, const sal_par *par);
 
 /* out (n,OC,OH,OW) = conv(in (n,C,H,W)) + bias, g images per GEMM. */
 void R(conv_forward)(real *out, const real *in, int n, const real *weight,

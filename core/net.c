@@ -76,13 +76,6 @@ static void concat_forward(const sal_engine *e, const sal_layer *L, real *out, i
     }
 }
 
-/* Whether layer L runs through conv_shift.c: float32 with convolution = "fast" and
- * a layer conv_shift_used accepts (AlexNet conv2). "direct" and float64 keep the
- * im2col path, so their results stay what they were, bit for bit. */
-static int shift_conv(const sal_engine *e, const sal_layer *L) {
-    return !SAL_DOUBLE && e->conv_mode == SAL_CONV_FAST && conv_shift_used(L);
-}
-
 /* Runs the forward pass over the needed nodes 0..last_layer, recording target
  * scalars. */
 static void forward(sal_engine *e, const real *input, int n, real *act, sal_layer_cb cb,
@@ -95,10 +88,7 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
         real *out = value_of(e, i);
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
-            if (shift_conv(e, v.L))
-                R(conv_shift_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
-            else
-                R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
+            R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:
@@ -209,9 +199,6 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
                                &e->par);
         else
 #endif
-        if (shift_conv(e, L))
-            R(conv_shift_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
-        else
             R(conv_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
         e->flops += 2.0 * rows * v.out_elems * (L->in_c / L->groups) * L->kh * L->kw;
         break;

@@ -100,29 +100,6 @@ static int exact_conv_case(const char *name, const sal_layer *L, int n, int g, r
                !memcmp(din, din2, sizeof(real) * n * nin);
     printf("[" PREC "] %-46s %-9s %s\n", name, "par reversed: same bits", same ? "OK" : "FAIL");
     fail += !same;
-
-    /* conv_shift.c's shifted GEMMs, where they apply: exact too, and the same bits
-     * on the reversed loop. */
-    if (conv_shift_eligible(L)) {
-        const size_t ns = conv_shift_scratch_elems(L, g);
-        real *ss = alloc_nan(ns);
-        for (size_t i = 0; i < n * nout; i++) out[i] = out2[i] = (real)NAN;
-        for (size_t i = 0; i < n * nin; i++) din[i] = din2[i] = (real)NAN;
-        R(conv_shift_forward)(out, x, n, w, b, L, ss, g, NULL);
-        fail += check_exact(name, "shift fwd", out, want_out, n * nout);
-        for (size_t i = 0; i < ns; i++) ss[i] = (real)NAN;
-        R(conv_shift_backward)(din, dout, n, w, L, ss, g, NULL);
-        fail += check_exact(name, "shift bwd", din, want_din, n * nin);
-        for (size_t i = 0; i < ns; i++) ss[i] = (real)NAN;
-        R(conv_shift_forward)(out2, x, n, w, b, L, ss, g, &par);
-        R(conv_shift_backward)(din2, dout, n, w, L, ss, g, &par);
-        same = !memcmp(out, out2, sizeof(real) * n * nout) &&
-               !memcmp(din, din2, sizeof(real) * n * nin);
-        printf("[" PREC "] %-46s %-9s %s\n", name, "shift par reversed: same bits",
-               same ? "OK" : "FAIL");
-        fail += !same;
-        free(ss);
-    }
     free(x), free(w), free(b), free(dout), free(scratch), free(out), free(din), free(out2);
     free(din2), free(want_out), free(want_din);
     return fail;
@@ -145,8 +122,6 @@ static int test_conv_paths(rng *r) {
         /* Batches of 13x13 planes: GEMM parts of ~256 columns start mid-image. */
         {"same 3x3 p1 13x13, 13 images in one GEMM", 2, 13, 13, 3, 3, 3, 1, 1, 1, 1, 1, 13, 13},
         {"same 3x3 p1 9x11, 9 images, groups of 7", 2, 9, 11, 2, 3, 3, 1, 1, 1, 1, 1, 9, 7},
-        {"same 5x5 p2 27x27, 5 images, groups of 3", 3, 27, 27, 4, 5, 5, 1, 1, 2, 2, 1, 5, 3},
-        {"same 5x5 p2 8x6 groups 2, 3 images", 4, 8, 6, 6, 5, 5, 1, 1, 2, 2, 2, 3, 2},
         /* row phases */
         {"phases 11x11 s4 p2 (alexnet conv1)", 3, 39, 35, 2, 11, 11, 4, 4, 2, 2, 1, 1, 1},
         {"phases 11x11 s4 p2, 2 images in one GEMM", 3, 63, 63, 2, 11, 11, 4, 4, 2, 2, 1, 2, 2},
