@@ -9,7 +9,7 @@
 #   scripts/bench.sh [--quick] [--reps N] [--build DIR] [--no-build] [--only LIST]
 #
 #   --quick      1 repetition, fewer images (W1 16, W2 2, W3 4, W4 2): a smoke run
-#                (a full run, --reps 3 with every workload, takes ~30 min on 2 cores)
+#                (a full run, --reps 3 with every workload: ~25-30 min on 2 cores)
 #   --reps N     repetitions per measurement, the median is reported (default 3)
 #   --build DIR  build directory (default build); it is (re)built unless --no-build
 #   --only LIST  some of W1 (AlexNet), W2 (VGG16), W3 (ResNet-50), W4 (AlexNet
