@@ -2,7 +2,8 @@
 
     bench_torch.py dnnbrain ARCH IMAGES UNITS --reps R [--threads T]
     bench_torch.py batched  ARCH IMAGES UNITS --reps R [--threads T] [--batch B]
-                            [--strategy repeat|retain] [--dump MAPS.npy]
+                            [--strategy repeat|retain|vmap] [--dtype float32|float64]
+                            [--dump MAPS.npy]
 
 ARCH is a torchvision constructor (the network is torch.manual_seed(0) + ARCH(), the
 same weights as `export_torchvision.py ARCH --seed 0`). IMAGES is a text file with one
@@ -26,7 +27,11 @@ batched: the best batched PyTorch we could write. Parameters frozen, B images pe
   vanilla or guided rule per sample (at every call of a reused module). Strategy
   `repeat`: the batch is repeated once per (unit, method) seed, so one forward and one
   backward give every map; `retain`: one forward of B images, then one
-  autograd.grad(retain_graph=True) per seed.
+  autograd.grad(retain_graph=True) per seed; `vmap`: one forward of B images, then
+  functorch.vmap over the one-hot seeds (and a guided flag per seed) of one
+  autograd.grad: every seed's backward as one batched pass.
+--dtype float64 runs the network in float64 (the reference of the float32 maps'
+error); --dump saves the first image's maps (T, M, C, H, W) in the run's dtype.
 
 Both time image decoding and preprocessing, but not `import torch`, building the
 network or writing the maps anywhere; one untimed warm-up pass runs first.
@@ -38,6 +43,7 @@ import sys
 import time
 import warnings
 
+import functorch
 import numpy as np
 import torch
 import torchvision
@@ -111,7 +117,8 @@ def run_dnnbrain(model, paths, units):
 
 class RuleReLU(torch.autograd.Function):
     """ReLU whose backward is vanilla for some samples and guided for the others.
-    RuleReLU.guided: None (all vanilla), True (all guided) or a bool tensor (N,)."""
+    RuleReLU.guided: None (all vanilla), True (all guided), a bool tensor (N,) (per
+    sample) or a 0-dim bool tensor (under functorch.vmap: one flag per seed)."""
     guided = None
 
     @staticmethod
@@ -129,7 +136,8 @@ class RuleReLU(torch.autograd.Function):
         elif sel is True:
             keep = (y > 0) & (g > 0)
         else:
-            keep = (y > 0) & ((g > 0) | ~sel.view(-1, *([1] * (g.dim() - 1))))
+            sel = sel if sel.dim() == 0 else sel.view(-1, *([1] * (g.dim() - 1)))
+            keep = (y > 0) & ((g > 0) | ~sel)
         return g * keep
 
 
@@ -160,6 +168,23 @@ def batched_maps(model, x, units, strategy):
         RuleReLU.guided = sel
         (g,) = torch.autograd.grad(out[rows, cols].sum(), xr)
         g = g.view(len(units), len(METHODS), n, *x.shape[1:]).permute(2, 0, 1, 3, 4, 5)
+    elif strategy == "vmap":
+        xg = x.clone().requires_grad_(True)
+        out = model(xg)
+        # One-hot seeds (S, n, classes) and a guided flag per seed, both mapped over by
+        # functorch.vmap: each seed's backward runs as one batched backward pass.
+        # (functorch.vjp would refuse the autograd.Function; vmap over
+        # autograd.grad of a graph built outside it takes it.)
+        onehot = torch.zeros(len(seeds), *out.shape, dtype=out.dtype)
+        for i, (u, _) in enumerate(seeds):
+            onehot[i, :, u - 1] = 1
+        flags = torch.tensor([m == "guided" for _, m in seeds])
+
+        def one(seed, flag):
+            RuleReLU.guided = flag
+            return torch.autograd.grad(out, xg, seed, retain_graph=True)[0]
+        g = functorch.vmap(one)(onehot, flags)
+        g = g.view(len(units), len(METHODS), n, *x.shape[1:]).permute(2, 0, 1, 3, 4, 5)
     else:
         xg = x.clone().requires_grad_(True)
         out = model(xg)
@@ -175,8 +200,9 @@ def batched_maps(model, x, units, strategy):
 
 def run_batched(model, paths, units, batch, strategy, keep_first=False):
     n, first = 0, None
+    dtype = next(model.parameters()).dtype
     for b in range(0, len(paths), batch):
-        x = torch.stack([TRANSFORM(load(p)) for p in paths[b:b + batch]])
+        x = torch.stack([TRANSFORM(load(p)) for p in paths[b:b + batch]]).to(dtype)
         g = batched_maps(model, x, units, strategy)
         n += g.shape[0] * g.shape[1] * g.shape[2]
         if keep_first and first is None:
@@ -193,10 +219,13 @@ def main():
     ap.add_argument("arch")
     ap.add_argument("images")
     ap.add_argument("units")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3,
+                    help="0: no warm-up and no timing, only --dump (the float64 reference)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--strategy", choices=("repeat", "retain"), default="retain")
+    ap.add_argument("--strategy", choices=("repeat", "retain", "vmap"), default="retain")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="float64: the reference for the float32 maps' error (batched only)")
     ap.add_argument("--dump", help="save the first image's maps (T, M, C, H, W) as .npy")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -204,13 +233,15 @@ def main():
     with open(a.images) as f:
         paths = [line.strip() for line in f if line.strip()]
     units = [int(u) for u in a.units.split(",")]
-    model = build(a.arch)
+    model = build(a.arch).to(getattr(torch, a.dtype))
     if a.mode == "dnnbrain":
-        run_dnnbrain(model, paths[:1], units[:1])  # warm-up
+        if a.reps:
+            run_dnnbrain(model, paths[:1], units[:1])  # warm-up
         work = lambda: run_dnnbrain(model, paths, units)  # noqa: E731
     else:
         prepare_batched(model)
-        run_batched(model, paths[:a.batch], units, a.batch, a.strategy)  # warm-up
+        if a.reps:
+            run_batched(model, paths[:a.batch], units, a.batch, a.strategy)  # warm-up
         work = lambda: run_batched(model, paths, units, a.batch, a.strategy)[0]  # noqa: E731
     times, maps = [], 0
     for _ in range(a.reps):
@@ -226,11 +257,13 @@ def main():
                                                   load(paths[0]), u, meth)
                                      for meth in METHODS]) for u in units]))
         np.save(a.dump, first)
-    med = statistics.median(times)
+    med = statistics.median(times) if times else None
     json.dump({"mode": a.mode, "arch": a.arch, "strategy": a.strategy if a.mode == "batched"
                else None, "batch": a.batch if a.mode == "batched" else 1,
-               "threads": a.threads, "torch": torch.__version__, "images": len(paths),
-               "maps": maps, "times": times, "median_s": med, "maps_per_s": maps / med},
+               "threads": a.threads, "dtype": a.dtype, "torch": torch.__version__,
+               "images": len(paths),
+               "maps": maps, "times": times, "median_s": med,
+               "maps_per_s": maps / med if med else None},
               sys.stdout)
     print()
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The throughput benchmark of issues 6, 11 and 12: salpipe end to end against DNNBrain's
-# PyTorch loop and a batched PyTorch, SmoothGrad against batched PyTorch and a
-# Captum-style loop, the sgemm roofline, peak memory per rank and rank 0's writing
-# capacity, all measured in one run on this machine.
+# The throughput benchmark of issues 6, 11, 12 and 13: salpipe end to end (default
+# "fast" and "direct" convolutions) against DNNBrain's PyTorch loop and three batched
+# PyTorch strategies, the float32 maps' error against float64 next to each speed,
+# SmoothGrad against batched PyTorch and a Captum-style loop, the sgemm roofline, peak
+# memory per rank and rank 0's writing capacity, all measured in one run on this machine.
 # docs/performance.md explains every figure.
 #
 #   scripts/bench.sh [--quick] [--reps N] [--build DIR] [--no-build] [--only LIST]
 #
 #   --quick      1 repetition, fewer images (W1 16, W2 2, W3 4, W4 2): a smoke run
+#                (a full run, --reps 3 with every workload: ~25-30 min on 2 cores)
 #   --reps N     repetitions per measurement, the median is reported (default 3)
 #   --build DIR  build directory (default build); it is (re)built unless --no-build
 #   --only LIST  some of W1 (AlexNet), W2 (VGG16), W3 (ResNet-50), W4 (AlexNet
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --only) only=${2:?--only needs a list like W3,R152}; shift ;;
     --build) build=${2:?--build needs a directory}; shift ;;
     --no-build) dobuild=0 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -102,8 +104,10 @@ fail() {  # section, message
 }
 
 vanilla_guided='methods = ["vanilla", "guided"]'
-# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT [LAYER [UNITS [SALIENCY]]]
-# UNITS defaults to "540, 23"; SALIENCY (the [saliency] table's lines) to vanilla + guided.
+# write_config FILE MODEL LIST BATCH THREADS COMPRESSION OUTPUT [LAYER [UNITS [SALIENCY
+#              [CONVOLUTION [PRECISION]]]]]
+# UNITS defaults to "540, 23"; SALIENCY (the [saliency] table's lines) to vanilla + guided;
+# CONVOLUTION to "fast" (salpipe's default), PRECISION to "float32".
 write_config() {
   cat > "$1" <<EOF
 [model]
@@ -121,20 +125,23 @@ compression = $6
 [run]
 batch = $4
 threads = $5
+convolution = "${11:-fast}"
+precision = "${12:-float32}"
 EOF
 }
 
-# salpipe_run WL RANKS THREADS BIND COMPRESSION ROLE
+# salpipe_run WL RANKS THREADS BIND COMPRESSION ROLE [CONVOLUTION]
 # Times one `mpirun -n RANKS salpipe --overwrite CONFIG` (wall time of the whole
-# command, fresh output) and records it; ROLE is main or probe. Sets last_rate (maps/s).
+# command, fresh output) and records it; ROLE is main or probe, CONVOLUTION fast (the
+# default) or direct. Sets last_rate (maps/s).
 salpipe_run() {
-  local wl=$1 n=$2 t=$3 bind=$4 comp=$5 role=$6
+  local wl=$1 n=$2 t=$3 bind=$4 comp=$5 role=$6 conv=${7:-fast}
   local model=${wl_model[$wl]} list=$work/$wl.txt batch=${wl_batch[$wl]}
-  local tag=$wl-n$n-t$t-$bind-c$comp
+  local tag=$wl-n$n-t$t-$bind-c$comp-$conv
   local cfg=$work/$tag.toml out=$work/out/$tag.h5 log=$work/log/$tag.log
   local maps=$((wl_images[$wl] * ${wl_maps_per_image[$wl]:-4})) t0 t1 dt rate
   write_config "$cfg" "$model" "$list" "$batch" "$t" "$comp" "$out" "${wl_layer[$wl]}" \
-    "${wl_units[$wl]:-540, 23}" "${wl_saliency[$wl]:-$vanilla_guided}"
+    "${wl_units[$wl]:-540, 23}" "${wl_saliency[$wl]:-$vanilla_guided}" "$conv"
   last_rate=0
   t0=$(now)
   "$mpirun" -n "$n" --bind-to "$bind" "$salpipe" --overwrite "$cfg" > "$log" 2>&1
@@ -147,8 +154,8 @@ salpipe_run() {
   dt=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')
   last_rate=$(awk -v m="$maps" -v t="$dt" 'BEGIN { printf "%.4f", m / t }')
   rate=$(grep -o '[0-9.]* maps/s' "$log" | tail -n 1 | cut -d' ' -f1)
-  say "salpipe $wl -n $n threads=$t --bind-to $bind compression $comp: $(printf '%.2f s, %.2f maps/s' "$dt" "$last_rate")"
-  record "{\"kind\":\"salpipe\",\"wl\":\"$wl\",\"role\":\"$role\",\"ranks\":$n,\"threads\":$t,\"bind\":\"$bind\",\"compression\":$comp,\"batch\":$batch,\"images\":${wl_images[$wl]},\"maps\":$maps,\"times\":[$dt],\"reported_maps_per_s\":[${rate:-null}],\"output\":\"$out\"}"
+  say "salpipe $wl -n $n threads=$t --bind-to $bind compression $comp $conv: $(printf '%.2f s, %.2f maps/s' "$dt" "$last_rate")"
+  record "{\"kind\":\"salpipe\",\"wl\":\"$wl\",\"role\":\"$role\",\"ranks\":$n,\"threads\":$t,\"bind\":\"$bind\",\"compression\":$comp,\"convolution\":\"$conv\",\"batch\":$batch,\"images\":${wl_images[$wl]},\"maps\":$maps,\"times\":[$dt],\"reported_maps_per_s\":[${rate:-null}],\"output\":\"$out\"}"
 }
 
 faster() {  # rateA rateB: succeeds when A > B
@@ -205,8 +212,8 @@ for wl in "${exports[@]}"; do
   fi
 done
 # W1: 32 images in batches of 8 (4 batches: both ranks of -n 2 get work).
-# W2: 8 images in batches of 4 (with batch 8 there would be one batch and -n 2 would
-# leave a rank idle). W3: 16 images in batches of 4 (4 batches, as W1). W4: 8 images
+# W2: 16 images in batches of 4 (issue 13: enough work that start-up is not the story;
+# 4 batches, 2 per rank of -n 2). W3: 16 images in batches of 4 (4 batches, as W1). W4: 8 images
 # in batches of 2 (SmoothGrad's 50 copies of an image are the engine's batch columns
 # whatever the batch; 4 batches share the two ranks). DNNBrain's loop (W4: the
 # Captum-style loop) is timed on a subset (it is 10-100x slower).
@@ -214,7 +221,7 @@ if [ "$quick" = 1 ]; then
   wl_images=([W1]=16 [W2]=2 [W3]=4 [W4]=2) wl_batch=([W1]=8 [W2]=1 [W3]=2 [W4]=1)
   wl_dnnbrain=([W1]=2 [W2]=1 [W3]=1 [W4]=1)
 else
-  wl_images=([W1]=32 [W2]=8 [W3]=16 [W4]=8) wl_batch=([W1]=8 [W2]=4 [W3]=4 [W4]=2)
+  wl_images=([W1]=32 [W2]=16 [W3]=16 [W4]=8) wl_batch=([W1]=8 [W2]=4 [W3]=4 [W4]=2)
   wl_dnnbrain=([W1]=8 [W2]=2 [W3]=2 [W4]=1)
 fi
 say "making 32 test images from $(basename "$photo")"
@@ -247,24 +254,27 @@ done
 
 # Each repetition runs every configuration once, so a change of load during the
 # benchmark hits all of them alike; the report takes the median over repetitions.
-# salpipe runs are WL RANKS THREADS COMPRESSION: -n 1 threads=1 is there for the
-# scaling target (-n 2 against one single-threaded rank), compression 0 shows what
-# deflate costs. PyTorch: DNNBrain's loop on a subset, both batched strategies.
+# salpipe runs are WL RANKS THREADS COMPRESSION [CONVOLUTION]: -n 1 threads=1 is there
+# for the scaling target (-n 2 against one single-threaded rank), compression 0 shows
+# what deflate costs, "direct" what the fast (Winograd) convolutions gain (issue 13).
+# PyTorch: DNNBrain's loop on a subset, the three batched strategies.
 if [ "$quick" = 1 ]; then
-  runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W2 1 2 4" "W2 2 1 4" "W2 1 1 4"
+  runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 2 1 4 direct" "W1 1 1 4 direct"
+        "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 2 1 4 direct" "W2 1 1 4 direct"
         "W3 1 2 4" "W3 2 1 4" "W4 1 2 4" "W4 2 1 4")
 else
   runs=("W1 1 2 4" "W1 2 1 4" "W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 1 1 0"
-        "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 1 2 0" "W2 2 1 0"
+        "W1 2 1 4 direct" "W1 1 1 4 direct"
+        "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 2 1 0" "W2 2 1 4 direct" "W2 1 1 4 direct"
         "W3 1 2 4" "W3 2 1 4" "W3 1 1 4" "W3 2 1 0" "W4 1 2 4" "W4 2 1 4")
 fi
 for ((rep = 1; rep <= reps; rep++)); do
   say "---- repetition $rep of $reps"
   for run in "${runs[@]}"; do
-    read -r w n t c <<< "$run"
+    read -r w n t c v <<< "$run"
     has "$w" || continue
-    set -- "$w" "$n" "$t" "$c"
-    salpipe_run "$1" "$2" "$3" "${best_bind[$2]}" "$4" main
+    set -- "$w" "$n" "$t" "$c" "${v:-fast}"
+    salpipe_run "$1" "$2" "$3" "${best_bind[$2]}" "$4" main "$5"
   done
   for wl in "${wls[@]}"; do
     if [ "$wl" = W4 ]; then  # SmoothGrad: the loop on a subset, the copies as one batch
@@ -273,7 +283,7 @@ for ((rep = 1; rep <= reps; rep++)); do
       continue
     fi
     torch_run "$wl" dnnbrain dnnbrain "$work/$wl-dnnbrain.txt"
-    for strategy in retain repeat; do
+    for strategy in retain repeat vmap; do
       dump=()
       [ "$rep" = 1 ] && dump=(--dump "$work/$wl-torch-$strategy.npy")
       torch_run "$wl" "batched-$strategy" batched "$work/$wl.txt" \
@@ -286,18 +296,47 @@ done
 # of deep units differ by up to a few percent between any two implementations (max-pool
 # near-ties, docs/saliency.md); a wrong image order or rule would differ by ~100%.
 for wl in "${wls[@]}"; do
-  out=$(first "$work/out/$wl"-n1-t2-*-c4.h5)
+  out=$(first "$work/out/$wl"-n1-t2-*-c4-fast.h5)
   if [ -n "$out" ] && [ -f "$work/$wl-torch-retain.npy" ]; then
     "$py" bench/bench_report.py check "$wl" "$out" "$work/$wl-torch-retain.npy" \
       "${wl_images[$wl]}" >> "$rec" || fail "check $wl" "bench_report.py check failed"
   fi
 done
 
+# The float32 error next to the speed (issue 13): image 0's maps of every salpipe
+# configuration (its output of the last repetition) against salpipe's float64 maps of
+# that image (precision = "float64", direct in both convolution modes), and every
+# batched PyTorch strategy's (its --dump of repetition 1) against PyTorch's float64
+# maps; salpipe's and PyTorch's float64 maps against each other show that the two
+# references agree. bench_report.py errors prints one record per comparison: the
+# relative L2 distance ||a - b|| / ||b|| of each (unit, method) map and the largest.
+for wl in "${wls[@]}"; do
+  [ "$wl" = W4 ] && continue  # W4's float32 noise is itself the sample: no float64 twin
+  tag=$wl-f64
+  head -n 1 "$work/$wl.txt" > "$work/$wl-first.txt"
+  write_config "$work/$tag.toml" "${wl_model[$wl]}" "$work/$wl-first.txt" 1 2 0 \
+    "$work/out/$tag.h5" "${wl_layer[$wl]}" "540, 23" "$vanilla_guided" direct float64
+  say "$wl: float64 maps of image 0 (salpipe and PyTorch), the reference of the float32 error"
+  if ! "$mpirun" -n 1 --bind-to none "$salpipe" --overwrite "$work/$tag.toml" \
+         > "$work/log/$tag.log" 2>&1; then
+    fail "salpipe $tag" "see $work/log/$tag.log: $(tail -n 3 "$work/log/$tag.log")"
+    continue
+  fi
+  if ! OMP_NUM_THREADS=2 "$py" bench/bench_torch.py batched "${wl_arch[$wl]}" \
+         "$work/$wl-first.txt" 540,23 --reps 0 --threads 2 --batch 1 --dtype float64 \
+         --dump "$work/$wl-torch-f64.npy" > "$work/log/torch-$tag.log" 2>&1; then
+    fail "torch $tag" "see $work/log/torch-$tag.log: $(tail -n 2 "$work/log/torch-$tag.log")"
+    continue
+  fi
+  "$py" bench/bench_report.py errors "$wl" "$work" >> "$rec" ||
+    fail "errors $wl" "bench_report.py errors failed"
+done
+
 # W4: salpipe's SmoothGrad of image 0 against PyTorch's with the same noise (the C
 # generator's, from noise_dump): they agree to ~4e-4 of the maximum in float32 (ReLU
 # and max-pool near-ties of the noisy copies); other noise or a wrong base would
 # differ by tens of percent.
-out=$(first "$work"/out/W4-n1-t2-*-c4.h5)
+out=$(first "$work"/out/W4-n1-t2-*-c4-fast.h5)
 if has W4 && [ -n "$out" ]; then
   say "W4 check: salpipe's SmoothGrad of image 0 against PyTorch with salpipe's noise"
   if "$build/tests/noise_dump" 0 0 50 $((3 * 224 * 224)) "$work/W4-noise.npy" &&
@@ -402,7 +441,7 @@ fi
 if has W1; then
   say "writer capacity (test_output bench)"
   map=$work/map.raw
-  out=$(first "$work"/out/W1-n1-t2-*-c4.h5)
+  out=$(first "$work"/out/W1-n1-t2-*-c4-fast.h5)
   [ -n "$out" ] && "$py" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')['saliency'][0, 0, 0].astype('<f4').tofile(sys.argv[2])" "$out" "$map"
   if s=$("$build/tests/test_output" bench "$work/writer" "$map" 2>&1); then
     echo "$s" > "$work/log/writer.log"

@@ -3,10 +3,11 @@
 
     /usr/bin/python3 scripts/bench_plot.py [bench/results/latest.json] [docs/img/performance.png]
 
-Bars: every salpipe configuration measured (hatched: compression 0), DNNBrain's PyTorch
-loop and both batched PyTorch strategies (W4: the SmoothGrad loop and the batched
-SmoothGrad), on a log scale; the value is printed on each bar. Dashed lines on W1: issue 6's targets (30x DNNBrain's loop, 2.5x the best batched
-PyTorch).
+Bars: every salpipe configuration measured (hatched: compression 0, green: direct
+convolutions), DNNBrain's PyTorch loop and the three batched PyTorch strategies (W4: the SmoothGrad loop and the batched
+SmoothGrad), on a log scale; the value is printed on each bar. Dashed lines on W1:
+issue 6's targets (30x DNNBrain's loop, 2.5x the best batched PyTorch); on W1 and W2
+issue 13's (1.5x and 2.0x the best batched PyTorch, for -n 2).
 """
 import json
 import sys
@@ -20,8 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 def bars(w):
     out = []
     for e in w["salpipe"]:
-        out.append((f"salpipe -n {e['ranks']} t={e['threads']}\ncompr {e['compression']}",
-                    e["maps_per_s"], "#1f77b4" if e["compression"] else "#6baed6",
+        direct = e.get("convolution") == "direct"
+        out.append((f"salpipe -n {e['ranks']} t={e['threads']}\ncompr {e['compression']}"
+                    + (" direct" if direct else ""), e["maps_per_s"],
+                    "#2ca02c" if direct else "#1f77b4" if e["compression"] else "#6baed6",
                     "" if e["compression"] else "//"))
     for k, t in sorted(w.get("torch", {}).items()):
         label = t.get("label") or ("PyTorch\nDNNBrain loop" if k == "dnnbrain"
@@ -56,14 +59,19 @@ def main():
         ax.set_title(f"{wl}: {arch}, {s0['images']} images, {s0['maps']} maps")
         ax.set_ylabel("maps/s (higher is better, log scale)")
         ax.grid(axis="y", which="both", alpha=0.3)
-        # issue 6's throughput targets (for W1): 30x DNNBrain's loop, 2.5x batched PyTorch
-        tt = w.get("torch", {}) if wl == "W1" else {}
+        # issue 6's throughput targets (for W1): 30x DNNBrain's loop, 2.5x batched PyTorch;
+        # issue 13's for -n 2: W1 1.5x, W2 2.0x the best batched PyTorch
+        tt = w.get("torch", {}) if wl in ("W1", "W2") else {}
         goals = []
-        if "dnnbrain" in tt:
+        if "dnnbrain" in tt and wl == "W1":
             goals.append((30 * tt["dnnbrain"]["maps_per_s"], "30x DNNBrain loop", "#d62728"))
         best = max((t["maps_per_s"] for k, t in tt.items() if k.startswith("batched")), default=0)
-        if best:
+        if best and wl == "W1":
             goals.append((2.5 * best, "2.5x batched PyTorch", "#ff7f0e"))
+        if best:
+            x = {"W1": 1.5, "W2": 2.0}[wl]
+            goals.append((x * best, f"{x:.1f}x best batched PyTorch (-n 2, issue 13)",
+                          "#9467bd"))
         goals.sort()
         for i, (y, label, color) in enumerate(goals):
             ax.axhline(y, color=color, linestyle="--", linewidth=1)
