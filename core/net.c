@@ -168,6 +168,63 @@ static void contrib_end(sal_engine *e, int j, int rows, const real *dst) {
     e->gstate[IX(j)] = 1;
 }
 
+/* The full backward of a conv or linear node i over rows [k0, k0 + count). */
+static void full_backward(sal_engine *e, int i, const layer_view *v, real *din,
+                          const real *dout, int k0, int count) {
+    const sal_layer *L = v->L;
+    din += (size_t)k0 * v->in_elems;
+    dout += (size_t)k0 * v->out_elems;
+    if (L->kind == SAL_LAYER_LINEAR) {
+        R(linear_backward)(din, dout, v->w, L, count, &e->par);
+        return;
+    }
+#if !SAL_DOUBLE
+    if (e->wino[i].U) { /* Winograd (winograd.h; sal_engine_set_convolution) */
+        wino_conv_backward(din, dout, count, e->wino[i].U, &e->wino[i].plan, L, e->col,
+                           &e->par);
+        return;
+    }
+#endif
+    R(conv_backward)(din, dout, count, v->w, L, e->col, e->conv_g[i], &e->par);
+}
+
+/* Backward of a conv or linear node: rows whose gradient lies in one channel (a
+ * target's seed, through ReLU rules, max-pool or dropout: onehot.c) take that
+ * channel's weights alone, the runs of other rows the full product. The rows are
+ * told apart by their values, so this holds on any graph: a row is one-hot exactly
+ * when the full product's other terms are all products with zero. */
+static void product_backward(sal_engine *e, int i, const layer_view *v, real *din,
+                             const real *dout, int rows) {
+    const sal_layer *L = v->L;
+    const int linear = L->kind == SAL_LAYER_LINEAR;
+    const size_t P = linear ? 1 : (size_t)L->out_h * L->out_w;
+    if (!e->one_hot) {
+        full_backward(e, i, v, din, dout, 0, rows);
+        return;
+    }
+    int hot = R(hot_channel)(dout, L->out_c, P);
+    for (int k = 0; k < rows;) {
+        if (hot != -2) {
+            real *d = din + (size_t)k * v->in_elems;
+            const real *g = dout + (size_t)k * v->out_elems;
+            if (linear)
+                R(linear_backward_onehot)(d, g, hot, v->w, L);
+            else
+                R(conv_backward_onehot)(d, g, hot, v->w, L);
+            k++;
+            e->onehot_rows++;
+            if (k < rows) hot = R(hot_channel)(dout + (size_t)k * v->out_elems, L->out_c, P);
+            continue;
+        }
+        int k1 = k + 1;
+        while (k1 < rows &&
+               (hot = R(hot_channel)(dout + (size_t)k1 * v->out_elems, L->out_c, P)) == -2)
+            k1++;
+        full_backward(e, i, v, din, dout, k, k1 - k);
+        k = k1;
+    }
+}
+
 /* Pushes node i's gradient (rows rows of dout) to its inputs. */
 static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
     layer_view v = view(e, i);
@@ -193,13 +250,7 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
     real *din = contrib_begin(e, j);
     switch (L->kind) {
     case SAL_LAYER_CONV:
-#if !SAL_DOUBLE
-        if (e->wino[i].U) /* Winograd (winograd.h; sal_engine_set_convolution) */
-            wino_conv_backward(din, dout, rows, e->wino[i].U, &e->wino[i].plan, L, e->col,
-                               &e->par);
-        else
-#endif
-            R(conv_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
+        product_backward(e, i, &v, din, dout, rows);
         e->flops += 2.0 * rows * v.out_elems * (L->in_c / L->groups) * L->kh * L->kw;
         break;
     case SAL_LAYER_BATCHNORM:
@@ -233,7 +284,7 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
         e->flops += (double)rows * v.out_elems * L->kh * L->kw;
         break;
     case SAL_LAYER_LINEAR:
-        R(linear_backward)(din, dout, v.w, L, rows, &e->par);
+        product_backward(e, i, &v, din, dout, rows);
         e->flops += 2.0 * rows * v.in_elems * v.out_elems;
         break;
     case SAL_LAYER_ADD:
@@ -303,6 +354,7 @@ static void backward_all(sal_engine *e, int n, real *maps) {
 int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
                       void *activations, sal_layer_cb cb, void *cb_ctx) {
     e->flops = 0;
+    e->onehot_rows = 0;
     forward(e, input, n, activations, cb, cb_ctx);
     backward_all(e, n, maps);
     return 0;
@@ -311,12 +363,14 @@ int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
 int R(sal_engine_forward)(sal_engine *e, const void *input, int n, void *activations,
                           sal_layer_cb cb, void *cb_ctx) {
     e->flops = 0;
+    e->onehot_rows = 0;
     forward(e, input, n, activations, cb, cb_ctx);
     return 0;
 }
 
 int R(sal_engine_backward)(sal_engine *e, int n, void *maps) {
     e->flops = 0;
+    e->onehot_rows = 0;
     backward_all(e, n, maps);
     return 0;
 }
