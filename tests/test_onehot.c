@@ -21,6 +21,8 @@
  *     time): the full product's Winograd rounding is gone from the first product;
  *     maps within 1e-5 of the largest element;
  *   - the shortcut was taken (rows counted by the engine) with it on, never off.
+ * Before the networks, the kernel alone on grouped, strided and 1x1 layers (float64,
+ * bit for bit against conv_backward).
  * Prints the largest differences; exit status 1 on any failure. About 8 s of CPU,
  * most of it AlexNet's engines.
  */
@@ -29,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SAL_DOUBLE 1 /* layers.h's kernels: the float64 copies */
 #include "engine_internal.h"
+#include "layers.h"
 #include "salcore.h"
 #define TEST_NAME "test_onehot"
 #include "test_util.h"
@@ -125,6 +129,35 @@ static void compare(const char *model, const sal_model *m, const target_list *tl
     free(b);
 }
 
+/* The kernel alone on layers the networks lack (groups, strides, asymmetric padding,
+ * 1x1): conv_backward_onehot against conv_backward with dout one-hot in every channel
+ * in turn, float64, bit for bit. */
+static void check_kernel(const char *what, sal_layer L) {
+    L.kind = SAL_LAYER_CONV;
+    L.out_h = (L.in_h + 2 * L.ph - L.kh) / L.sh + 1;
+    L.out_w = (L.in_w + 2 * L.pw - L.kw) / L.sw + 1;
+    const size_t P = (size_t)L.out_h * L.out_w, in = (size_t)L.in_c * L.in_h * L.in_w;
+    const size_t nw = (size_t)L.out_c * (L.in_c / L.groups) * L.kh * L.kw;
+    double *w = xcalloc(nw, sizeof *w), *g = xcalloc(L.out_c * P, sizeof *g);
+    double *a = xcalloc(in, sizeof *a), *b = xcalloc(in, sizeof *b);
+    double *scratch = xcalloc(conv_scratch_elems(&L, 1) + 1, sizeof *scratch);
+    uint64_t st = 0x1ee7u;
+    for (size_t i = 0; i < nw; i++) w[i] = uniform_from(&st, -1, 1);
+    long differ = 0;
+    for (int u = 0; u < L.out_c; u++) {
+        memset(g, 0, sizeof *g * L.out_c * P);
+        for (size_t p = 0; p < P; p++) /* some zeros, as below a ReLU */
+            g[u * P + p] = p % 3 ? uniform_from(&st, -1, 1) : 0;
+        conv_backward_f64(b, g, 1, w, &L, scratch, 1, NULL);
+        conv_backward_onehot_f64(a, g, hot_channel_f64(g, L.out_c, P), w, &L);
+        for (size_t i = 0; i < in; i++) differ += a[i] != b[i];
+    }
+    printf("  kernel %-24s %ld elements differ (0 expected)  %s\n", what, differ,
+           differ ? "FAIL" : "OK");
+    if (differ) failures++;
+    free(w), free(g), free(a), free(b), free(scratch);
+}
+
 static void check_model(sal_model *m, const char *model, const target_list *tl,
                         int fast) {
     const char *path = sal_model_path(m);
@@ -160,6 +193,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     char path[4096];
+    check_kernel("groups 2, 3x3 s2 p1", (sal_layer){.in_c = 4, .in_h = 9, .in_w = 8,
+                 .out_c = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .groups = 2});
+    check_kernel("groups 3, 2x5 s(1,3) p(0,2)", (sal_layer){.in_c = 3, .in_h = 7,
+                 .in_w = 11, .out_c = 6, .kh = 2, .kw = 5, .sh = 1, .sw = 3, .ph = 0,
+                 .pw = 2, .groups = 3});
+    check_kernel("1x1", (sal_layer){.in_c = 5, .in_h = 6, .in_w = 7, .out_c = 4, .kh = 1,
+                 .kw = 1, .sh = 1, .sw = 1, .groups = 1});
     /* Every graph plane is small: conv.c scatters it in one block, so exact. */
     const target_list residual = {
         {"conv1", "bn1", "relu", "layer1.0.conv1", "layer1.0.relu", "layer1.0.add",
