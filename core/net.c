@@ -311,41 +311,50 @@ static void full_backward(sal_engine *e, int i, const layer_view *v, real *din,
     R(conv_backward)(din, dout, count, v->w, L, e->col, e->conv_g[i], &e->par);
 }
 
-/* Backward of a conv or linear node: rows whose gradient lies in one channel (a
- * target's seed, through ReLU rules, max-pool or dropout: onehot.c) take that
- * channel's weights alone, the runs of other rows the full product. The rows are
- * told apart by their values, so this holds on any graph: a row is one-hot exactly
- * when the full product's other terms are all products with zero. */
+/* One one-hot row per task, on the rank's threads (a row's result does not depend on
+ * where it runs). */
+typedef struct {
+    const layer_view *v;
+    real *din;
+    const real *dout;
+    size_t P;
+} onehot_job;
+
+static void onehot_task(void *arg, int k) {
+    const onehot_job *j = arg;
+    const sal_layer *L = j->v->L;
+    real *d = j->din + (size_t)k * j->v->in_elems;
+    const real *g = j->dout + (size_t)k * j->v->out_elems;
+    const int hot = R(hot_channel)(g, L->out_c, j->P);
+    if (L->kind == SAL_LAYER_LINEAR)
+        R(linear_backward_onehot)(d, g, hot, j->v->w, L);
+    else
+        R(conv_backward_onehot)(d, g, hot, j->v->w, L);
+}
+
+/* Backward of a conv or linear node. When every row's gradient lies in one channel
+ * (a target's seed, through ReLU rules, max-pool, dropout, batch norm, an add or a
+ * concat: onehot.c), each row takes that channel's weights alone; otherwise all rows
+ * take the full product, as before. The rows are told apart by their values, so
+ * this holds on any graph: a row is one-hot exactly when the full product's other
+ * terms are all products with zero. A chunk mixing both kinds keeps the full product
+ * so that the dense rows' GEMMs keep their width, and with it their last bits
+ * (OpenBLAS may sum a narrower product in another order). */
 static void product_backward(sal_engine *e, int i, const layer_view *v, real *din,
                              const real *dout, int rows) {
     const sal_layer *L = v->L;
-    const int linear = L->kind == SAL_LAYER_LINEAR;
-    const size_t P = linear ? 1 : (size_t)L->out_h * L->out_w;
-    if (!e->one_hot) {
+    const size_t P = L->kind == SAL_LAYER_LINEAR ? 1 : (size_t)L->out_h * L->out_w;
+    int k = 0;
+    if (e->one_hot)
+        while (k < rows && R(hot_channel)(dout + (size_t)k * v->out_elems, L->out_c, P) != -2)
+            k++;
+    if (k < rows) {
         full_backward(e, i, v, din, dout, 0, rows);
         return;
     }
-    int hot = R(hot_channel)(dout, L->out_c, P);
-    for (int k = 0; k < rows;) {
-        if (hot != -2) {
-            real *d = din + (size_t)k * v->in_elems;
-            const real *g = dout + (size_t)k * v->out_elems;
-            if (linear)
-                R(linear_backward_onehot)(d, g, hot, v->w, L);
-            else
-                R(conv_backward_onehot)(d, g, hot, v->w, L);
-            k++;
-            e->onehot_rows++;
-            if (k < rows) hot = R(hot_channel)(dout + (size_t)k * v->out_elems, L->out_c, P);
-            continue;
-        }
-        int k1 = k + 1;
-        while (k1 < rows &&
-               (hot = R(hot_channel)(dout + (size_t)k1 * v->out_elems, L->out_c, P)) == -2)
-            k1++;
-        full_backward(e, i, v, din, dout, k, k1 - k);
-        k = k1;
-    }
+    onehot_job j = {v, din, dout, P};
+    par_run(e, (size_t)rows * v->in_elems, rows, onehot_task, &j);
+    e->onehot_rows += rows;
 }
 
 /* Pushes node i's gradient (rows rows of dout) to its inputs. */
