@@ -337,6 +337,7 @@ int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_b
     }
     carve(e, e->arena);
     e->conv_mode = conv;
+    e->one_hot = 1;
     if (p == SAL_F32 && conv == SAL_CONV_FAST && wino_setup(e, share)) {
         sal_engine_free(e);
         return fail(err, errlen, "engine: out of memory for the Winograd weights (try "
@@ -445,6 +446,8 @@ size_t sal_engine_workspace_bytes(const sal_engine *e) {
 }
 
 double sal_engine_last_flops(const sal_engine *e) { return e->flops; }
+
+void engine_set_one_hot(sal_engine *e, int on) { e->one_hot = on != 0; }
 
 void sal_engine_free(sal_engine *e) {
     if (!e) return;

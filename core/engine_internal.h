@@ -76,8 +76,12 @@ struct sal_engine {
 
     int decided;                     /* images whose masks/argmaxes are set: the
                                       * last run's n, or what a copy brought     */
+    int one_hot;                     /* 1: one-hot rows skip the full product at a
+                                      * conv/linear (onehot.c); 0 only in tests and
+                                      * benchmarks (engine_set_one_hot)          */
     sal_par par;                     /* where GEMM parts run (sal_engine_set_parallel) */
     double flops;                    /* counted by the last run                  */
+    long onehot_rows;                /* rows the last run took through onehot.c */
 };
 
 /* sal_engine_init with the convolution mode; a float32 SAL_CONV_FAST engine borrows
@@ -88,6 +92,10 @@ int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_b
                 const sal_target *targets, int ntargets, const sal_method *methods,
                 int nmethods, sal_conv_mode conv, const sal_engine *share, char *err,
                 size_t errlen);
+
+/* Turns the one-hot rows' shortcut (onehot.c) on (the default) or off, so that tests
+ * and benchmarks can compare it with the full product. */
+void engine_set_one_hot(sal_engine *e, int on);
 
 /* The number of elements of one image's output of layer i (-1: the input). */
 size_t engine_layer_elems(const sal_model *m, int i);

@@ -104,4 +104,15 @@ void R(linear_forward)(real *out, const real *in, const real *weight, const real
 void R(linear_backward)(real *din, const real *dout, const real *weight,
                         const sal_layer *L, int n, const sal_par *par);
 
+/* One-hot rows (onehot.c, issue 13 lever 2). R(hot_channel): the only channel of g
+ * (C, P) holding nonzeros (NaN counts as one), -1 when g is all zero, -2 when two or
+ * more channels hold some; it stops at the second. The two backwards compute one
+ * sample's conv_backward / linear_backward when dout's nonzeros all lie in channel
+ * (feature) u, u = -1 for a zero dout: din = that channel's weights times it. */
+int R(hot_channel)(const real *g, int C, size_t P);
+void R(conv_backward_onehot)(real *din, const real *dout, int u, const real *weight,
+                             const sal_layer *L);
+void R(linear_backward_onehot)(real *din, const real *dout, int u, const real *weight,
+                               const sal_layer *L);
+
 #endif

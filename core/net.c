@@ -37,6 +37,139 @@ static real *grad_of(const sal_engine *e, int j) {
     return (real *)e->bwd + e->slot[IX(j)] * e->bwd_chunk;
 }
 
+/* ---- Per-sample loops on the rank's threads (issue 13, lever 4) ------------------
+ * ReLU, pooling, batch norm, the adds and copies run as tasks on e->par: each task
+ * is a fixed piece (a range of one row's elements, or one image's or sample's range of
+ * channels) computed by the same serial kernel, so every element gets the same
+ * operations in the same order whatever the number of threads. Loops smaller than
+ * two pieces stay on the calling thread, where a wake-up would cost more. */
+#define SAL_PAR_ELEMS 16384 /* elements per piece */
+
+static void par_run(const sal_engine *e, size_t elems, int tasks, sal_parallel_body body,
+                    void *arg) {
+    if (e->par.pfor && tasks > 1 && elems >= 2 * SAL_PAR_ELEMS)
+        e->par.pfor(e->par.pool, tasks, body, arg);
+    else
+        for (int t = 0; t < tasks; t++) body(arg, t);
+}
+
+typedef enum { EW_RELU_FWD, EW_RELU_BWD, EW_ADD, EW_COPY } ew_kind;
+
+/* rows rows of `count` elements, each cut into `pieces` ranges. */
+typedef struct {
+    const sal_engine *e;
+    ew_kind kind;
+    real *dst;
+    const real *src;       /* EW_ADD: dst += src; EW_COPY: dst = src            */
+    size_t count, dst_ld, src_ld;
+    int pieces;
+    int i, n, s0;          /* EW_RELU_*: node i, rows are samples s0.. of n images */
+} ew_job;
+
+static void ew_task(void *arg, int t) {
+    const ew_job *j = arg;
+    const int k = t / j->pieces;
+    const size_t a = (size_t)(t % j->pieces) * SAL_PAR_ELEMS;
+    const size_t len = j->count - a < SAL_PAR_ELEMS ? j->count - a : SAL_PAR_ELEMS;
+    real *dst = j->dst + k * j->dst_ld + a;
+    const real *src = j->src + k * j->src_ld + a;
+    const sal_engine *e = j->e;
+    switch (j->kind) {
+    case EW_RELU_FWD:
+        R(relu_forward)(dst, e->relu_mask[j->i] + a, src, len);
+        break;
+    case EW_RELU_BWD: {
+        const int s = j->s0 + k;
+        sal_method rule = e->methods[e->seed_method[s / j->n]];
+        R(relu_backward)(dst, src, e->relu_mask[j->i] + (size_t)(s % j->n) * j->count + a,
+                         len, rule);
+        break;
+    }
+    case EW_ADD:
+        for (size_t p = 0; p < len; p++) dst[p] += src[p];
+        break;
+    case EW_COPY:
+        memcpy(dst, src, sizeof(real) * len);
+        break;
+    }
+}
+
+/* kind over rows x count elements; dst and src rows dst_ld and src_ld apart. */
+static void ew_run(const sal_engine *e, ew_kind kind, real *dst, const real *src,
+                   int rows, size_t count, size_t dst_ld, size_t src_ld, int i, int n,
+                   int s0) {
+    if (rows < 1 || count < 1) return;
+    const int pieces = (int)((count + SAL_PAR_ELEMS - 1) / SAL_PAR_ELEMS);
+    ew_job j = {e, kind, dst, src, count, dst_ld, src_ld, pieces, i, n, s0};
+    par_run(e, (size_t)rows * count, rows * pieces, ew_task, &j);
+}
+
+/* Per-channel layers, a range of channels of one image (forward) or one backward
+ * sample at a time: the kernel runs on a copy of the layer with in_c = out_c = the
+ * range's channels, planes and per-channel parameters offset to its first. */
+typedef struct {
+    const sal_engine *e;
+    const layer_view *v;
+    int i, backward, n, s0;
+    real *dst;
+    const real *src;
+    int chunk, chunks;     /* channels per task, tasks per image or sample */
+} plane_job;
+
+static void plane_task(void *arg, int t) {
+    const plane_job *j = arg;
+    const layer_view *v = j->v;
+    const int k = t / j->chunks, c0 = t % j->chunks * j->chunk;
+    sal_layer L = *v->L;
+    L.in_c = L.out_c = L.in_c - c0 < j->chunk ? L.in_c - c0 : j->chunk;
+    const size_t ip = (size_t)L.in_h * L.in_w, op = (size_t)L.out_h * L.out_w;
+    const real *in = j->src + k * (j->backward ? v->out_elems : v->in_elems) +
+                     c0 * (j->backward ? op : ip);
+    real *out = j->dst + k * (j->backward ? v->in_elems : v->out_elems) +
+                c0 * (j->backward ? ip : op);
+    const int img = j->backward ? (j->s0 + k) % j->n : k;
+    int32_t *argmax = j->e->argmax[j->i] ? j->e->argmax[j->i] + img * v->out_elems + c0 * op
+                                         : NULL;
+    switch (L.kind) {
+    case SAL_LAYER_MAXPOOL:
+        if (j->backward) R(maxpool_backward)(out, in, argmax, &L);
+        else R(maxpool_forward)(out, argmax, in, &L);
+        break;
+    case SAL_LAYER_AVGPOOL:
+        if (j->backward) R(avgpool_backward)(out, in, &L);
+        else R(avgpool_forward)(out, in, &L);
+        break;
+    case SAL_LAYER_AVGPOOL2D:
+        if (j->backward) R(avgpool2d_backward)(out, in, &L);
+        else R(avgpool2d_forward)(out, in, &L);
+        break;
+    case SAL_LAYER_BATCHNORM:
+        if (j->backward) R(batchnorm_backward)(out, in, v->w + c0, &L, 1);
+        else R(batchnorm_forward)(out, in, v->w + c0, v->b + c0, &L, 1);
+        break;
+    case SAL_LAYER_AFFINE:
+        if (j->backward) R(batchnorm_backward)(out, in, v->w + c0, &L, 1);
+        else R(affine_forward)(out, in, v->w + c0, v->b + c0, &L, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Node i's per-channel kernel over `rows` images (forward) or samples s0.. of a batch
+ * of n (backward). */
+static void plane_run(const sal_engine *e, int i, const layer_view *v, int backward,
+                      real *dst, const real *src, int rows, int n, int s0) {
+    const sal_layer *L = v->L;
+    const size_t ip = (size_t)L->in_h * L->in_w;
+    int chunk = ip >= SAL_PAR_ELEMS ? 1 : (int)(SAL_PAR_ELEMS / ip);
+    if (chunk > L->in_c) chunk = L->in_c;
+    plane_job j = {e, v, i, backward, n, s0, dst, src, chunk,
+                   (L->in_c + chunk - 1) / chunk};
+    par_run(e, (size_t)rows * v->in_elems, rows * j.chunks, plane_task, &j);
+}
+
+
 /* The target scalars of node i: mean over the spatial map of the unit's channel. */
 static void record_activations(const sal_engine *e, int i, const real *out, int n,
                                real *act) {
@@ -55,12 +188,10 @@ static void record_activations(const sal_engine *e, int i, const real *out, int 
 
 /* out = in0 + in1 (+ in2 ...), summed in input order as torch's `a + b` chain. */
 static void add_forward(const sal_engine *e, const sal_layer *L, real *out, size_t count) {
-    const real *a = value_of(e, L->inputs[0]), *b = value_of(e, L->inputs[1]);
-    for (size_t p = 0; p < count; p++) out[p] = a[p] + b[p];
-    for (int k = 2; k < L->ninputs; k++) {
-        const real *c = value_of(e, L->inputs[k]);
-        for (size_t p = 0; p < count; p++) out[p] += c[p];
-    }
+    const real *a = value_of(e, L->inputs[0]);
+    if (out != a) ew_run(e, EW_COPY, out, a, 1, count, 0, 0, 0, 0, 0);
+    for (int k = 1; k < L->ninputs; k++)
+        ew_run(e, EW_ADD, out, value_of(e, L->inputs[k]), 1, count, 0, 0, 0, 0, 0);
 }
 
 /* out (n, sum C_k, H, W) = the inputs stacked along channels. */
@@ -70,8 +201,7 @@ static void concat_forward(const sal_engine *e, const sal_layer *L, real *out, i
     for (int k = 0; k < L->ninputs; k++) {
         const size_t ek = engine_layer_elems(e->m, L->inputs[k]);
         const real *in = value_of(e, L->inputs[k]);
-        for (int img = 0; img < n; img++)
-            memcpy(out + img * oe + off, in + img * ek, sizeof(real) * ek);
+        ew_run(e, EW_COPY, out + off, in, n, ek, oe, ek, 0, 0, 0);
         off += ek;
     }
 }
@@ -92,29 +222,22 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:
-            R(batchnorm_forward)(out, in, v.w, v.b, v.L, n);
-            e->flops += 2.0 * n * v.out_elems;
-            break;
         case SAL_LAYER_AFFINE:
-            R(affine_forward)(out, in, v.w, v.b, v.L, n);
+            plane_run(e, i, &v, 0, out, in, n, n, 0);
             e->flops += 2.0 * n * v.out_elems;
             break;
         case SAL_LAYER_RELU:
-            R(relu_forward)(out, e->relu_mask[i], in, n * v.out_elems);
+            ew_run(e, EW_RELU_FWD, out, in, 1, n * v.out_elems, 0, 0, i, n, 0);
             break;
         case SAL_LAYER_MAXPOOL:
-            for (int k = 0; k < n; k++)
-                R(maxpool_forward)(out + k * v.out_elems, e->argmax[i] + k * v.out_elems,
-                                   in + k * v.in_elems, v.L);
+            plane_run(e, i, &v, 0, out, in, n, n, 0);
             break;
         case SAL_LAYER_AVGPOOL:
-            for (int k = 0; k < n; k++)
-                R(avgpool_forward)(out + k * v.out_elems, in + k * v.in_elems, v.L);
+            plane_run(e, i, &v, 0, out, in, n, n, 0);
             e->flops += (double)n * v.in_elems;
             break;
         case SAL_LAYER_AVGPOOL2D:
-            for (int k = 0; k < n; k++)
-                R(avgpool2d_forward)(out + k * v.out_elems, in + k * v.in_elems, v.L);
+            plane_run(e, i, &v, 0, out, in, n, n, 0);
             e->flops += (double)n * v.out_elems * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_LINEAR:
@@ -131,7 +254,7 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
         case SAL_LAYER_FLATTEN:
         case SAL_LAYER_DROPOUT:
         case SAL_LAYER_KIND_COUNT:
-            if (out != in) memcpy(out, in, sizeof(real) * n * v.out_elems);
+            if (out != in) ew_run(e, EW_COPY, out, in, 1, n * v.out_elems, 0, 0, i, n, 0);
             break;
         }
         if (act) record_activations(e, i, out, n, act);
@@ -159,13 +282,79 @@ static void contrib_end(sal_engine *e, int j, int rows, const real *dst) {
     const size_t E = engine_layer_elems(e->m, j);
     real *g = grad_of(e, j);
     if (dst == (const real *)e->tmp) {
-        for (size_t p = 0; p < (size_t)rows * E; p++) g[p] += dst[p];
+        ew_run(e, EW_ADD, g, dst, 1, (size_t)rows * E, 0, 0, 0, 0, 0);
         e->flops += (double)rows * E;
         return;
     }
     /* Rows of samples whose targets lie below this consumer start at zero. */
     memset(g + (size_t)rows * E, 0, sizeof(real) * (e->rows[IX(j)] - rows) * E);
     e->gstate[IX(j)] = 1;
+}
+
+/* The full backward of a conv or linear node i over rows [k0, k0 + count). */
+static void full_backward(sal_engine *e, int i, const layer_view *v, real *din,
+                          const real *dout, int k0, int count) {
+    const sal_layer *L = v->L;
+    din += (size_t)k0 * v->in_elems;
+    dout += (size_t)k0 * v->out_elems;
+    if (L->kind == SAL_LAYER_LINEAR) {
+        R(linear_backward)(din, dout, v->w, L, count, &e->par);
+        return;
+    }
+#if !SAL_DOUBLE
+    if (e->wino[i].U) { /* Winograd (winograd.h; sal_engine_set_convolution) */
+        wino_conv_backward(din, dout, count, e->wino[i].U, &e->wino[i].plan, L, e->col,
+                           &e->par);
+        return;
+    }
+#endif
+    R(conv_backward)(din, dout, count, v->w, L, e->col, e->conv_g[i], &e->par);
+}
+
+/* One one-hot row per task, on the rank's threads (a row's result does not depend on
+ * where it runs). */
+typedef struct {
+    const layer_view *v;
+    real *din;
+    const real *dout;
+    size_t P;
+} onehot_job;
+
+static void onehot_task(void *arg, int k) {
+    const onehot_job *j = arg;
+    const sal_layer *L = j->v->L;
+    real *d = j->din + (size_t)k * j->v->in_elems;
+    const real *g = j->dout + (size_t)k * j->v->out_elems;
+    const int hot = R(hot_channel)(g, L->out_c, j->P);
+    if (L->kind == SAL_LAYER_LINEAR)
+        R(linear_backward_onehot)(d, g, hot, j->v->w, L);
+    else
+        R(conv_backward_onehot)(d, g, hot, j->v->w, L);
+}
+
+/* Backward of a conv or linear node. When every row's gradient lies in one channel
+ * (a target's seed, through ReLU rules, max-pool, dropout, batch norm, an add or a
+ * concat: onehot.c), each row takes that channel's weights alone; otherwise all rows
+ * take the full product, as before. The rows are told apart by their values, so
+ * this holds on any graph: a row is one-hot exactly when the full product's other
+ * terms are all products with zero. A chunk mixing both kinds keeps the full product
+ * so that the dense rows' GEMMs keep their width, and with it their last bits
+ * (OpenBLAS may sum a narrower product in another order). */
+static void product_backward(sal_engine *e, int i, const layer_view *v, real *din,
+                             const real *dout, int rows) {
+    const sal_layer *L = v->L;
+    const size_t P = L->kind == SAL_LAYER_LINEAR ? 1 : (size_t)L->out_h * L->out_w;
+    int k = 0;
+    if (e->one_hot)
+        while (k < rows && R(hot_channel)(dout + (size_t)k * v->out_elems, L->out_c, P) != -2)
+            k++;
+    if (k < rows) {
+        full_backward(e, i, v, din, dout, 0, rows);
+        return;
+    }
+    onehot_job j = {v, din, dout, P};
+    par_run(e, (size_t)rows * v->in_elems, rows, onehot_task, &j);
+    e->onehot_rows += rows;
 }
 
 /* Pushes node i's gradient (rows rows of dout) to its inputs. */
@@ -181,10 +370,9 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
             const size_t ek = engine_layer_elems(e->m, jk);
             real *din = contrib_begin(e, jk);
             if (L->kind == SAL_LAYER_ADD)
-                memcpy(din, dout, sizeof(real) * rows * ek);
+                ew_run(e, EW_COPY, din, dout, 1, (size_t)rows * ek, 0, 0, 0, 0, 0);
             else
-                for (int r = 0; r < rows; r++)
-                    memcpy(din + r * ek, dout + r * v.out_elems + off, sizeof(real) * ek);
+                ew_run(e, EW_COPY, din, dout + off, rows, ek, ek, v.out_elems, 0, 0, 0);
             off += ek;
             contrib_end(e, jk, rows, din);
         }
@@ -193,47 +381,31 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
     real *din = contrib_begin(e, j);
     switch (L->kind) {
     case SAL_LAYER_CONV:
-#if !SAL_DOUBLE
-        if (e->wino[i].U) /* Winograd (winograd.h; sal_engine_set_convolution) */
-            wino_conv_backward(din, dout, rows, e->wino[i].U, &e->wino[i].plan, L, e->col,
-                               &e->par);
-        else
-#endif
-            R(conv_backward)(din, dout, rows, v.w, L, e->col, e->conv_g[i], &e->par);
+        product_backward(e, i, &v, din, dout, rows);
         e->flops += 2.0 * rows * v.out_elems * (L->in_c / L->groups) * L->kh * L->kw;
         break;
     case SAL_LAYER_BATCHNORM:
     case SAL_LAYER_AFFINE:
-        R(batchnorm_backward)(din, dout, v.w, L, rows);
+        plane_run(e, i, &v, 1, din, dout, rows, n, s0);
         e->flops += (double)rows * v.out_elems;
         break;
     case SAL_LAYER_RELU:
-        for (int k = 0; k < rows; k++) {
-            int s = s0 + k;
-            sal_method rule = e->methods[e->seed_method[s / n]];
-            R(relu_backward)(din + k * v.out_elems, dout + k * v.out_elems,
-                             e->relu_mask[i] + (s % n) * v.out_elems, v.out_elems, rule);
-        }
+        ew_run(e, EW_RELU_BWD, din, dout, rows, v.out_elems, v.out_elems, v.out_elems, i,
+               n, s0);
         break;
     case SAL_LAYER_MAXPOOL:
-        for (int k = 0; k < rows; k++) {
-            int s = s0 + k;
-            R(maxpool_backward)(din + k * v.in_elems, dout + k * v.out_elems,
-                                e->argmax[i] + (s % n) * v.out_elems, L);
-        }
+        plane_run(e, i, &v, 1, din, dout, rows, n, s0);
         break;
     case SAL_LAYER_AVGPOOL:
-        for (int k = 0; k < rows; k++)
-            R(avgpool_backward)(din + k * v.in_elems, dout + k * v.out_elems, L);
+        plane_run(e, i, &v, 1, din, dout, rows, n, s0);
         e->flops += (double)rows * v.in_elems;
         break;
     case SAL_LAYER_AVGPOOL2D:
-        for (int k = 0; k < rows; k++)
-            R(avgpool2d_backward)(din + k * v.in_elems, dout + k * v.out_elems, L);
+        plane_run(e, i, &v, 1, din, dout, rows, n, s0);
         e->flops += (double)rows * v.out_elems * L->kh * L->kw;
         break;
     case SAL_LAYER_LINEAR:
-        R(linear_backward)(din, dout, v.w, L, rows, &e->par);
+        product_backward(e, i, &v, din, dout, rows);
         e->flops += 2.0 * rows * v.in_elems * v.out_elems;
         break;
     case SAL_LAYER_ADD:
@@ -241,7 +413,7 @@ static void backward_node(sal_engine *e, int i, int rows, int n, int s0) {
     case SAL_LAYER_FLATTEN:
     case SAL_LAYER_DROPOUT:
     case SAL_LAYER_KIND_COUNT:
-        if (din != dout) memcpy(din, dout, sizeof(real) * rows * v.out_elems);
+        if (din != dout) ew_run(e, EW_COPY, din, dout, 1, (size_t)rows * v.out_elems, 0, 0, 0, 0, 0);
         break;
     }
     contrib_end(e, j, rows, din);
@@ -303,6 +475,7 @@ static void backward_all(sal_engine *e, int n, real *maps) {
 int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
                       void *activations, sal_layer_cb cb, void *cb_ctx) {
     e->flops = 0;
+    e->onehot_rows = 0;
     forward(e, input, n, activations, cb, cb_ctx);
     backward_all(e, n, maps);
     return 0;
@@ -311,12 +484,14 @@ int R(sal_engine_run)(sal_engine *e, const void *input, int n, void *maps,
 int R(sal_engine_forward)(sal_engine *e, const void *input, int n, void *activations,
                           sal_layer_cb cb, void *cb_ctx) {
     e->flops = 0;
+    e->onehot_rows = 0;
     forward(e, input, n, activations, cb, cb_ctx);
     return 0;
 }
 
 int R(sal_engine_backward)(sal_engine *e, int n, void *maps) {
     e->flops = 0;
+    e->onehot_rows = 0;
     backward_all(e, n, maps);
     return 0;
 }

@@ -127,9 +127,9 @@ function(salcore_mutant name file from to)
 endfunction()
 
 salcore_mutant(relu_rule net.c
-  "sal_method rule = e->methods[e->seed_method[s / n]];"
-  "sal_method rule = e->methods[e->seed_method[s / n]];
-                if (!strcmp(v.L->name, \"conv2_relu\"))
+  "sal_method rule = e->methods[e->seed_method[s / j->n]];"
+  "sal_method rule = e->methods[e->seed_method[s / j->n]];
+        if (!strcmp(e->m->layers[j->i].name, \"conv2_relu\"))
                     rule = rule == SAL_METHOD_GUIDED ? SAL_METHOD_VANILLA : SAL_METHOD_GUIDED;")
 salcore_mutant(argmax maxpool.c
   "argmax[l] = (int32_t)at[l];"
@@ -143,11 +143,11 @@ salcore_mutant(pool_backward maxpool.c
 #                  the sum (a residual block's input loses the identity path's share)
 #   concat_slice   concat backward hands its second input the first input's slice
 salcore_mutant(grad_sum net.c
-  "g[p] += dst[p];"
-  "g[p] = dst[p];")
+  "ew_run(e, EW_ADD, g, dst, 1,"
+  "ew_run(e, EW_COPY, g, dst, 1,")
 salcore_mutant(concat_slice net.c
-  "dout + r * v.out_elems + off, sizeof(real) * ek);"
-  "dout + r * v.out_elems + (k == 1 ? 0 : off), sizeof(real) * ek);")
+  "dout + off, rows, ek, ek, v.out_elems,"
+  "dout + (k == 1 ? 0 : off), rows, ek, ek, v.out_elems,")
 foreach(_pair "grad_sum resnet18" "concat_slice googlenet")
   separate_arguments(_pair)
   list(GET _pair 0 _mut)
