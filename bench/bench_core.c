@@ -19,13 +19,6 @@
 #include "team.h"
 #include "blas_note.h"
 
-/* CPU seconds of the whole process, every thread included. */
-static double bench_cpu(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     sp_blas_choose(argv); /* the kernels salpipe would run (blas_note.h) */
     if (argc < 2) {

@@ -16,12 +16,6 @@
 #include "bench_util.h"
 #include "engine_internal.h"
 
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: bench_onehot MODEL.h5 LAYER UNITS [batch] [reps]\n");
@@ -60,9 +54,9 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++)
         for (int on = 1; on >= 0; on--) {
             engine_set_one_hot(e, on);
-            double c0 = cpu_now();
+            double c0 = bench_cpu();
             sal_engine_run(e, x, batch, maps[on], NULL, NULL, NULL, err, sizeof err);
-            cpu[on][r] = cpu_now() - c0;
+            cpu[on][r] = bench_cpu() - c0;
         }
     double big = 0, d = 0;
     for (size_t i = 0; i < in * batch * units * 2; i++) {
