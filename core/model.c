@@ -601,19 +601,41 @@ static int load_batchnorm(mh5 *c, hid_t g, const sal_layer *L, int dbl, char *bl
     return r;
 }
 
-/* Reads every layer's parameters from the open file f into block. */
-static int load_all(mh5 *c, hid_t f, const sal_model *m, int dbl, char *block) {
+/* Which of the dataset's elements [0, count), stored from element `off` of the block in
+ * rows of `row` elements, belong to the block's elements [p0, p1): the rows that start
+ * there. */
+static void own_rows(int64_t off, int64_t count, int64_t row, int64_t p0, int64_t p1,
+                     int64_t *lo, int64_t *hi) {
+    int64_t a = p0 - off, b = p1 - off;
+    a = a <= 0 ? 0 : (a + row - 1) / row * row;
+    b = b <= 0 ? 0 : (b + row - 1) / row * row;
+    *lo = a < count ? a : count;
+    *hi = b < count ? b : count;
+}
+
+/* Reads the parameters whose block elements lie in [p0, p1) (whole rows; a batch norm
+ * layer goes with its first element) from the open file f into block. */
+static int load_range(mh5 *c, hid_t f, const sal_model *m, int dbl, char *block, int64_t p0,
+                      int64_t p1) {
     const size_t rs = dbl ? sizeof(double) : sizeof(float);
     for (int i = 0; i < m->nlayers; i++) {
         const sal_layer *L = &m->layers[i];
         if (L->weight_count == 0) continue;
+        int64_t wlo, whi, blo, bhi;
+        int64_t wrow = 1, wrows = L->kind == SAL_LAYER_AFFINE ? L->weight_count : L->out_c;
+        if (wrows > 0 && L->weight_count % wrows == 0) wrow = L->weight_count / wrows;
+        own_rows(L->weight_off, L->weight_count, wrow, p0, p1, &wlo, &whi);
+        own_rows(L->bias_off, L->bias_count, 1, p0, p1, &blo, &bhi);
+        int bn = L->kind == SAL_LAYER_BATCHNORM;
+        if (bn ? !(L->weight_off >= p0 && L->weight_off < p1) : wlo >= whi && blo >= bhi)
+            continue;
         char gname[32];
         snprintf(gname, sizeof gname, "/layers/%03d", i);
         snprintf(c->where, sizeof c->where, "layer group %s ('%s')", gname, L->name);
         hid_t g = H5Gopen2(f, gname, H5P_DEFAULT);
         if (g < 0) return mh5_fail(c, "cannot open (file changed since it was opened?)");
         int r;
-        if (L->kind == SAL_LAYER_BATCHNORM) {
+        if (bn) {
             r = load_batchnorm(c, g, L, dbl, block);
         } else {
             /* Shapes were checked at open; re-check counts so a file rewritten since
@@ -626,10 +648,10 @@ static int load_all(mh5 *c, hid_t f, const sal_model *m, int dbl, char *block) {
             if (L->kind == SAL_LAYER_AFFINE) ds = affine_names, wrank = 1, wd[0] = L->in_c;
             r = mh5_check_dataset(c, g, ds[0], wrank, wd) ||
                 mh5_check_dataset(c, g, ds[1], 1, &bd) ||
-                mh5_read_dataset(c, g, ds[0], dbl, block + rs * (size_t)L->weight_off,
-                                 L->weight_count) ||
-                mh5_read_dataset(c, g, ds[1], dbl, block + rs * (size_t)L->bias_off,
-                                 L->bias_count);
+                mh5_read_rows(c, g, ds[0], dbl, block + rs * (size_t)L->weight_off,
+                              L->weight_count, wlo, whi) ||
+                mh5_read_rows(c, g, ds[1], dbl, block + rs * (size_t)L->bias_off,
+                              L->bias_count, blo, bhi);
         }
         H5Gclose(g);
         if (r) return -1;
@@ -637,14 +659,16 @@ static int load_all(mh5 *c, hid_t f, const sal_model *m, int dbl, char *block) {
     return 0;
 }
 
-int sal_model_load_params(sal_model *m, sal_precision p, void *block, char *err,
-                          size_t errlen) {
+int sal_model_load_params_part(sal_model *m, sal_precision p, void *block, int part,
+                               int nparts, char *err, size_t errlen) {
     if (err && errlen) err[0] = '\0';
-    if (!m || (p != SAL_F32 && p != SAL_F64)) {
+    if (!m || (p != SAL_F32 && p != SAL_F64) || nparts < 1 || part < 0 || part >= nparts ||
+        (nparts > 1 && !block)) {
         if (err && errlen) snprintf(err, errlen, "sal_model_load_params: bad arguments");
         return -1;
     }
     size_t bytes = sal_model_params_bytes(m, p);
+    const size_t rs = p == SAL_F64 ? sizeof(double) : sizeof(float);
     char *buf = block;
     if (!buf && !(buf = malloc(bytes ? bytes : 1))) {
         if (err && errlen)
@@ -652,16 +676,22 @@ int sal_model_load_params(sal_model *m, sal_precision p, void *block, char *err,
                      m->path, bytes);
         return -1;
     }
-    mh5 c = {.path = m->path, .err = err, .errlen = errlen};
+    int64_t total = (int64_t)(bytes / rs);
+    int64_t p0 = total / nparts * part + (part < total % nparts ? part : total % nparts);
+    int64_t p1 = p0 + total / nparts + (part < total % nparts);
+    enum { BOUNCE = 2 << 20 };
+    mh5 c = {.path = m->path, .err = err, .errlen = errlen, .bounce = malloc(BOUNCE),
+             .bounce_bytes = BOUNCE};
     mh5_quiet_state q;
     mh5_quiet(&q);
     int r = -1;
     hid_t f = open_file(&c);
     if (f >= 0) {
-        r = load_all(&c, f, m, p == SAL_F64, buf);
+        r = load_range(&c, f, m, p == SAL_F64, buf, p0, p1);
         H5Fclose(f);
     }
     mh5_loud(&q);
+    free(c.bounce);
     if (r) {
         if (!block) free(buf);
         return -1;
@@ -670,6 +700,11 @@ int sal_model_load_params(sal_model *m, sal_precision p, void *block, char *err,
     m->params[p] = buf;
     m->owns_params[p] = block == NULL;
     return 0;
+}
+
+int sal_model_load_params(sal_model *m, sal_precision p, void *block, char *err,
+                          size_t errlen) {
+    return sal_model_load_params_part(m, p, block, 0, 1, err, errlen);
 }
 
 void sal_model_attach_params(sal_model *m, sal_precision p, void *block) {

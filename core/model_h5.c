@@ -365,37 +365,89 @@ static int all_finite(const void *buf, int64_t count, int as_double) {
     return !bad;
 }
 
-int mh5_read_dataset(mh5 *c, hid_t g, const char *name, int as_double, void *buf,
-                     int64_t count) {
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0) return mh5_fail(c, "cannot open dataset '%s'", name);
-    hid_t t = H5Dget_type(d);
-    size_t fsize = t >= 0 ? H5Tget_size(t) : 0;
-    if (t >= 0) H5Tclose(t);
-    herr_t st = H5Dread(d, as_double ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, H5S_ALL,
-                        H5S_ALL, H5P_DEFAULT, buf);
-    if (st < 0) {
-        char why[256];
-        mh5_last_error(why, sizeof why);
-        H5Dclose(d);
-        return mh5_fail(c, "cannot read dataset '%s' (%s; truncated or damaged file?)",
-                        name, why[0] ? why : "HDF5 read error");
-    }
-    H5Dclose(d);
-    if (all_finite(buf, count, as_double)) return 0;
-    for (int64_t i = 0; i < count; i++) {
+/* Names the first non-finite element of buf (elements first .. first + n - 1 of the
+ * dataset) in c->err and returns -1. */
+static int name_bad_element(mh5 *c, const char *name, const void *buf, int64_t first,
+                            int64_t n, int64_t count, int as_double, size_t fsize) {
+    for (int64_t i = 0; i < n; i++) {
         double v = as_double ? ((const double *)buf)[i] : (double)((const float *)buf)[i];
         if (isfinite(v)) continue;
+        long long at = (long long)(first + i), of = (long long)count;
         if (isnan(v))
-            return mh5_fail(c, "dataset '%s' element %lld (of %lld, row-major) is NaN",
-                            name, (long long)i, (long long)count);
+            return mh5_fail(c, "dataset '%s' element %lld (of %lld, row-major) is NaN", name,
+                            at, of);
         if (!as_double && fsize == 8)
             return mh5_fail(c, "dataset '%s' element %lld (of %lld, row-major) is %s in "
                             "float32 (infinite, or beyond float32 range in the float64 "
-                            "file)", name, (long long)i, (long long)count,
-                            v > 0 ? "+Inf" : "-Inf");
-        return mh5_fail(c, "dataset '%s' element %lld (of %lld, row-major) is %s", name,
-                        (long long)i, (long long)count, v > 0 ? "+Inf" : "-Inf");
+                            "file)", name, at, of, v > 0 ? "+Inf" : "-Inf");
+        return mh5_fail(c, "dataset '%s' element %lld (of %lld, row-major) is %s", name, at,
+                        of, v > 0 ? "+Inf" : "-Inf");
     }
-    return 0;
+    return mh5_fail(c, "dataset '%s': a non-finite element vanished on a second look", name);
+}
+
+int mh5_read_rows(mh5 *c, hid_t g, const char *name, int as_double, void *buf, int64_t count,
+                  int64_t lo, int64_t hi) {
+    if (lo >= hi) return 0;
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0) return mh5_fail(c, "cannot open dataset '%s'", name);
+    hid_t t = H5Dget_type(d), fs = H5Dget_space(d), dcpl = H5Dget_create_plist(d);
+    size_t fsize = t >= 0 ? H5Tget_size(t) : 0;
+    if (t >= 0) H5Tclose(t);
+    const size_t rs = as_double ? sizeof(double) : sizeof(float);
+    hsize_t dims[8] = {0}, start[8] = {0}, cnt[8];
+    int rank = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
+    if (rank < 1 || rank > 8 || H5Sget_simple_extent_dims(fs, dims, NULL) < 0) rank = 0;
+    int64_t row = 1;
+    for (int k = 1; k < rank; k++) row *= (int64_t)dims[k];
+    /* Slabs of whole rows through the small buffer when the dataset is contiguous on
+     * disk (a chunked one is read in one go: slabs would inflate its chunks again and
+     * again); the whole range in one read otherwise. */
+    int64_t per = hi - lo;
+    int staged = 0;
+    if (c->bounce && dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS &&
+        (int64_t)(c->bounce_bytes / rs) >= row) {
+        per = (int64_t)(c->bounce_bytes / rs) / row * row;
+        staged = 1;
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    int r = rank ? 0 : mh5_fail(c, "cannot read the shape of dataset '%s'", name);
+    if (!r && (lo % row || (hi % row && hi != count)))
+        r = mh5_fail(c, "dataset '%s': elements %lld..%lld are not whole rows", name,
+                     (long long)lo, (long long)hi);
+    hid_t type = as_double ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
+    for (int64_t at = lo; !r && at < hi; at += per) {
+        int64_t n = hi - at < per ? hi - at : per;
+        char *dst = (char *)buf + rs * (size_t)at;
+        char *into = staged ? c->bounce : dst;
+        for (int k = 0; k < rank; k++) start[k] = 0, cnt[k] = dims[k];
+        start[0] = (hsize_t)(at / row);
+        cnt[0] = (hsize_t)(n / row);
+        hsize_t mdim = (hsize_t)n;
+        hid_t ms = H5Screate_simple(1, &mdim, NULL);
+        herr_t st = ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt,
+                                                  NULL) < 0
+                        ? -1
+                        : H5Dread(d, type, ms, fs, H5P_DEFAULT, into);
+        if (ms >= 0) H5Sclose(ms);
+        if (st < 0) {
+            char why[256];
+            mh5_last_error(why, sizeof why);
+            r = mh5_fail(c, "cannot read dataset '%s' (%s; truncated or damaged file?)",
+                         name, why[0] ? why : "HDF5 read error");
+            break;
+        }
+        if (!all_finite(into, n, as_double))
+            r = name_bad_element(c, name, into, at, n, count, as_double, fsize);
+        else if (into != dst)
+            memcpy(dst, into, rs * (size_t)n);
+    }
+    if (fs >= 0) H5Sclose(fs);
+    H5Dclose(d);
+    return r;
+}
+
+int mh5_read_dataset(mh5 *c, hid_t g, const char *name, int as_double, void *buf,
+                     int64_t count) {
+    return mh5_read_rows(c, g, name, as_double, buf, count, 0, count);
 }

@@ -22,6 +22,8 @@ typedef struct {
     char where[160];  /* object being read, e.g. "/layers/003 (conv2)"         */
     char *err;        /* caller's message buffer; may be NULL                  */
     size_t errlen;
+    char *bounce;     /* mh5_read_rows' staging buffer, or NULL: read in place */
+    size_t bounce_bytes;
 } mh5;
 
 /* HDF5's automatic error printing, saved so it can be restored. */
@@ -81,5 +83,15 @@ int mh5_check_dataset(mh5 *c, hid_t g, const char *name, int rank, const int64_t
  * Returns 0 or -1. */
 int mh5_read_dataset(mh5 *c, hid_t g, const char *name, int as_double, void *buf,
                      int64_t count);
+
+/* The same for elements [lo, hi) only, which must be whole rows of the dataset's first
+ * dimension (hi may be count): buf is where element 0 goes, and only buf[lo .. hi) is
+ * written. With c->bounce, a contiguous dataset is read in slabs of whole rows through
+ * that buffer, checked there and copied on: memory written for the first time is slow
+ * on some virtual machines, and this touches the destination once instead of twice
+ * (the kernel's copy, then the check). A message names the element by its index in
+ * the whole dataset. */
+int mh5_read_rows(mh5 *c, hid_t g, const char *name, int as_double, void *buf, int64_t count,
+                  int64_t lo, int64_t hi);
 
 #endif

@@ -136,6 +136,14 @@ size_t sal_model_params_bytes(const sal_model *m, sal_precision p);
 int sal_model_load_params(sal_model *m, sal_precision p, void *block, char *err,
                           size_t errlen);
 
+/* The same for part `part` of `nparts` (block required when nparts > 1): the rows of
+ * the weights whose first element falls in that part's share of the block, about
+ * 1/nparts of its bytes, so the ranks of a node can read one shared block together.
+ * Points m at block as sal_model_load_params does (the other parts are the other
+ * callers' business). */
+int sal_model_load_params_part(sal_model *m, sal_precision p, void *block, int part,
+                               int nparts, char *err, size_t errlen);
+
 /* Points the model at parameters another process already loaded into `block`
  * (same layout as sal_model_load_params fills). Never fails. */
 void sal_model_attach_params(sal_model *m, sal_precision p, void *block);

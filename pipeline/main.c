@@ -172,11 +172,13 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
 }
 
 /* Puts the weights in one MPI-3 shared-memory window per node, so a node running
- * 64 ranks holds one copy, not 64: the first rank of every node reads the file
- * straight into its node's window, the other ranks attach. Rank 0 opened (and
- * checked) the model before; the others open it here. A load error on rank 0 is an
- * ordinary error (exit 2), elsewhere it aborts the job. Returns an exit code;
- * *model is set, and *win must be freed with MPI_Win_free, either way. */
+ * 64 ranks holds one copy, not 64: the ranks of a node each read their share of the
+ * file (sal_model_load_params_part) straight into the window, in parallel, which on
+ * hosts where memory written for the first time is slow divides that cost among
+ * them. Rank 0 opened (and checked) the model before; the others open it here. A
+ * load error anywhere is an ordinary error (the rank that met it prints it, every
+ * rank returns exit 2). Returns an exit code; *model is set, and *win must be freed
+ * with MPI_Win_free, either way. */
 static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_Win *win) {
     char err[SAL_ERR_LEN];
     if (rank != 0 && sal_model_open(plan->model_path, model, err, sizeof err)) {
@@ -185,37 +187,33 @@ static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_W
     }
     sal_model *m = *model;
     MPI_Comm node;
-    int node_rank, rc = SP_EXIT_OK;
+    int node_rank, node_size;
     MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL,
                                   &node));
     MPI_CHECK(MPI_Comm_rank(node, &node_rank));
+    MPI_CHECK(MPI_Comm_size(node, &node_size));
     size_t bytes = sal_model_params_bytes(m, plan->precision);
     void *base = NULL;
     MPI_CHECK(MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
                                       node, &base, win));
-    if (node_rank == 0) {
-        if (sal_model_load_params(m, plan->precision, base, err, sizeof err)) {
-            if (rank != 0) {
-                fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
-                MPI_Abort(MPI_COMM_WORLD, SP_EXIT_CONFIG);
-            }
-            fprintf(stderr, "salpipe: %s\n", err);
-            rc = SP_EXIT_CONFIG;
-        }
-    } else {
+    if (node_rank != 0) {
         MPI_Aint size;
         int unit;
         MPI_CHECK(MPI_Win_shared_query(*win, 0, &size, &unit, &base));
     }
-    /* The node's other ranks wait for its leader's load without spinning; the fence
-     * then finds everyone there and makes the leader's writes visible. */
+    int32_t failed = sal_model_load_params_part(m, plan->precision, base, node_rank,
+                                                node_size, err, sizeof err) != 0;
+    if (failed) fprintf(stderr, "salpipe: %s\n", err);
+    /* Every rank learns whether any share failed; ranks that finish first wait
+     * without spinning. The fence then makes every share visible to all. */
+    int32_t any = 0;
     MPI_Request req;
-    MPI_CHECK(MPI_Ibarrier(node, &req));
+    MPI_CHECK(MPI_Iallreduce(&failed, &any, 1, MPI_INT32_T, MPI_MAX, MPI_COMM_WORLD, &req));
     sp_wait_patiently(&req);
     MPI_CHECK(MPI_Win_fence(0, *win));
-    if (rc == SP_EXIT_OK) sal_model_attach_params(m, plan->precision, base);
+    if (!any) sal_model_attach_params(m, plan->precision, base);
     MPI_CHECK(MPI_Comm_free(&node));
-    return rc;
+    return any ? SP_EXIT_CONFIG : SP_EXIT_OK;
 }
 
 int main(int argc, char **argv) {

@@ -235,6 +235,53 @@ static const shape tiny_layers[] = {
     {"fc1_relu", SAL_LAYER_RELU, 5, 1, 1},   {"fc2", SAL_LAYER_LINEAR, 3, 1, 1},
 };
 
+/* The parts of sal_model_load_params_part, as the ranks of a node load them into one
+ * shared block, give the bytes of one whole load, and each byte is written by exactly
+ * one part: loaded alone into a block of NaN bytes, the parts' written bytes add up
+ * to the block. m's parameters in precision p must be loaded already. */
+static void check_parts(sal_model *m, sal_precision p, const char *what) {
+    char err[SAL_ERR_LEN];
+    size_t bytes = sal_model_params_bytes(m, p);
+    unsigned char *whole = malloc(bytes), *block = malloc(bytes), *one = malloc(bytes);
+    CHECK(whole && block && one, "%s: memory", what);
+    if (!whole || !block || !one) goto done;
+    memcpy(whole, sal_model_params(m, p), bytes);
+    static const int counts[] = {2, 3, 7};
+    for (int k = 0; k < 3; k++) {
+        int n = counts[k];
+        size_t written = 0;
+        memset(block, 0xff, bytes);
+        for (int part = 0; part < n; part++) {
+            memset(one, 0xff, bytes);
+            CHECK(!sal_model_load_params_part(m, p, one, part, n, err, sizeof err),
+                  "%s: part %d of %d: %s", what, part, n, err);
+            for (size_t i = 0; i < bytes; i++)
+                if (one[i] != 0xff) written++, block[i] = one[i];
+        }
+        /* A weight's byte may itself be 0xff; the NaN pattern's words cannot be weights. */
+        size_t words = 0, rs = p == SAL_F64 ? 8 : 4;
+        for (size_t i = 0; i < bytes; i += rs) {
+            int untouched = 1;
+            for (size_t b = 0; b < rs; b++) untouched &= block[i + b] == 0xff;
+            words += !untouched;
+        }
+        CHECK(words * rs == bytes && !memcmp(block, whole, bytes),
+              "%s: %d parts give %zu of %zu words, %s", what, n, words, bytes / rs,
+              memcmp(block, whole, bytes) ? "other bytes" : "the same bytes");
+        CHECK(written <= bytes, "%s: %d parts overlap (%zu bytes written for %zu)", what, n,
+              written, bytes);
+    }
+    CHECK(sal_model_load_params_part(m, p, NULL, 0, 2, err, sizeof err) &&
+              sal_model_load_params_part(m, p, one, 2, 2, err, sizeof err),
+          "%s: bad part arguments refused", what);
+    /* m pointed at the last part's block: give it its own parameters again. */
+    CHECK(!sal_model_load_params(m, p, NULL, err, sizeof err), "%s: reload: %s", what, err);
+done:
+    free(whole);
+    free(block);
+    free(one);
+}
+
 static void test_tiny(const char *name) {
     char err[SAL_ERR_LEN];
     sal_model *m = NULL;
@@ -287,6 +334,10 @@ static void test_tiny(const char *name) {
         CHECK(sal_model_params(m2, SAL_F32) == block, "attached block");
     }
     sal_model_free(m2);
+    for (int p = SAL_F32; m && p <= SAL_F64; p++) {
+        CHECK(!sal_model_load_params(m, (sal_precision)p, NULL, err, sizeof err), "%s", err);
+        check_parts(m, (sal_precision)p, name);
+    }
     sal_model_free(m);
     free(block);
 }
@@ -384,6 +435,7 @@ static void test_torchvision(const char *arch, const char *path) {
           pp->std[2] == 0.225 && pp->resize_crop == 0 && pp->resize_size == 256,
           "ImageNet preprocessing");
     CHECK(!sal_model_load_params(m, SAL_F32, NULL, err, sizeof err), "%s", err);
+    check_parts(m, SAL_F32, arch);
     sal_model_free(m);
 }
 
