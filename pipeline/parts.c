@@ -42,6 +42,12 @@ char *sp_parts_path(const char *out, int k, int writers) {
     return s;
 }
 
+/* "rank 1" or "ranks 1..K-1": the writers that do not compute. */
+static void only_writers(char *buf, size_t len, int K) {
+    if (K == 2) snprintf(buf, len, "rank 1");
+    else snprintf(buf, len, "ranks 1..%d", K - 1);
+}
+
 int sp_parts_check(const sp_config *c, const sp_plan *p, int ranks, char *err, size_t errlen) {
     const int K = p->writers;
     if (K <= 1) return 0;
@@ -58,9 +64,11 @@ int sp_parts_check(const sp_config *c, const sp_plan *p, int ranks, char *err, s
         return -1;
     }
     if (ranks > 0 && ranks <= K) {
-        snprintf(err, errlen, "%skey 'output.writers': %d writers need at least %d ranks (ranks "
-                 "1..%d only write, rank 0 and ranks %d.. compute), this run has %d; run under "
-                 "mpirun -n %d or more, or lower writers", where, K, K + 1, K - 1, K, ranks,
+        char only[48];
+        only_writers(only, sizeof only, K);
+        snprintf(err, errlen, "%skey 'output.writers': %d writers need at least %d ranks (%s "
+                 "only write, rank 0 and ranks %d.. compute), this run has %d; run under "
+                 "mpirun -n %d or more, or lower writers", where, K, K + 1, only, K, ranks,
                  K + 1);
         return -1;
     }
@@ -73,9 +81,11 @@ void sp_parts_print(const sp_config *c, const sp_plan *p) {
         printf("writers   1: rank 0 writes %s\n", c->output_path);
         return;
     }
+    char only[48];
+    only_writers(only, sizeof only, K);
     printf("writers   %d: ranks 0..%d write a part file each (rank 0 also computes and hands "
-           "out batches, ranks 1..%d only write); %s holds virtual datasets over them\n",
-           K, K - 1, K - 1, c->output_path);
+           "out batches, %s only write%s); %s holds virtual datasets over them\n",
+           K, K - 1, only, K == 2 ? "s" : "", c->output_path);
     for (int k = 0; k < K && k < 64; k++) {
         char *name = sp_parts_path(c->output_path, k, K);
         int a = sp_parts_first_image(p, k), b = sp_parts_first_image(p, k + 1);
