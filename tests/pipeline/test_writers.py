@@ -12,34 +12,36 @@ same    writers = 2 under -n 3 against writers = 1 under -n 3: every dataset rea
         through OUT.h5 bit-identical, the per-image ones virtual over the two parts;
         xarray (h5netcdf) opens it with named dimensions; --check lists the writers;
         h5repack -l CONTI turns the set into one plain file with the same data
-kill    SIGKILL of the whole -n 3 job mid-run, twice, each resumed: bit-identical
+kill    (96 images) SIGKILL of the whole -n 3 job mid-run, twice (once both parts
+        show 6 more images done, then 2), resumed: bit-identical, and the resume keeps
+        every part's done images
 refuse  a part deleted, two parts swapped, a part of another job, another writers
         count on resume: refused naming the file (exit 2); writers = 0, writers >=
         ranks, --check under -n 2 with writers = 2: exit 2 with the config's line:col
 """
 import os
-import random
 import shutil
 import subprocess
 import time
 
 import numpy as np
 
-from common import (Job, check, fresh_dir, main_guard, parser, require, salpipe,
-                    same_bits, write_config)
+from common import (Job, check, fresh_dir, main_guard, parser, peek_status, require,
+                    salpipe, same_bits, write_config)
 
 PER_IMAGE = ("saliency", "activation", "status", "error", "gradcam",
              "integrated_gradients_gap")
 LABELS = ("image", "target", "target_layer", "target_unit", "method", "channel", "y", "x")
 NIMAGES = 36
+KILL_IMAGES = 96  # the kill mode's: long enough for two kills mid-run
 
 
-def images(args, w):
+def images(args, w, n=NIMAGES):
     demo = sorted(f for f in os.listdir(args.demo_images) if f.endswith(".png"))
     img = os.path.join(w, "img")
     os.makedirs(img, exist_ok=True)
     paths = []
-    for i in range(NIMAGES):
+    for i in range(n):
         p = os.path.join(img, f"{i:04d}_{demo[i % len(demo)]}")
         if i != 13:  # image 13 is missing: a failed image in part 1 of 2
             os.symlink(os.path.join(args.demo_images, demo[i % len(demo)]), p)
@@ -84,12 +86,12 @@ def compare(ref, d, what):
             check(ok, f"{what}: /{k} bit-identical", detail)
 
 
-def reference(args, w, imgs):
-    cfg, out = config(args, w, "ref", None, imgs)
+def reference(args, w, imgs, batch=4):
+    cfg, out = config(args, w, "ref", None, imgs, batch=batch)
     r = salpipe(args, [cfg], 3)
     require(r.rc == 1, "writers = 1 under -n 3: exit 1 (image 13 is missing)", f"exit {r.rc}")
     d = read_all(out)
-    require((d["status"] == 1).sum() == NIMAGES - 1 and d["status"][13] == -1,
+    require((d["status"] == 1).sum() == len(imgs) - 1 and d["status"][13] == -1,
             "reference: every image done but image 13, failed")
     return d
 
@@ -141,26 +143,39 @@ def run_same(args):
 
 def run_kill(args):
     w = fresh_dir(args.work)
-    imgs = images(args, w)
-    ref = reference(args, w, imgs)
-    rng = random.Random(14)
-    cfg, out = config(args, w, "kill", 2, imgs)
-    for attempt in range(2):
+    imgs = images(args, w, KILL_IMAGES)
+    ref = reference(args, w, imgs, batch=2)
+    cfg, out = config(args, w, "kill", 2, imgs, batch=2)
+    parts = [out.replace(".h5", f".part-{k}-of-2.h5") for k in (1, 2)]
+    scratch = os.path.join(w, "peek.h5")
+
+    def done_now():
+        sts = [peek_status(p, scratch) if os.path.exists(p) else None for p in parts]
+        return None if any(st is None for st in sts) else sum(int((st == 1).sum()) for st in sts)
+
+    done = 0
+    for attempt, more in enumerate((6, 2)):
+        # SIGKILL once both parts show `more` images done beyond the last kill's.
         job = Job(args, [cfg], 3, os.path.join(w, f"kill{attempt}"))
         try:
-            part2 = out.replace(".h5", ".part-2-of-2.h5")
-            while job.running() and not os.path.exists(part2):
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.1, 0.6))
+            while job.running():
+                n = done_now()
+                if n is not None and n >= done + more:
+                    break
+                time.sleep(0.01)
             t = job.elapsed()
             running = job.running()
             pids = job.kill9()
         finally:
             job.close()
-        print(f"    SIGKILL {attempt} at {t:.2f} s to {pids}")
+        done = done_now() or 0
+        print(f"    SIGKILL {attempt} at {t:.2f} s to {pids}: {done} images done in the parts")
         check(running, f"kill {attempt}: the job was still running when killed")
+    check(done > 0, "the kills left done images for the resume to keep", f"{done} done")
     r = salpipe(args, [cfg], 3)
     check(r.rc == 1, "resume after two kills: exit 1 (image 13 missing)", f"exit {r.rc}")
+    check(f"resuming: {done} of {KILL_IMAGES} images already done" in r.err,
+          "the resume keeps every part's done images (rank 0 gathers each part's /status)")
     compare(ref, read_all(out), "killed twice and resumed vs writers = 1")
 
 
