@@ -285,7 +285,7 @@ int main(int argc, char **argv) {
         bcast_patiently(&rc, 1, MPI_INT);
         /* [output] writers > 1: every writer rank opens its part (parts.h). */
         if (rc == SP_EXIT_OK && job.plan.writers > 1)
-            rc = sp_parts_open(&job, rank, size, o.overwrite);
+            rc = sp_parts_open(&job, rank, o.overwrite);
         if (rc == SP_EXIT_OK) {
             char blas[512];
             if (rank == 0 && !o.quiet && sp_blas_note(blas, sizeof blas))

@@ -1,5 +1,6 @@
 /*
- * The output file (SPEC §4): one HDF5 file written by rank 0 only. Maps arrive
+ * The output file (SPEC §4): one HDF5 file written by one rank (rank 0, or with
+ * [output] writers = K each writer rank's part file; parts.h). Maps arrive
  * already compressed (sp_chunk_compress, run on the worker that computed them) and
  * are written as they are with H5Dwrite_chunk.
  *

@@ -184,7 +184,7 @@ static int open_part(sp_job *j, int k, const char **s, int resume, int overwrite
     return rc == SP_OUT_OK ? SP_EXIT_OK : rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;
 }
 
-int sp_parts_open(sp_job *j, int rank, int size, int overwrite) {
+int sp_parts_open(sp_job *j, int rank, int overwrite) {
     const sp_plan *p = &j->plan;
     const int K = p->writers;
     const char *s[NPROV] = {0};
@@ -217,7 +217,6 @@ int sp_parts_open(sp_job *j, int rank, int size, int overwrite) {
         /* A new job's OUT.h5 comes last, once every part exists. */
         if (!resume) all = sp_job_create_virtual(j);
     }
-    (void)size;
     bcast_patiently(&all, 1, MPI_INT);
     free(store);
     return all;

@@ -45,6 +45,6 @@ void sp_parts_print(const sp_config *c, const sp_plan *p);
  * the next run starts again). Writer ranks keep their part in j->out and their
  * images' status in j->status (nimages entries). Returns the job's verdict, the
  * same on every rank (an exit code, run.h); each failing rank prints its message. */
-int sp_parts_open(sp_job *j, int rank, int size, int overwrite);
+int sp_parts_open(sp_job *j, int rank, int overwrite);
 
 #endif
