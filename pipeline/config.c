@@ -22,6 +22,7 @@
 
 #define SP_MAX_BATCH 4096
 #define SP_MAX_THREADS 1024
+#define SP_MAX_WRITERS 4096
 #define SP_MAX_TARGETS (1 << 20) /* a typo like "1-1000000000" must not eat memory */
 #define SP_MAX_CONFIG_BYTES (16 << 20) /* the TOML tree takes ~30x the text's bytes */
 
@@ -40,7 +41,7 @@ const char *const sp_ig_rule_names[] = {"gausslegendre", "riemann_trapezoid", NU
 const char *const sp_ig_baseline_names[] = {"zero", "black", NULL};
 static const char *const preprocess_keys[] = {"resize", NULL};
 static const char *const output_keys[] = {"path", "compression", "previews", "preview_mode",
-                                           "channels", NULL};
+                                           "channels", "writers", NULL};
 const char *const sp_channels_names[] = {"all", "max_abs", NULL};
 static const char *const run_keys[] = {"batch", "threads", "precision", "convolution", NULL};
 
@@ -667,6 +668,11 @@ static int load_output(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) 
     if ((v = sp_toml_get(t, "channels")) &&
         want_choice(c, v, "output.channels", sp_channels_names, &cfg->max_abs))
         return -1;
+    cfg->writers = 1;
+    if ((v = sp_toml_get(t, "writers")) &&
+        want_int(c, v, "output.writers", 1, SP_MAX_WRITERS, &cfg->writers))
+        return -1;
+    if (v) cfg->writers_line = v->line, cfg->writers_col = v->col;
     return 0;
 }
 

@@ -85,6 +85,8 @@ typedef struct {
     int preview_gray;    /* preview_mode: 0 "rgb" (default), 1 "gray"            */
     int max_abs;         /* [output] channels: 0 "all" (default), 1 "max_abs":
                           * each map stored as max |map| over the input channels */
+    int writers;         /* [output] writers: ranks that write, default 1        */
+    int writers_line, writers_col; /* where it is written, 0 when not set        */
     int batch;           /* default 8                                            */
     int batch_line, batch_col; /* where [run] batch is, 0 when not set           */
     int threads;         /* default 1                                            */

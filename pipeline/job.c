@@ -12,6 +12,7 @@
 #include "blas_note.h"
 #include "fit.h"
 #include "job.h"
+#include "parts.h"
 #include "run.h"
 
 #ifndef SALPIPE_VERSION
@@ -83,6 +84,11 @@ int sp_job_prepare(sp_job *j, const char *config_file, int ranks, int check, int
         fprintf(stderr, "salpipe: %s\n", err);
         return SP_EXIT_CONFIG;
     }
+    /* One process's --check does not know the run's rank count: a note then. */
+    if (sp_parts_check(cfg, plan, check && ranks == 1 ? 0 : ranks, err, sizeof err)) {
+        fprintf(stderr, "salpipe: %s\n", err);
+        return SP_EXIT_CONFIG;
+    }
     /* The disk check comes before the lock, which creates the output's directory: a
      * job that cannot fit leaves nothing behind. */
     sp_fit_disk disk;
@@ -91,6 +97,9 @@ int sp_job_prepare(sp_job *j, const char *config_file, int ranks, int check, int
         sp_fit_print_plan(cfg, j->model, plan, &disk);
         if (ranks == 1 && sp_fit_sizes(cfg, plan, 2, err, sizeof err))
             printf("note      with more than one rank: %s\n", err);
+        sp_parts_print(cfg, plan);
+        if (ranks == 1 && sp_parts_check(cfg, plan, 1, err, sizeof err))
+            printf("note      the run needs more ranks: %s\n", err);
         char blas[512];
         int slow = sp_blas_note(blas, sizeof blas);
         printf("%s%s\n", slow ? "note      " : "blas      ", blas);
@@ -112,6 +121,82 @@ int sp_job_prepare(sp_job *j, const char *config_file, int ranks, int check, int
     return SP_EXIT_OK;
 }
 
+/* The output's layout; with writers > 1 its parts' names (relative to its
+ * directory) and image bounds too. *store holds what lay points to (free it). */
+static int job_layout(sp_job *j, sp_output_layout *lay, void **store) {
+    const sp_config *cfg = &j->cfg;
+    const sp_plan *plan = &j->plan;
+    const sp_provenance prov = {SALPIPE_VERSION, cfg->config_path, cfg->config_text,
+                                j->hash.hex, sal_model_name(j->model), j->lock};
+    *store = NULL;
+    void *base = NULL;
+    if (sp_plan_output_layout(plan, &prov, lay, &base)) return -1;
+    const int K = plan->writers;
+    if (K <= 1) {
+        *store = base;
+        return 0;
+    }
+    /* One block: [base pointer][K names][K + 1 bounds][name text]. */
+    size_t text = 0;
+    for (int k = 0; k < K; k++) {
+        char *n = sp_parts_path(cfg->output_path, k, K);
+        text += n ? strlen(n) + 1 : 0;
+        free(n);
+    }
+    void **blk = malloc(sizeof(void *) * (1 + (size_t)K) + sizeof(int32_t) * (K + 1) + text);
+    if (!blk) {
+        free(base);
+        return -1;
+    }
+    blk[0] = base;
+    const char **names = (const char **)(blk + 1);
+    int32_t *bounds = (int32_t *)(names + K);
+    char *t = (char *)(bounds + K + 1);
+    for (int k = 0; k <= K; k++) bounds[k] = sp_parts_first_image(plan, k);
+    for (int k = 0; k < K; k++) {
+        char *n = sp_parts_path(cfg->output_path, k, K);
+        if (!n) {
+            free(base);
+            free(blk);
+            return -1;
+        }
+        const char *slash = strrchr(n, '/');
+        strcpy(t, slash ? slash + 1 : n);
+        names[k] = t;
+        t += strlen(t) + 1;
+        free(n);
+    }
+    lay->writers = K;
+    lay->part_files = names;
+    lay->part_first = bounds;
+    *store = blk;
+    return 0;
+}
+
+static void free_layout(sp_job *j, void *store) {
+    if (store && j->plan.writers > 1) free(((void **)store)[0]);
+    free(store);
+}
+
+int sp_job_create_virtual(sp_job *j) {
+    char err[SAL_ERR_LEN];
+    sp_output_layout lay;
+    void *store;
+    int8_t *scratch = calloc(j->plan.nimages, 1);
+    if (!scratch || job_layout(j, &lay, &store)) {
+        free(scratch);
+        fprintf(stderr, "salpipe: out of memory\n");
+        return SP_EXIT_IO;
+    }
+    sp_output *o = NULL;
+    int rc = sp_output_open(j->cfg.output_path, &lay, 1, &o, scratch, err, sizeof err);
+    if (!rc) rc = sp_output_close(o, err, sizeof err);
+    free_layout(j, store);
+    free(scratch);
+    if (rc) fprintf(stderr, "salpipe: %s\n", err);
+    return rc == SP_OUT_OK ? SP_EXIT_OK : rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;
+}
+
 int sp_job_open_output(sp_job *j, int overwrite) {
     char err[SAL_ERR_LEN];
     const sp_config *cfg = &j->cfg;
@@ -123,19 +208,27 @@ int sp_job_open_output(sp_job *j, int overwrite) {
         fprintf(stderr, "salpipe: %s\n", hj->err);
         return SP_EXIT_CONFIG;
     }
-    const sp_provenance prov = {SALPIPE_VERSION, cfg->config_path, cfg->config_text, hj->hex,
-                                sal_model_name(j->model), j->lock};
     sp_output_layout lay;
-    void *store;
+    void *store = NULL;
     j->status = calloc(plan->nimages, 1);
-    if (sp_plan_output_layout(plan, &prov, &lay, &store) || !j->status) {
-        free(store);
+    if (!j->status || job_layout(j, &lay, &store)) {
+        free_layout(j, store);
         fprintf(stderr, "salpipe: out of memory\n");
         return SP_EXIT_CONFIG;
     }
-    int rc = sp_output_open(cfg->output_path, &lay, overwrite, &j->out, j->status, err,
+    struct stat st;
+    j->resume = !overwrite && stat(cfg->output_path, &st) == 0;
+    int rc = SP_OUT_OK;
+    if (plan->writers <= 1) {
+        rc = sp_output_open(cfg->output_path, &lay, overwrite, &j->out, j->status, err,
                             sizeof err);
-    free(store);
+    } else if (j->resume) {
+        /* Checked (the job, its writers) and closed: the parts come next. */
+        rc = sp_output_open(cfg->output_path, &lay, 0, &j->out, j->status, err, sizeof err);
+        if (!rc) rc = sp_output_close(j->out, err, sizeof err);
+        j->out = NULL;
+    }
+    free_layout(j, store);
     if (rc) {
         fprintf(stderr, "salpipe: %s\n", err);
         return rc == SP_OUT_MISMATCH ? SP_EXIT_CONFIG : SP_EXIT_IO;

@@ -30,7 +30,9 @@ typedef struct {
     sp_job_hash hash;         /* rank 0: the model file's SHA-256, for the output */
     sp_output_lock *lock;     /* rank 0: the output's writer lock                 */
     sp_output *out;           /* rank 0, once opened                              */
-    int8_t *status;           /* rank 0: /status as it is on disk                 */
+    int8_t *status;           /* rank 0: /status as it is on disk (writers > 1:
+                               * every part's, gathered); writer ranks: their part's */
+    int resume;               /* rank 0: the output exists and is resumed         */
 } sp_job;
 
 /* Rank 0, first part: config, model header and plan, all checked; with `check` the
@@ -42,8 +44,14 @@ int sp_job_prepare(sp_job *j, const char *config_file, int ranks, int check, int
 
 /* Rank 0, second part, once the weights are loaded: joins the hash, opens (creates
  * or resumes) the output with the layout the plan gives (sp_plan_output_layout),
- * and creates the previews directory. Returns an exit code. */
+ * and creates the previews directory. Returns an exit code. With writers > 1 the
+ * output is only checked when it exists (j->resume), then closed: the parts are
+ * opened next (sp_parts_open), and a new OUT.h5 is made after them. */
 int sp_job_open_output(sp_job *j, int overwrite);
+
+/* Rank 0, writers > 1 (parts.h), once every part file exists: creates OUT.h5 with
+ * its virtual datasets (atomically: PATH.partial renamed). Returns an exit code. */
+int sp_job_create_virtual(sp_job *j);
 
 /* Frees whatever of the job a rank holds (joins the hash thread, closes the output
  * without caring for errors, releases the lock). */

@@ -14,6 +14,7 @@
 #include "check.h"
 #include "fit.h"
 #include "job.h"
+#include "parts.h"
 #include "peers.h"
 #include "run.h"
 
@@ -280,6 +281,9 @@ int main(int argc, char **argv) {
          * for without spinning. */
         if (rank == 0 && rc == SP_EXIT_OK) rc = sp_job_open_output(&job, o.overwrite);
         bcast_patiently(&rc, 1, MPI_INT);
+        /* [output] writers > 1: every writer rank opens its part (parts.h). */
+        if (rc == SP_EXIT_OK && job.plan.writers > 1)
+            rc = sp_parts_open(&job, rank, o.overwrite);
         if (rc == SP_EXIT_OK) {
             char blas[512];
             if (rank == 0 && !o.quiet && sp_blas_note(blas, sizeof blas))
@@ -287,6 +291,7 @@ int main(int argc, char **argv) {
             sp_run_ctx ctx = {rank, size, &job.plan, job.model, job.out, job.status, o.quiet,
                               &stop_signal};
             rc = sp_run(&ctx);
+            job.out = ctx.out; /* a writer rank's part is closed by sp_run */
             if (rank == 0) {
                 char err[SAL_ERR_LEN];
                 if (sp_output_close(job.out, err, sizeof err) && rc != SP_EXIT_IO) {

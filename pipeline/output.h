@@ -1,5 +1,6 @@
 /*
- * The output file (SPEC §4): one HDF5 file written by rank 0 only. Maps arrive
+ * The output file (SPEC §4): one HDF5 file written by one rank (rank 0, or with
+ * [output] writers = K each writer rank's part file; parts.h). Maps arrive
  * already compressed (sp_chunk_compress, run on the worker that computed them) and
  * are written as they are with H5Dwrite_chunk.
  *
@@ -63,6 +64,17 @@ typedef struct {
     const char *salpipe_version, *config_path, *config_text;
     const char *model_path, *model_sha256, *model_name;
     const sal_preprocess *preprocess; /* with the resize mode in effect          */
+    /* [output] writers = K (docs/output-format.md, "Part files"): */
+    int writers;                 /* K; 0 or 1: one plain file, nothing below     */
+    int part;                    /* 0: the job's file; with writers > 1 its per-
+                                  * image datasets are virtual datasets over the
+                                  * parts. k >= 1: part file k of writers, an
+                                  * ordinary output of images first_image ..     */
+    int first_image;             /* part: the job's index of images[0]           */
+    const char *const *part_files; /* job's file, writers > 1: each part's file
+                                  * name, relative to the job file's directory   */
+    const int32_t *part_first;   /* job's file, writers > 1: writers + 1 image
+                                  * bounds, part k holds [part_first[k-1], part_first[k]) */
     sp_output_lock *lock;        /* the writer's lock, taken by the caller (who
                                   * releases it after sp_output_close); NULL:
                                   * sp_output_open takes it, sp_output_close

@@ -74,6 +74,49 @@ done:
     return ds;
 }
 
+/* With writers > 1 the job's file holds its per-image datasets as virtual
+ * datasets: part k's whole dataset of the same name maps onto the rows
+ * [part_first[k-1], part_first[k]) (one hyperslab block each), the parts are named
+ * relative to the job's file, so HDF5 finds them beside it wherever the set is
+ * moved. Unmapped or unreadable parts read as the fill value (NaN, status 0). */
+static hid_t create_vds(hid_t file, const char *name, hid_t type, int rank,
+                        const hsize_t *dims, const void *fill, const sp_output_layout *lay) {
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t ds = -1;
+    char src[80];
+    snprintf(src, sizeof src, "/%s", name);
+    if (space < 0 || dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0) goto done;
+    for (int k = 0; k < lay->writers; k++) {
+        hsize_t start[6] = {0}, count[6];
+        memcpy(count, dims, sizeof *dims * (size_t)rank);
+        start[0] = (hsize_t)lay->part_first[k];
+        count[0] = (hsize_t)(lay->part_first[k + 1] - lay->part_first[k]);
+        hid_t sspace = H5Screate_simple(rank, count, NULL);
+        int bad = sspace < 0 ||
+                  H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                  H5Pset_virtual(dcpl, space, lay->part_files[k], src, sspace) < 0;
+        if (sspace >= 0) H5Sclose(sspace);
+        if (bad) goto done;
+    }
+    H5Sselect_all(space);
+    if (fill && H5Pset_fill_value(dcpl, type, fill) < 0) goto done;
+    ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+done:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return ds;
+}
+
+/* The job's file of writers > 1 (virtual), else an ordinary dataset. */
+static int is_vds(const sp_output_layout *lay) { return lay->writers > 1 && lay->part == 0; }
+static hid_t create_data(hid_t file, const char *name, hid_t type, int rank,
+                         const hsize_t *dims, const hsize_t *chunk, const void *fill,
+                         int level, const sp_output_layout *lay) {
+    return is_vds(lay) ? create_vds(file, name, type, rank, dims, fill, lay)
+                       : create_ds(file, name, type, rank, dims, chunk, fill, level);
+}
+
 /* A 1-D contiguous label or coordinate dataset holding n values of `type`. */
 static hid_t create_labels(hid_t file, const char *name, hid_t type, hsize_t n,
                            const void *values) {
@@ -153,6 +196,18 @@ static int write_root_attrs(hid_t file, hid_t vstr, const sp_output_layout *lay)
         case SP_PARAM_STRING: rc |= attr_str(file, vstr, q->name, q->s); break;
         }
     }
+    if (lay->writers > 1) {
+        int32_t k = lay->writers, part = lay->part, first = lay->first_image;
+        rc |= attr_write(file, "writers", H5T_NATIVE_INT32, 0, &k);
+        if (lay->part) {
+            rc |= attr_write(file, "writer_part", H5T_NATIVE_INT32, 0, &part);
+            rc |= attr_write(file, "first_image", H5T_NATIVE_INT32, 0, &first);
+        } else {
+            rc |= attr_write(file, "part_files", vstr, (hsize_t)k, lay->part_files);
+            rc |= attr_write(file, "part_first_image", H5T_NATIVE_INT32, (hsize_t)k + 1,
+                             lay->part_first);
+        }
+    }
     return rc;
 }
 
@@ -215,14 +270,14 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
                         (hsize_t)lay->width};
     hsize_t schunk[6] = {1, 1, 1, sdims[3], sdims[4], sdims[5]};
     if (M > 0) { /* a job of Grad-CAM alone has no /saliency */
-        d->saliency = create_ds(file, "saliency", ftype, 6, sdims, schunk, nan, lay->compression);
+        d->saliency = create_data(file, "saliency", ftype, 6, sdims, schunk, nan, lay->compression, lay);
         if (d->saliency < 0) goto h5fail;
     }
     what = "/gradcam";
     hsize_t gdims[4] = {N, T, sdims[4], sdims[5]}, gchunk[4] = {1, 1, sdims[4], sdims[5]};
     if (lay->gradcam &&
-        (d->gradcam = create_ds(file, "gradcam", ftype, 4, gdims, gchunk, nan,
-                                lay->compression)) < 0)
+        (d->gradcam = create_data(file, "gradcam", ftype, 4, gdims, gchunk, nan,
+                                  lay->compression, lay)) < 0)
         goto h5fail;
 
     /* Small per-image datasets: chunks of up to 1024 images (at most ~1 MiB), so a
@@ -233,22 +288,22 @@ int spo_layout_create(hid_t file, const char *path, const sp_output_layout *lay,
     hsize_t arows = ((hsize_t)1 << 20) / (acols * esize);
     arows = arows < 1 ? 1 : arows > rows ? rows : arows;
     hsize_t adims[2] = {N, T}, achunk[2] = {arows, acols};
-    d->activation = create_ds(file, "activation", ftype, 2, adims, achunk, nan, 0);
+    d->activation = create_data(file, "activation", ftype, 2, adims, achunk, nan, 0, lay);
     if (d->activation < 0) goto h5fail;
     what = "/integrated_gradients_gap"; /* float64 whatever the precision */
     hsize_t grows = ((hsize_t)1 << 20) / (acols * 8);
     hsize_t gapchunk[2] = {grows < 1 ? 1 : grows > rows ? rows : grows, acols};
     if (lay->ig_gap &&
-        ((d->ig_gap = create_ds(file, "integrated_gradients_gap", H5T_NATIVE_DOUBLE, 2, adims,
-                                gapchunk, &nan64, 0)) < 0 ||
+        ((d->ig_gap = create_data(file, "integrated_gradients_gap", H5T_NATIVE_DOUBLE, 2,
+                                  adims, gapchunk, &nan64, 0, lay)) < 0 ||
          attr_str(d->ig_gap, vstr, "definition", SPO_GAP_DEFINITION) < 0))
         goto h5fail;
     what = "/status";
     int8_t zero = 0;
-    d->status = create_ds(file, "status", H5T_NATIVE_INT8, 1, &N, &rows, &zero, 0);
+    d->status = create_data(file, "status", H5T_NATIVE_INT8, 1, &N, &rows, &zero, 0, lay);
     if (d->status < 0) goto h5fail;
     what = "/error";
-    d->error = create_ds(file, "error", vstr, 1, &N, &rows, NULL, 0);
+    d->error = create_data(file, "error", vstr, 1, &N, &rows, NULL, 0, lay);
     if (d->error < 0) goto h5fail;
 
     what = "dimension scales";
@@ -602,7 +657,7 @@ static int check_saliency(hid_t ds, const char *path, const sp_output_layout *la
      * dataset's filter pipeline (fixed at creation) must agree on on/off; the
      * level itself does not matter to readers. */
     int filtered = H5Pget_nfilters(dcpl) > 0;
-    if (filtered != (lay->compression > 0))
+    if (H5Pget_layout(dcpl) != H5D_VIRTUAL && filtered != (lay->compression > 0))
         rc = refuse(err, errlen, path,
                     "was made %s compression and this config asks for compression = %d "
                     "(the filters of /saliency are fixed when the file is created)",
@@ -644,13 +699,41 @@ static int check_extra(hid_t ds, const char *path, const char *name, size_t size
     else if (H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) != size)
         rc = refuse(err, errlen, path, "/%s is not of %s: it was made with another precision",
                     name, size == 8 ? "float64" : "float32");
-    else if (filtered >= 0 && (H5Pget_nfilters(dcpl) > 0) != filtered)
+    else if (filtered >= 0 && H5Pget_layout(dcpl) != H5D_VIRTUAL &&
+             (H5Pget_nfilters(dcpl) > 0) != filtered)
         rc = refuse(err, errlen, path, "/%s was made %s compression and this config asks for "
                     "it %s", name, filtered ? "without" : "with", filtered ? "on" : "off");
     if (dcpl >= 0) H5Pclose(dcpl);
     if (s >= 0) H5Sclose(s);
     if (t >= 0) H5Tclose(t);
     return rc;
+}
+
+/* [output] writers and, in a part file, which part of the job it is. */
+static int check_writers(hid_t file, const char *path, const sp_output_layout *lay,
+                         char *err, size_t errlen) {
+    int32_t k = 1, part = 0, first = 0;
+    attr_read_num(file, "writers", H5T_NATIVE_INT32, 1, &k); /* absent: one file */
+    const int want = lay->writers > 1 ? lay->writers : 1;
+    if (k != want)
+        return refuse(err, errlen, path, "was made with [output] writers = %d%s; this config "
+                      "has writers = %d (a resume keeps the writers of the run that made it)",
+                      (int)k, lay->part ? " (it is a part file)" : "", want);
+    if (k == 1) return SP_OUT_OK;
+    attr_read_num(file, "writer_part", H5T_NATIVE_INT32, 1, &part);
+    attr_read_num(file, "first_image", H5T_NATIVE_INT32, 1, &first);
+    if (part != lay->part || (lay->part && first != lay->first_image)) {
+        if (!lay->part)
+            return refuse(err, errlen, path, "is part %d of %d of a job's output, not the job's "
+                          "file", (int)part, (int)k);
+        if (!part)
+            return refuse(err, errlen, path, "is the job's file of a job with %d writers, not "
+                          "its part %d", (int)k, lay->part);
+        return refuse(err, errlen, path, "is part %d of %d (images from %d), but this job's part "
+                      "%d holds images from %d: it belongs to another job, or was renamed "
+                      "or swapped", (int)part, (int)k, (int)first, lay->part, lay->first_image);
+    }
+    return SP_OUT_OK;
 }
 
 int spo_layout_check(hid_t file, const char *path, const sp_output_layout *lay,
@@ -675,6 +758,7 @@ int spo_layout_check(hid_t file, const char *path, const sp_output_layout *lay,
     if (!rc) rc = check_presence(file, path, "integrated_gradients_gap", "integrated_gradients",
                                  lay->ig_gap, err, errlen);
     if (!rc) rc = check_params(file, path, lay, err, errlen);
+    if (!rc) rc = check_writers(file, path, lay, err, errlen);
     free(tl);
     if (rc) return rc;
 

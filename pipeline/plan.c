@@ -298,6 +298,7 @@ int sp_plan_build(sp_plan *p, const sp_config *c, const sal_model *m, char *err,
     p->previews_dir = c->previews_dir ? strdup(c->previews_dir) : NULL;
     p->preview_gray = c->preview_gray;
     p->max_abs = c->max_abs;
+    p->writers = c->writers;
     p->nimages = c->nimages;
     p->image_paths = calloc(c->nimages, sizeof *p->image_paths);
     /* The plan borrows the config's image strings (a million paths, once); the
@@ -434,11 +435,12 @@ char *sp_plan_pack(const sp_plan *p, size_t *bytes) {
     put_str(&k, p->previews_dir);
     put_i32(&k, p->preview_gray);
     put_i32(&k, p->max_abs);
+    put_i32(&k, p->writers);
     put_i32(&k, p->nimages);
     for (int i = 0; i < p->nimages; i++) put_str(&k, p->image_paths[i]);
     /* Rank 0 keeps every image's label for the output; the others need them only
-     * for preview file names. */
-    const int labels = p->image_labels && p->previews_dir;
+     * for preview file names and (writers > 1) their part files. */
+    const int labels = p->image_labels && (p->previews_dir || p->writers > 1);
     put_i32(&k, labels);
     for (int i = 0; labels && i < p->nimages; i++) put_str(&k, p->image_labels[i]);
     if (k.bad) {
@@ -504,6 +506,7 @@ static const char *plan_invalid(const sp_plan *p) {
             return "method (Grad-CAM without a layer)";
     if (p->preview_gray != 0 && p->preview_gray != 1) return "preview mode";
     if (p->max_abs != 0 && p->max_abs != 1) return "output channels";
+    if (p->writers < 1 || p->writers > 4096) return "writers";
     if (!p->model_path[0]) return "model path (empty)";
     for (int i = 0; i < p->nimages; i++)
         if (!p->image_paths[i][0]) return "image path (empty)";
@@ -551,6 +554,7 @@ int sp_plan_unpack(sp_plan *p, const char *buf, size_t bytes, char *err, size_t 
     p->previews_dir = get_str(&k, "previews directory", 1, NULL);
     p->preview_gray = get_i32(&k, "preview mode");
     p->max_abs = get_i32(&k, "output channels");
+    p->writers = get_i32(&k, "writers");
     int32_t ni = get_i32(&k, "image count");
     /* each path takes at least its 4-byte length */
     if (!k.bad && (ni < 1 || (size_t)ni > k.left / 4)) k.bad = "image count";
@@ -701,6 +705,7 @@ int sp_plan_output_layout(const sp_plan *p, const sp_provenance *prov, sp_output
         .nparams = method_params(p, params), .salpipe_version = prov->salpipe_version,
         .config_path = prov->config_path, .config_text = prov->config_text,
         .model_path = p->model_path, .model_sha256 = prov->model_sha256,
-        .model_name = prov->model_name, .preprocess = &p->pre, .lock = prov->lock};
+        .model_name = prov->model_name, .preprocess = &p->pre, .lock = prov->lock,
+        .writers = p->writers};
     return 0;
 }

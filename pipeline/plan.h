@@ -39,9 +39,11 @@ typedef struct {
     int preview_gray;         /* 1: max |map| over channels with a colormap        */
     int max_abs;              /* [output] channels = "max_abs": maps are stored as
                                * max |map| over the input channels (one channel)   */
+    int writers;              /* [output] writers: K part files behind the output
+                               * (parts.h); 1: one plain file                      */
     char **image_labels;      /* display paths: the output's /image labels and the
-                               * previews' file names; sent to the other ranks only
-                               * when they write previews                          */
+                               * previews' file names; sent to the other ranks when
+                               * they write previews or part files               */
     /* Who owns the strings of image_paths and image_labels: rank 0's config when
      * borrowed (the config outlives the plan), else the one block `strings`
      * (sp_plan_unpack), or one malloc each when both are unset. */

@@ -20,13 +20,20 @@
 #include "batch.h"
 #include "check.h"
 #include "image.h"
+#include "parts.h"
 #include "peers.h"
 #include "previews.h"
 #include "progress.h"
 #include "run.h"
 #include "team.h"
 
-enum { TAG_WORK = 1, TAG_ASSIGN = 2 };
+/* TAG_WORK: to rank 0, a batch's results (writers = 1) or a request for work
+ * (writers > 1: int32 {-1 hello | -2, images done, failed, writer failed});
+ * TAG_ASSIGN: rank 0's answer, the next batch or -1; writers > 1 only:
+ * TAG_RESULT: a batch's results to the writer of its part (8 bytes from rank 0:
+ * stop), TAG_ACK: the writer's int answer (1: its part can no longer be written),
+ * TAG_FINAL: a writer's int32 exit code and its part's /status, to rank 0. */
+enum { TAG_WORK = 1, TAG_ASSIGN = 2, TAG_RESULT = 3, TAG_ACK = 4, TAG_FINAL = 5 };
 
 /* Per-rank compute state, sized once from the plan. */
 typedef struct {
@@ -56,11 +63,18 @@ typedef struct {
     int first;             /* the batch being computed: its first image        */
 } worker;
 
-/* Rank 0's shared state; `lock` guards everything below it. */
+/* Rank 0's shared state (and a writer rank's, which uses the writing part);
+ * `lock` guards everything below it. */
 typedef struct {
     sp_run_ctx *ctx;
+    int base;              /* the job's index of the output's first image: the
+                            * first image of this rank's part (writers > 1)     */
+    int show;              /* progress lines: rank 0 unless quiet              */
     pthread_mutex_t lock;
     int nbatches, next;    /* batches of the whole list; next to hand out      */
+    int *next_of;          /* writers > 1: per part, its next batch to hand out */
+    int turn;              /* writers > 1: the part whose batch goes out next  */
+    int remote;            /* images done or failed in other parts (reports)   */
     int io_failed;
     char io_err[SAL_ERR_LEN];
     int done, failed, skipped, pending_images;
@@ -261,20 +275,50 @@ static void compute_batch(worker *w, int k) {
 
 /* The next batch with an image not yet done, or -1 when there is none or the run
  * is stopping. Caller holds the lock. */
-static int next_batch(coordinator *c) {
+static int pending_batch(const coordinator *c, int k) {
     const sp_plan *p = c->ctx->plan;
-    if (*c->ctx->stop || c->io_failed) return -1;
-    while (c->next < c->nbatches) {
-        int k = c->next++;
-        for (int i = 0; i < batch_count(p, k); i++)
-            if (c->ctx->status[batch_first(p, k) + i] != 1) return k;
+    for (int i = 0; i < batch_count(p, k); i++)
+        if (c->ctx->status[batch_first(p, k) + i] != 1) return 1;
+    return 0;
+}
+
+/* The next pending batch of part q (writers > 1), or -1. */
+static int next_of_part(coordinator *c, int q) {
+    const int end = sp_parts_first_batch(c->ctx->plan, q + 1);
+    while (c->next_of[q] < end) {
+        int k = c->next_of[q]++;
+        if (pending_batch(c, k)) return k;
     }
     return -1;
 }
 
-static int next_batch_locked(coordinator *c) {
+/* With writers > 1 the parts take turns, so every writer gets its share of the
+ * results from the start, not one part after the other. only_part >= 0: that
+ * part's batches only (rank 0's own computing, which writes them itself). */
+static int next_batch(coordinator *c, int only_part) {
+    const sp_plan *p = c->ctx->plan;
+    if (*c->ctx->stop || c->io_failed) return -1;
+    if (p->writers > 1) {
+        if (only_part >= 0) return next_of_part(c, only_part);
+        for (int i = 0; i < p->writers; i++) {
+            int q = (c->turn + i) % p->writers, k = next_of_part(c, q);
+            if (k >= 0) {
+                c->turn = (q + 1) % p->writers;
+                return k;
+            }
+        }
+        return -1;
+    }
+    while (c->next < c->nbatches) {
+        int k = c->next++;
+        if (pending_batch(c, k)) return k;
+    }
+    return -1;
+}
+
+static int next_batch_locked(coordinator *c, int only_part) {
     pthread_mutex_lock(&c->lock);
-    int k = next_batch(c);
+    int k = next_batch(c, only_part);
     pthread_mutex_unlock(&c->lock);
     return k;
 }
@@ -303,13 +347,13 @@ static void write_batch(coordinator *c, const char *buf, size_t len) {
         int rc;
         if (st == 1) {
             const sp_batch_image *im = &b.images[i];
-            rc = sp_output_write_image(ctx->out, img, im->chunks, im->sizes, im->cams,
+            rc = sp_output_write_image(ctx->out, img - c->base, im->chunks, im->sizes, im->cams,
                                        im->cam_sizes, im->acts, im->gaps, err, sizeof err);
         } else {
             char text[SAL_ERR_LEN];
             snprintf(text, sizeof text, "%.*s", (int)elen, msg);
-            rc = sp_output_fail_image(ctx->out, img, text, err, sizeof err);
-            if (!rc && !ctx->quiet) sp_progress_note(&c->progress, "image failed: %s", text);
+            rc = sp_output_fail_image(ctx->out, img - c->base, text, err, sizeof err);
+            if (!rc && c->show) sp_progress_note(&c->progress, "image failed: %s", text);
         }
         if (rc) {
             c->io_failed = 1;
@@ -328,9 +372,9 @@ static void write_batch(coordinator *c, const char *buf, size_t len) {
         c->flushes++;
         c->last_flush = now();
     }
-    if (!ctx->quiet)
-        sp_progress_update(&c->progress, c->done + c->failed,
-                           (double)c->done * p->ntargets * p->nmethods);
+    if (c->show)
+        sp_progress_update(&c->progress, c->done + c->failed + c->remote,
+                           (double)(c->done + c->remote) * p->ntargets * p->nmethods);
     sp_batch_free(&b);
 }
 
@@ -380,38 +424,81 @@ static void end_for_dead_rank(coordinator *c) {
     MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
 }
 
-/* Rank 0's second thread: answers the other ranks until each has been told to stop. */
+/* A message of up to `cap` bytes, received into *buf (grown as needed). */
+static int recv_any(char **buf, size_t *cap, const MPI_Status *st, int tag) {
+    int count = 0;
+    MPI_CHECK(MPI_Get_count(st, MPI_BYTE, &count));
+    if ((size_t)count > *cap) {
+        free(*buf);
+        *cap = (size_t)count;
+        *buf = malloc(*cap);
+        if (!*buf) {
+            fprintf(stderr, "salpipe: out of memory receiving %d bytes\n", count);
+            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+        }
+    }
+    MPI_CHECK(MPI_Recv(*buf, count, MPI_BYTE, st->MPI_SOURCE, tag, MPI_COMM_WORLD,
+                       MPI_STATUS_IGNORE));
+    return count;
+}
+
+/* Writers > 1: one batch's results for this rank's part. Answer first, write after:
+ * the sender computes its next batch while this rank writes, and sends no more
+ * before the answer, so a writer holds one batch message at a time. */
+static void take_result(coordinator *c, char *buf, int count, int source) {
+    pthread_mutex_lock(&c->lock);
+    int failed = c->io_failed;
+    pthread_mutex_unlock(&c->lock);
+    MPI_CHECK(MPI_Send(&failed, 1, MPI_INT, source, TAG_ACK, MPI_COMM_WORLD));
+    pthread_mutex_lock(&c->lock);
+    if (!c->io_failed) write_batch(c, buf, (size_t)count);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Rank 0's second thread: answers the other ranks until each has been told to stop;
+ * with writers > 1 it also takes the results of part 0 (rank 0's part). */
 static void *coordinate(void *arg) {
     coordinator *c = arg;
-    int active = c->ctx->size - 1;
+    const int K = c->ctx->plan->writers;
+    int active = K > 1 ? c->ctx->size - K : c->ctx->size - 1;
     char *buf = NULL;
     size_t cap = 0;
     while (active > 0) {
-        int flag = 0, count = 0;
+        int flag = 0, tag = TAG_WORK;
         MPI_Status st;
         MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_WORK, MPI_COMM_WORLD, &flag, &st));
+        if (!flag && K > 1) {
+            tag = TAG_RESULT;
+            MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st));
+        }
         if (!flag) {
             if (sp_peers_give_up()) end_for_dead_rank(c);
             sleep_briefly();
             continue;
         }
-        MPI_CHECK(MPI_Get_count(&st, MPI_BYTE, &count));
-        if ((size_t)count > cap) {
-            free(buf);
-            cap = (size_t)count;
-            buf = malloc(cap);
-            if (!buf) {
-                fprintf(stderr, "salpipe: rank 0: out of memory receiving %d bytes\n", count);
-                MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
-            }
+        int count = recv_any(&buf, &cap, &st, tag);
+        if (tag == TAG_RESULT) {
+            take_result(c, buf, count, st.MPI_SOURCE);
+            continue;
         }
-        MPI_CHECK(MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD,
-                           MPI_STATUS_IGNORE));
+        if (K > 1 && count == 4 * (int)sizeof(int32_t)) {
+            /* A request: what the rank's last batch of another part gave. */
+            int32_t r[4];
+            memcpy(r, buf, sizeof r);
+            pthread_mutex_lock(&c->lock);
+            if (r[0] == -2 && r[1] >= 0 && r[2] >= 0) c->remote += r[1] + r[2];
+            if (r[0] == -2 && r[3] && !c->io_failed) {
+                c->io_failed = 1;
+                snprintf(c->io_err, sizeof c->io_err, "a writer rank cannot write its part "
+                         "(its message is above)");
+            }
+            pthread_mutex_unlock(&c->lock);
+        }
         /* Answer first, write after: the rank computes while rank 0 writes. */
-        int k = next_batch_locked(c);
+        int k = next_batch_locked(c, -1);
         MPI_CHECK(MPI_Send(&k, 1, MPI_INT, st.MPI_SOURCE, TAG_ASSIGN, MPI_COMM_WORLD));
         if (k < 0) active--;
-        if (count > 8) {
+        if (K == 1 && count > 8) {
             pthread_mutex_lock(&c->lock);
             write_batch(c, buf, (size_t)count);
             pthread_mutex_unlock(&c->lock);
@@ -421,11 +508,50 @@ static void *coordinate(void *arg) {
     return NULL;
 }
 
+/* Writers > 1, rank 0 after the work: tells writers 1..K-1 to stop (every result
+ * has been answered, so received, before the last rank asked for work) and
+ * gathers their exit codes and /status. */
+static void end_writers(coordinator *c) {
+    const sp_plan *p = c->ctx->plan;
+    int32_t stop[2] = {-1, 0};
+    for (int k = 1; k < p->writers; k++) {
+        MPI_Request req;
+        MPI_CHECK(MPI_Isend(stop, sizeof stop, MPI_BYTE, k, TAG_RESULT, MPI_COMM_WORLD, &req));
+        sp_wait_patiently(&req);
+    }
+    for (int k = 1; k < p->writers; k++) {
+        const int a = sp_parts_first_image(p, k), n = sp_parts_first_image(p, k + 1) - a;
+        char *msg = malloc(4 + (size_t)n);
+        if (!msg) {
+            fprintf(stderr, "salpipe: rank 0: out of memory\n");
+            MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+        }
+        MPI_Request req;
+        MPI_CHECK(MPI_Irecv(msg, 4 + n, MPI_BYTE, k, TAG_FINAL, MPI_COMM_WORLD, &req));
+        sp_wait_patiently(&req);
+        int32_t rc;
+        memcpy(&rc, msg, 4);
+        memcpy(c->ctx->status + a, msg + 4, (size_t)n);
+        if (rc && !c->io_failed) {
+            c->io_failed = 1;
+            snprintf(c->io_err, sizeof c->io_err, "rank %d could not write its part (its "
+                     "message is above)", k);
+        }
+        free(msg);
+    }
+}
+
 static int run_rank0(sp_run_ctx *ctx, worker *w) {
     const sp_plan *p = ctx->plan;
-    coordinator c = {.ctx = ctx};
+    coordinator c = {.ctx = ctx, .show = !ctx->quiet};
     pthread_mutex_init(&c.lock, NULL);
     c.nbatches = (p->nimages + p->batch - 1) / p->batch;
+    if (p->writers > 1 && !(c.next_of = malloc(sizeof *c.next_of * p->writers))) {
+        fprintf(stderr, "salpipe: rank 0: out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+    }
+    for (int k = 0; k < p->writers && p->writers > 1; k++)
+        c.next_of[k] = sp_parts_first_batch(p, k);
     for (int i = 0; i < p->nimages; i++) c.pending_images += ctx->status[i] != 1;
     c.last_flush = now();
     int already = p->nimages - c.pending_images;
@@ -440,7 +566,9 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
         fprintf(stderr, "salpipe: rank 0: cannot start the coordinator thread\n");
         MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
     }
-    for (int k; (k = next_batch_locked(&c)) >= 0;) {
+    /* With writers > 1 rank 0 computes its own part's batches, which it writes
+     * itself: its main thread makes no MPI call while the coordinator runs. */
+    for (int k; (k = next_batch_locked(&c, p->writers > 1 ? 0 : -1)) >= 0;) {
         compute_batch(w, k);
         pthread_mutex_lock(&c.lock);
         write_batch(&c, w->msg.buf, w->msg.len);
@@ -453,14 +581,16 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
         c.io_failed = 1;
         snprintf(c.io_err, sizeof c.io_err, "%s", err);
     }
+    if (p->writers > 1) end_writers(&c);
     int left = 0, failed = 0;
     for (int i = 0; i < p->nimages; i++) {
         left += ctx->status[i] == 0;
         failed += ctx->status[i] == -1;
     }
-    sp_progress_finish(&c.progress, c.done + c.failed,
-                       (double)c.done * p->ntargets * p->nmethods);
+    sp_progress_finish(&c.progress, c.done + c.failed + c.remote,
+                       (double)(c.done + c.remote) * p->ntargets * p->nmethods);
     pthread_mutex_destroy(&c.lock);
+    free(c.next_of);
     if (c.io_failed) {
         fprintf(stderr, "salpipe: output error: %s\n", c.io_err);
         return SP_EXIT_IO;
@@ -481,9 +611,71 @@ static int run_rank0(sp_run_ctx *ctx, worker *w) {
     return failed ? SP_EXIT_FAILED_IMAGES : SP_EXIT_OK;
 }
 
+/* Writers > 1, ranks 1..K-1: write the results of this rank's part as they come,
+ * until rank 0 says stop; then close the part and report to rank 0. */
+static void run_writer(sp_run_ctx *ctx) {
+    const sp_plan *p = ctx->plan;
+    coordinator c = {.ctx = ctx, .base = sp_parts_first_image(p, ctx->rank)};
+    pthread_mutex_init(&c.lock, NULL);
+    c.last_flush = now();
+    char *buf = NULL;
+    size_t cap = 0;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st));
+        if (!flag) {
+            if (sp_peers_give_up()) {
+                char err[SAL_ERR_LEN];
+                if (!c.io_failed && sp_output_flush(ctx->out, err, sizeof err))
+                    fprintf(stderr, "salpipe: rank %d: output error: %s\n", ctx->rank, err);
+                sp_peers_say_why();
+                MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
+            }
+            sleep_briefly();
+            continue;
+        }
+        int count = recv_any(&buf, &cap, &st, TAG_RESULT);
+        if (count <= 8 && st.MPI_SOURCE == 0) break;
+        take_result(&c, buf, count, st.MPI_SOURCE);
+    }
+    free(buf);
+    char err[SAL_ERR_LEN];
+    int32_t rc = c.io_failed;
+    if (rc) fprintf(stderr, "salpipe: rank %d: output error: %s\n", ctx->rank, c.io_err);
+    if (sp_output_close(ctx->out, err, sizeof err) && !rc) {
+        fprintf(stderr, "salpipe: rank %d: output error: %s\n", ctx->rank, err);
+        rc = 1;
+    }
+    ctx->out = NULL;
+    const int n = sp_parts_first_image(p, ctx->rank + 1) - c.base;
+    char *msg = malloc(4 + (size_t)n);
+    if (!msg) {
+        fprintf(stderr, "salpipe: rank %d: out of memory\n", ctx->rank);
+        MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
+    }
+    memcpy(msg, &rc, 4);
+    memcpy(msg + 4, ctx->status + c.base, (size_t)n);
+    MPI_Request req;
+    MPI_CHECK(MPI_Isend(msg, 4 + n, MPI_BYTE, 0, TAG_FINAL, MPI_COMM_WORLD, &req));
+    sp_wait_patiently(&req);
+    free(msg);
+    pthread_mutex_destroy(&c.lock);
+}
+
+/* A send that may never complete if its receiver dies: wait for it watching the
+ * peers, spinning as MPI_Send would (a large message needs this side's progress). */
+static void send_watching(const void *buf, int len, int to, int tag) {
+    MPI_Request req;
+    MPI_CHECK(MPI_Isend(buf, len, MPI_BYTE, to, tag, MPI_COMM_WORLD, &req));
+    wait_for(&req, 0);
+}
+
 static void run_worker(sp_run_ctx *ctx, worker *w) {
-    int32_t hello[2] = {-1, 0};
-    MPI_CHECK(MPI_Send(hello, sizeof hello, MPI_BYTE, 0, TAG_WORK, MPI_COMM_WORLD));
+    const sp_plan *p = ctx->plan;
+    int32_t hello[4] = {-1, 0, 0, 0};
+    MPI_CHECK(MPI_Send(hello, p->writers > 1 ? sizeof hello : 2 * sizeof *hello, MPI_BYTE, 0,
+                       TAG_WORK, MPI_COMM_WORLD));
     for (;;) {
         /* The answer can wait for rank 0's lock while it writes its own batch. */
         int k;
@@ -491,21 +683,38 @@ static void run_worker(sp_run_ctx *ctx, worker *w) {
         MPI_CHECK(MPI_Irecv(&k, 1, MPI_INT, 0, TAG_ASSIGN, MPI_COMM_WORLD, &req));
         sp_wait_patiently(&req);
         if (k < 0) break;
-        if (k >= (ctx->plan->nimages + ctx->plan->batch - 1) / ctx->plan->batch) {
+        if (k >= (p->nimages + p->batch - 1) / p->batch) {
             fprintf(stderr, "salpipe: rank %d: rank 0 assigned batch %d, which the plan "
                     "does not have\n", ctx->rank, k);
             MPI_Abort(MPI_COMM_WORLD, SP_EXIT_IO);
         }
         compute_batch(w, k);
-        /* A send that may never complete if rank 0 dies: wait for it watching rank 0,
-         * spinning as MPI_Send would (a large message needs this side's progress). */
-        MPI_CHECK(MPI_Isend(w->msg.buf, (int)w->msg.len, MPI_BYTE, 0, TAG_WORK,
-                            MPI_COMM_WORLD, &req));
-        wait_for(&req, 0);
+        if (p->writers == 1) {
+            send_watching(w->msg.buf, (int)w->msg.len, 0, TAG_WORK);
+            continue;
+        }
+        /* Writers > 1: the results go to their part's writer; its answer comes
+         * before this rank computes again (back-pressure), then rank 0 hears how
+         * the batch went and hands out the next. */
+        const int to = sp_parts_of_batch(p, k);
+        int32_t req4[4] = {-2, 0, 0, 0};
+        for (int i = 0; to != 0 && i < batch_count(p, k); i++)
+            req4[w->slot[i] >= 0 ? 1 : 2]++;
+        send_watching(w->msg.buf, (int)w->msg.len, to, TAG_RESULT);
+        int failed = 0;
+        MPI_CHECK(MPI_Irecv(&failed, 1, MPI_INT, to, TAG_ACK, MPI_COMM_WORLD, &req));
+        sp_wait_patiently(&req);
+        req4[3] = failed != 0;
+        send_watching(req4, sizeof req4, 0, TAG_WORK);
     }
 }
 
 int sp_run(sp_run_ctx *ctx) {
+    const sp_plan *p = ctx->plan;
+    if (p->writers > 1 && ctx->rank > 0 && ctx->rank < p->writers) {
+        run_writer(ctx); /* computes nothing */
+        return SP_EXIT_OK;
+    }
     worker w;
     char err[SAL_ERR_LEN];
     openblas_set_num_threads(1); /* the team runs the engine's GEMM parts (team.h) */

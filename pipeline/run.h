@@ -4,7 +4,8 @@
  * which rank computed it or on how often the run was resumed) by self-scheduling:
  * a rank that finishes a batch sends its results to rank 0 and gets the next one.
  * Rank 0 writes every result; it computes too, while a coordinator thread answers
- * the other ranks.
+ * the other ranks. With [output] writers = K > 1 (parts.h) results go to the writer
+ * rank of their batch's part instead, and the rank then asks rank 0 for work.
  */
 #ifndef SP_RUN_H
 #define SP_RUN_H

@@ -24,6 +24,8 @@
 #   pipeline_plans_<mode>      plans that cannot fit: size limits (exit 2), disk space
 #                              on a 4 MiB tmpfs (exit 3), a million-line list     [mpi]
 #   pipeline_longrun           4000 images x 30 maps on 2 ranks: RSS flat         [mpi]
+#   pipeline_writers_<mode>    [output] writers = 2: part files behind virtual
+#                              datasets, same bits as one file, kill/resume, refusals [mpi]
 #   pipeline_graph_e2e         exported resnet18 and googlenet, DNNBrain and inner layer
 #                              names, float64 -n 2 vs PyTorch on torchvision to 1e-9 [mpi]
 #   pipeline_graph_cli         --layers, --check (Inception-v3 299x299), unknown and
@@ -112,6 +114,14 @@ foreach(mode limits disk million)
 endforeach()
 set_tests_properties(pipeline_plans_disk pipeline_plans_million PROPERTIES SKIP_RETURN_CODE 77)
 pipeline_test(pipeline_longrun test_longrun.py mpi 600 2 ${_pl_demo})
+# Issue 14's [output] writers = K (test_writers.py), the demo model under -n 3:
+# same    writers = 2 vs writers = 1, every dataset through the virtual datasets;
+#         xarray, --check, h5repack
+# kill    SIGKILL twice mid-run and resumed: bit-identical
+# refuse  a part missing, swapped or another job's; another K; writers = 0, >= ranks
+foreach(mode same kill refuse)
+  pipeline_test(pipeline_writers_${mode} test_writers.py mpi 300 2 ${mode} ${_pl_demo})
+endforeach()
 
 # Issue 11: graph networks through the whole program (test_graph.py), each exporting
 # its networks with scripts/export_torchvision.py: e2e ~60 s of CPU, 1.5 min on 2
