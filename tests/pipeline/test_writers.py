@@ -22,6 +22,7 @@ refuse  a part deleted, two parts swapped, a part of another job, another writer
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -100,6 +101,7 @@ def run_same(args):
     w = fresh_dir(args.work)
     imgs = images(args, w)
     ref = reference(args, w, imgs)
+    ref_out = os.path.join(w, "ref", "sal.h5")
     cfg, out = config(args, w, "w2", 2, imgs)
     r = salpipe(args, ["--check", cfg], None)
     check(r.rc == 0, "--check alone: exit 0", f"exit {r.rc}")
@@ -139,6 +141,40 @@ def run_same(args):
         f = read_all(flat)
         check(not any(f[k + ".virtual"] for k in PER_IMAGE), "h5repack's copy has no VDS")
         compare(ref, f, "h5repack's plain copy vs writers = 1")
+    # scripts/merge_parts.py: one compressed plain file, chunks copied as stored.
+    merged = os.path.join(w, "merged.h5")
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                        "merge_parts.py")
+    p = subprocess.run([sys.executable, tool, out, merged], capture_output=True, text=True)
+    check(p.returncode == 0, "merge_parts.py merges the set", p.stderr)
+    if p.returncode == 0:
+        f = read_all(merged)
+        check(not any(f[k + ".virtual"] for k in PER_IMAGE), "merge_parts' file has no VDS")
+        compare(ref, f, "merge_parts' plain file vs writers = 1")
+        check(not any(k in f["attrs"] for k in ("writers", "part_files", "part_first_image")),
+              "merge_parts drops the attributes that name the parts")
+        check(all(np.array_equal(ref["attrs"][k], f["attrs"][k]) for k in same_attrs),
+              "merge_parts keeps the other root attributes")
+        import h5py
+        with h5py.File(merged, "r") as a, h5py.File(ref_out, "r") as b:
+            check(a["saliency"].compression == b["saliency"].compression and
+                  a["saliency"].chunks == b["saliency"].chunks,
+                  "merge_parts keeps /saliency's chunks and compression",
+                  f"{a['saliency'].chunks} {a['saliency'].compression}")
+        with xr.open_dataset(merged, engine="h5netcdf") as ds:
+            check(ds.saliency.dims == ("image", "target", "method", "channel", "y", "x"),
+                  "xarray: merge_parts' file keeps the named dimensions")
+    os.rename(os.path.join(os.path.dirname(out), "sal.part-2-of-2.h5"),
+              os.path.join(w, "aside.h5"))
+    p = subprocess.run([sys.executable, tool, out, os.path.join(w, "m2.h5")],
+                       capture_output=True, text=True)
+    check(p.returncode == 1 and "sal.part-2-of-2.h5" in p.stderr and
+          not os.path.exists(os.path.join(w, "m2.h5")) and
+          not os.path.exists(os.path.join(w, "m2.h5.merging")),
+          "merge_parts refuses a set with a part missing, naming it, and writes nothing",
+          f"exit {p.returncode}: {p.stderr.strip()}")
+    os.rename(os.path.join(w, "aside.h5"),
+              os.path.join(os.path.dirname(out), "sal.part-2-of-2.h5"))
 
 
 def run_kill(args):
