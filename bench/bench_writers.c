@@ -24,7 +24,7 @@
  *
  * Output: one line per writer and a summary line, also as JSON with --json.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep, strdup */
+#define _GNU_SOURCE /* RUSAGE_THREAD; clock_gettime, nanosleep, strdup */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -33,6 +33,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/resource.h>
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -71,6 +73,14 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the calling thread: what storing costs whatever else runs on
+ * this shared machine (wall time there counts the waits for a core). */
+static double cpu_now(void) {
+    struct rusage u;
+    getrusage(RUSAGE_THREAD, &u);
+    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
 static void sleep_until(double t) {
@@ -304,6 +314,7 @@ typedef struct {
     double bytes;      /* compressed bytes stored                                 */
     double flush_s;    /* time in sp_output_flush                                 */
     double busy_s;     /* time storing (H5Dwrite_chunk and flushes), not receiving */
+    double store_cpu;  /* CPU seconds storing, flushes excepted                   */
     int flushes;
     double offered;    /* maps/s its producers would send if never held back     */
     int producers;
@@ -382,7 +393,7 @@ static written writer(const opts *o, const pool *p, int rank, int size, source *
         const uint64_t *sizes = (const uint64_t *)(msg + sizeof h);
         unsigned char *at = msg + sizeof h + (size_t)maps * sizeof(uint64_t);
         if (o->flip && got == 0) at[sizes[0] / 2] ^= 1;
-        double busy0 = now();
+        double busy0 = now(), cpu0 = cpu_now();
         for (int b = 0; b < o->batch; b++, next++) {
             for (int j = 0; j < per_image; j++) {
                 chunks[j] = at;
@@ -396,6 +407,7 @@ static written writer(const opts *o, const pool *p, int rank, int size, source *
                 die(rank, "%s", err);
             w.maps += per_image;
         }
+        w.store_cpu += cpu_now() - cpu0;
         /* rank 0's cadence (pipeline/run.c): a flush at most once a second. */
         if (now() - last_flush >= 1.0) {
             double a = now();
@@ -503,10 +515,10 @@ int main(int argc, char **argv) {
     MPI_Reduce(&lag, &lag_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
 
     /* Each writer's line, gathered to rank 0 so they print in order. */
-    double mine[8] = {w.seconds, (double)w.maps, w.bytes, w.flush_s, (double)w.flushes,
-                      w.offered, (double)w.producers, w.busy_s};
+    double mine[9] = {w.seconds, (double)w.maps, w.bytes, w.flush_s, (double)w.flushes,
+                      w.offered, (double)w.producers, w.busy_s, w.store_cpu};
     double *all = rank == 0 ? malloc(sizeof mine * (size_t)size) : NULL;
-    MPI_Gather(mine, 8, MPI_DOUBLE, all, 8, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Gather(mine, 9, MPI_DOUBLE, all, 9, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     if (rank == 0) {
         double avg = 0;
         for (int k = 0; k < p.n; k++) avg += (double)p.bytes[k];
@@ -515,16 +527,18 @@ int main(int argc, char **argv) {
         double offered = o.rate * o.ranks * producers;
         double total_maps = 0;
         for (int k = 0; k < o.writers; k++) {
-            const double *x = all + 8 * k;
+            const double *x = all + 9 * k;
             double mps = x[0] > 0 ? x[1] / x[0] : 0;
             total_maps += x[1];
             if (o.json)
                 printf("{\"writer\": %d, \"producers\": %.0f, \"seconds\": %.3f, \"maps\": %.0f, "
                        "\"maps_per_s\": %.1f, \"MB_per_s\": %.1f, \"offered_maps_per_s\": %.1f, "
                        "\"flushes\": %.0f, \"flush_s\": %.3f, \"busy_s\": %.3f, "
-                       "\"maps_per_busy_s\": %.1f}\n",
+                       "\"maps_per_busy_s\": %.1f, \"store_cpu_s\": %.3f, "
+                       "\"maps_per_store_cpu_and_flush_s\": %.1f}\n",
                        k, x[6], x[0], x[1], mps, x[0] > 0 ? x[2] / x[0] / 1e6 : 0, x[5], x[4],
-                       x[3], x[7], x[7] > 0 ? x[1] / x[7] : 0);
+                       x[3], x[7], x[7] > 0 ? x[1] / x[7] : 0, x[8],
+                       x[8] + x[3] > 0 ? x[1] / (x[8] + x[3]) : 0);
             else
                 printf("writer %d: %.0f producers, %.0f maps in %.2f s: %.0f maps/s, "
                        "%.0f MB/s (offered %.0f maps/s), %.0f flushes %.2f s, storing %.2f s "
