@@ -142,6 +142,7 @@ typedef struct {
 
 /* Up to o->pool chunks of /saliency that are stored (done maps), in file order. */
 static void pool_from_file(pool *p, const opts *o, int rank) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our message names the file instead */
     hid_t f = H5Fopen(o->chunks, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) die(rank, "%s: cannot open as HDF5", o->chunks);
     hid_t d = H5Dopen2(f, "/saliency", H5P_DEFAULT);
