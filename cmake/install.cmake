@@ -1,6 +1,7 @@
 # `cmake --install build --prefix P` puts what users run where they expect it:
 #   P/bin/salpipe                       (the install rule is in pipeline/CMakeLists.txt)
 #   P/share/salpipe/scripts/            export_torchvision.py (+ export_ops.py), salview.py,
+#                                       merge_parts.py,
 #                                       train_demo_model.py (executable), salpipe.sbatch
 #                                       (executable), read_saliency.m
 #   P/share/salpipe/configs/            configs/*.toml
@@ -14,7 +15,7 @@ include(GNUInstallDirs)
 set(SALPIPE_INSTALL_SHARE ${CMAKE_INSTALL_DATADIR}/salpipe)
 
 set(_salpipe_programs)
-foreach(f export_torchvision.py salview.py train_demo_model.py salpipe.sbatch)
+foreach(f export_torchvision.py salview.py merge_parts.py train_demo_model.py salpipe.sbatch)
   if(EXISTS ${PROJECT_SOURCE_DIR}/scripts/${f})
     list(APPEND _salpipe_programs ${PROJECT_SOURCE_DIR}/scripts/${f})
   endif()

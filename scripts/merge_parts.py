@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Turns a salpipe output written by several writers ([output] writers = K > 1: OUT.h5
 plus OUT.part-k-of-K.h5) into one plain HDF5 file for sharing, compressed as salpipe
 compresses, without decompressing anything.

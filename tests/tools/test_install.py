@@ -38,7 +38,7 @@ def main():
                  f"P/bin/salpipe --version prints 'salpipe {args.version}'", r.out.strip())
 
         sdir = os.path.join(P, "share", "salpipe", "scripts")
-        programs = ["export_torchvision.py", "salview.py", "salpipe.sbatch"]
+        programs = ["export_torchvision.py", "salview.py", "merge_parts.py", "salpipe.sbatch"]
         if os.path.exists(os.path.join(tc.SCRIPTS, "train_demo_model.py")):
             programs.append("train_demo_model.py")
         for f in programs:
@@ -63,6 +63,8 @@ def main():
 
         r = tc.run([os.path.join(sdir, "salview.py"), "--help"])
         tc.check(r.rc == 0 and "salview" in r.out, "the installed salview.py runs (--help)")
+        r = tc.run([os.path.join(sdir, "merge_parts.py"), "--help"])
+        tc.check(r.rc == 0 and "part" in r.out, "the installed merge_parts.py runs (--help)")
 
         # No salpipe on PATH: the installed job script must find P/bin/salpipe itself.
         path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
