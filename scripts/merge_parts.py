@@ -37,7 +37,7 @@ def attached_scales(dset):
     return [[s.name for s in dim.values()] for dim in dset.dims]
 
 
-def copy_chunks(src, dst, shift, where):
+def copy_chunks(src, dst, shift):
     """Copies every stored chunk of src into dst, dimension 0 moved by shift."""
     sid, did = src.id, dst.id
     for i in range(sid.get_num_chunks()):
@@ -131,7 +131,7 @@ def replace_virtual(tmp, out, names, bounds, parts, virtual):
                     fail(f"{names[k]}: '{name}' has shape {src.shape}, {out} expects "
                          f"{(bounds[k + 1] - bounds[k],) + tuple(shape[1:])}")
                 if raw:
-                    total += copy_chunks(src, new, bounds[k], names[k])
+                    total += copy_chunks(src, new, bounds[k])
                 else:
                     for i in range(0, src.shape[0], 64):
                         j = min(i + 64, src.shape[0])
