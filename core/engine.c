@@ -149,9 +149,10 @@ static size_t carve(sal_engine *e, char *base) {
         const sal_layer *L = &m->layers[i];
         if (!e->need[IX(i)] || L->kind != SAL_LAYER_CONV) continue;
         if (conv_scratch_elems(L, e->conv_g[i]) > col) col = conv_scratch_elems(L, e->conv_g[i]);
-        /* Winograd's blocks, whatever the mode, so that either can be switched to. */
+        /* Winograd's blocks, whatever the mode, so that any can be switched to. */
         wino_plan wp;
-        if (e->prec == SAL_F32 && wino_eligible(L) && !wino_plan_init(&wp, wino_choose_m(L), L->kh) &&
+        if (e->prec == SAL_F32 && wino_eligible(L) &&
+            !wino_plan_init(&wp, wino_choose_m(L, 1), L->kh) &&
             wino_scratch_elems(L, &wp) > col)
             col = wino_scratch_elems(L, &wp);
     }
@@ -183,47 +184,57 @@ static void order_seeds(sal_engine *e) {
                 }
 }
 
-/* Drops the Winograd weights: every layer's backward is direct again. */
+/* Drops the Winograd weights: every layer is direct again. */
 static void wino_drop(sal_engine *e) {
     for (int i = 0; e->wino && i < e->m->nlayers; i++) {
-        if (e->wino[i].owned) free(e->wino[i].U);
-        e->wino[i].U = NULL;
+        if (e->wino[i].owned) {
+            free(e->wino[i].U);
+            free(e->wino[i].Uf);
+        }
+        e->wino[i].U = e->wino[i].Uf = NULL;
         e->wino[i].owned = 0;
     }
 }
 
-/* Plans and transforms (or borrows from share) the weights of every needed layer
- * wino_eligible accepts; -1 when out of memory, with every layer direct. */
-static int wino_setup(sal_engine *e, const sal_engine *share) {
+/* Plans and transforms (or borrows from share, when it runs the same mode) the
+ * weights of every needed layer wino_eligible accepts, for the backward and, when
+ * mode is SAL_CONV_FASTEST, the forward too; -1 when out of memory, with every
+ * layer direct. The engine holds no Winograd weights when called. */
+static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode) {
     const sal_model *m = e->m;
     const float *P = (const float *)m->params[SAL_F32];
+    const int all = mode == SAL_CONV_FASTEST;
     for (int i = 0; i <= e->last_layer; i++) {
         const sal_layer *L = &m->layers[i];
         engine_wino *w = &e->wino[i];
-        if (!e->need[IX(i)] || w->U || !wino_eligible(L)) continue;
-        if (share && share->m == m && i <= share->last_layer && share->wino[i].U) {
+        if (!e->need[IX(i)] || !wino_eligible(L)) continue;
+        if (share && share->m == m && share->conv_mode == mode && i <= share->last_layer &&
+            share->wino[i].U) {
             *w = share->wino[i];
             w->owned = 0;
             continue;
         }
-        if (wino_plan_init(&w->plan, wino_choose_m(L), L->kh)) continue; /* m = 0: direct */
-        if (!(w->U = malloc(sizeof(float) * wino_weights_elems(L, &w->plan)))) {
+        if (wino_plan_init(&w->plan, wino_choose_m(L, all), L->kh)) continue; /* direct */
+        const size_t bytes = sizeof(float) * wino_weights_elems(L, &w->plan);
+        w->owned = 1;
+        if (!(w->U = malloc(bytes)) || (all && !(w->Uf = malloc(bytes)))) {
             wino_drop(e);
             return -1;
         }
-        w->owned = 1;
         wino_transform_weights(w->U, P + L->weight_off, L, &w->plan);
+        if (all) wino_transform_weights_forward(w->Uf, P + L->weight_off, L, &w->plan);
     }
     return 0;
 }
 
 int sal_engine_set_convolution(sal_engine *e, sal_conv_mode mode, char *err, size_t errlen) {
-    if (mode != SAL_CONV_FAST && mode != SAL_CONV_DIRECT)
+    if (mode != SAL_CONV_FAST && mode != SAL_CONV_DIRECT && mode != SAL_CONV_FASTEST)
         return fail(err, errlen, "engine: unknown convolution mode %d", (int)mode);
-    if (mode == SAL_CONV_DIRECT || e->prec != SAL_F32) {
-        wino_drop(e);
-    } else if (wino_setup(e, NULL)) {
-        if (e->conv_mode == SAL_CONV_DIRECT) wino_drop(e);
+    if (mode == e->conv_mode) return 0;
+    wino_drop(e);
+    if (mode != SAL_CONV_DIRECT && e->prec == SAL_F32 && wino_setup(e, NULL, mode)) {
+        if (e->conv_mode != SAL_CONV_DIRECT && wino_setup(e, NULL, e->conv_mode))
+            e->conv_mode = SAL_CONV_DIRECT; /* not even the old mode's weights fit */
         return fail(err, errlen, "engine: out of memory for the Winograd weights "
                     "(try [run] convolution = \"direct\")");
     }
@@ -244,7 +255,7 @@ int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_b
                 int nmethods, sal_conv_mode conv, const sal_engine *share, char *err,
                 size_t errlen) {
     *out = NULL;
-    if (conv != SAL_CONV_FAST && conv != SAL_CONV_DIRECT)
+    if (conv != SAL_CONV_FAST && conv != SAL_CONV_DIRECT && conv != SAL_CONV_FASTEST)
         return fail(err, errlen, "engine: unknown convolution mode %d", (int)conv);
     if (p != SAL_F32 && p != SAL_F64)
         return fail(err, errlen, "engine: unknown precision %d", (int)p);
@@ -338,7 +349,7 @@ int engine_init(sal_engine **out, const sal_model *m, sal_precision p, int max_b
     carve(e, e->arena);
     e->conv_mode = conv;
     e->one_hot = 1;
-    if (p == SAL_F32 && conv == SAL_CONV_FAST && wino_setup(e, share)) {
+    if (p == SAL_F32 && conv != SAL_CONV_DIRECT && wino_setup(e, share, conv)) {
         sal_engine_free(e);
         return fail(err, errlen, "engine: out of memory for the Winograd weights (try "
                     "[run] convolution = \"direct\")");
@@ -441,7 +452,8 @@ size_t sal_engine_workspace_bytes(const sal_engine *e) {
     size_t bytes = e->arena_bytes;
     for (int i = 0; i < e->m->nlayers; i++)
         if (e->wino[i].owned)
-            bytes += sizeof(float) * wino_weights_elems(&e->m->layers[i], &e->wino[i].plan);
+            bytes += sizeof(float) * wino_weights_elems(&e->m->layers[i], &e->wino[i].plan) *
+                     (e->wino[i].Uf ? 2 : 1);
     return bytes;
 }
 

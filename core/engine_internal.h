@@ -29,11 +29,12 @@
 /* Per-node arrays are indexed IX(node) so that the network input (-1) is entry 0. */
 #define IX(j) ((j) + 1)
 
-/* A layer's Winograd backward (winograd.h): its plan and transformed weights,
- * owned, or borrowed from another engine of the same model (engine_init). */
+/* A layer's Winograd passes (winograd.h): its plan and transformed weights for the
+ * backward (U) and, with convolution "fastest", the forward (Uf), owned, or
+ * borrowed from another engine of the same model and mode (engine_init). */
 typedef struct {
     wino_plan plan;
-    float *U;
+    float *U, *Uf;
     int owned;
 } engine_wino;
 

@@ -218,7 +218,13 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
         real *out = value_of(e, i);
         switch (v.L->kind) {
         case SAL_LAYER_CONV:
-            R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
+#if !SAL_DOUBLE
+            if (e->wino[i].Uf) /* convolution "fastest" (sal_engine_set_convolution) */
+                wino_conv_forward(out, in, n, e->wino[i].Uf, v.b, &e->wino[i].plan, v.L,
+                                  e->col, &e->par);
+            else
+#endif
+                R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:

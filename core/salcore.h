@@ -225,14 +225,18 @@ typedef void (*sal_parallel_for)(void *pool, int n, sal_parallel_body body, void
  * still works, but its results may then depend on its thread count. Never fails. */
 void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool);
 
-/* How the backward passes compute convolutions' input gradients. SAL_CONV_FAST (the
- * default of every engine): in float32, each stride-1 3x3 convolution with one
- * group by Winograd's F(2x2, 3x3), whose weights the engine transforms once
- * (docs/performance.md, "Winograd"; winograd.c builds larger tiles and 5x5 kernels
- * too, but their rounding is too large to use); its rounding differs from the
- * direct product's, never its value. SAL_CONV_DIRECT: im2col + GEMM everywhere. float64
- * engines are always direct. The forward pass is direct in both. */
-typedef enum { SAL_CONV_FAST = 0, SAL_CONV_DIRECT = 1 } sal_conv_mode;
+/* How the passes compute convolutions. SAL_CONV_FAST (the default of every
+ * engine): in float32, the backward of each stride-1 3x3 convolution with one group
+ * by Winograd's F(2x2, 3x3), whose weights the engine transforms once
+ * (docs/performance.md, "Winograd"); its rounding differs from the direct
+ * product's, never its value, and the forward is direct, so every ReLU and max-pool
+ * decision is the direct path's. SAL_CONV_DIRECT: im2col + GEMM everywhere.
+ * SAL_CONV_FASTEST: in float32, Winograd in the forward pass too, and for stride-1
+ * 5x5 kernels (F(2x2, 5x5)) as well: fewest operations, a few times the rounding
+ * error, and a forward whose rounding may flip ReLU and max-pool decisions at
+ * near-ties (docs/performance.md, "Winograd forward"). float64 engines are always
+ * direct. */
+typedef enum { SAL_CONV_FAST = 0, SAL_CONV_DIRECT = 1, SAL_CONV_FASTEST = 2 } sal_conv_mode;
 
 /* Switches the engine's mode. Going to SAL_CONV_FAST transforms the weights (memory
  * of about alpha^2 / r^2 times the eligible layers' weights) and fails with a

@@ -41,7 +41,9 @@
 #include "winograd.h"
 
 /* Columns per block (multiple of WINO_LANES): measured on the AlexNet layers. */
+#ifndef WINO_BLOCK_COLUMNS
 #define WINO_BLOCK_COLUMNS 512
+#endif
 #define WINO_LANES 16
 /* Largest alpha wino_choose_m picks per r (0: none, the layer stays direct). The
  * error grows fast with alpha. Per layer (test_winograd --bench on AlexNet, max
@@ -54,6 +56,16 @@
  * factor 1.5 of the direct path's error (docs/performance.md, "Winograd"). */
 #define WINO_MAX_ALPHA_R3 4
 #define WINO_MAX_ALPHA_R5 0
+/* convolution = "fastest" (wino_choose_m's `all`) also takes 5x5 kernels by
+ * F(2x2, 5x5): conv2's maps then move from about 4e-7 to 1.5e-6 (above), the price
+ * of 2.6x fewer multiplications on AlexNet's largest layer. */
+#define WINO_ALL_ALPHA_R5 6
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define WINO_UNROLL _Pragma("GCC unroll 8")
+#else
+#define WINO_UNROLL
+#endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define WINO_CLONES __attribute__((target_clones("avx2", "default")))
@@ -131,8 +143,9 @@ int wino_eligible(const sal_layer *L) {
 /* The m with the fewest GEMM multiplications per (c, oc) pair, alpha^2 per tile
  * (partial tiles at the plane's edges count whole), within the alpha allowed for r;
  * on a tie the smaller m, whose error is smaller. 0 when none is allowed. */
-int wino_choose_m(const sal_layer *L) {
-    const int r = L->kh, top = r == 3 ? WINO_MAX_ALPHA_R3 : WINO_MAX_ALPHA_R5;
+int wino_choose_m(const sal_layer *L, int all) {
+    const int r = L->kh,
+              top = r == 3 ? WINO_MAX_ALPHA_R3 : all ? WINO_ALL_ALPHA_R5 : WINO_MAX_ALPHA_R5;
     int best = 0;
     double best_cost = 0;
     for (int m = 2; m + r - 1 <= top; m++) {
@@ -148,175 +161,300 @@ size_t wino_weights_elems(const sal_layer *L, const wino_plan *p) {
     return (size_t)p->alpha * p->alpha * L->in_c * L->out_c;
 }
 
-void wino_transform_weights(float *U, const float *weight, const sal_layer *L,
-                            const wino_plan *p) {
+/* U[xi] = G k G^T at position xi for every kernel k of the weights, in double,
+ * rounded once: the backward's k is w[oc][c] rotated by 180 degrees, stored at
+ * (c, oc); the forward's is w[oc][c] itself, stored at (oc, c). */
+static void transform(float *U, const float *weight, const sal_layer *L, const wino_plan *p,
+                      int forward) {
     const int r = p->r, n = p->alpha, C = L->in_c, OC = L->out_c;
     const size_t mat = (size_t)C * OC;
-    for (int oc = 0; oc < OC; oc++)
-        for (int c = 0; c < C; c++) {
+    /* in the order U is stored, so that each of its alpha^2 matrices is written
+     * sequentially (the other order costs a cache miss per element and xi) */
+    const int outer = forward ? OC : C, inner = forward ? C : OC;
+    for (int o = 0; o < outer; o++)
+        for (int i = 0; i < inner; i++) {
+            const int oc = forward ? o : i, c = forward ? i : o;
             const float *g = weight + ((size_t)oc * C + c) * r * r;
             double wf[WINO_MAX_ALPHA * WINO_MAX_ALPHA], t[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
             for (int k1 = 0; k1 < r; k1++)
                 for (int k2 = 0; k2 < r; k2++)
-                    wf[k1 * r + k2] = g[(r - 1 - k1) * r + (r - 1 - k2)];
+                    wf[k1 * r + k2] = forward ? g[k1 * r + k2]
+                                              : g[(r - 1 - k1) * r + (r - 1 - k2)];
             for (int u = 0; u < n; u++) /* t = G wf */
                 for (int k2 = 0; k2 < r; k2++) {
                     double s = 0;
                     for (int k1 = 0; k1 < r; k1++) s += p->G[u * r + k1] * wf[k1 * r + k2];
                     t[u * r + k2] = s;
                 }
+            const size_t at = forward ? (size_t)oc * C + c : (size_t)c * OC + oc;
             for (int u = 0; u < n; u++) /* U = t G^T */
                 for (int v = 0; v < n; v++) {
                     double s = 0;
                     for (int k2 = 0; k2 < r; k2++) s += t[u * r + k2] * p->G[v * r + k2];
-                    U[(size_t)(u * n + v) * mat + (size_t)c * OC + oc] = (float)s;
+                    U[(size_t)(u * n + v) * mat + at] = (float)s;
                 }
         }
 }
 
-/* ---- the backward pass ------------------------------------------------------------- */
+void wino_transform_weights(float *U, const float *weight, const sal_layer *L,
+                            const wino_plan *p) {
+    transform(U, weight, L, p, 0);
+}
 
-/* A block's columns: sample, and the tile's top-left corner in din. */
-typedef struct {
-    int img, y, x;
-} wino_col;
+void wino_transform_weights_forward(float *Uf, const float *weight, const sal_layer *L,
+                                    const wino_plan *p) {
+    transform(Uf, weight, L, p, 1);
+}
+
+/* ---- the passes ------------------------------------------------------------- */
+
+/* Per part (a range of channels on one thread), the staging the transforms use: Q
+ * holds one sample's src patches of a run of tiles, R one run's dst tiles (below). */
+#define WINO_MAX_PARTS 32
+
+/* Q's and R's elements for tiles TX wide (the larger of the two directions' dst). */
+static size_t wino_part_elems(const wino_plan *p, int TX) {
+    const size_t m = p->m, QA = (p->alpha + m - 1) / m;
+    const size_t q = m * m * QA * (WINO_BLOCK_COLUMNS + (2 + QA) * (size_t)TX) + WINO_LANES;
+    const size_t r = m * m * (WINO_BLOCK_COLUMNS + WINO_LANES);
+    return q + r;
+}
+
+static int wino_max_tx(const sal_layer *L, const wino_plan *p) {
+    const int w = L->in_w > L->out_w ? L->in_w : L->out_w;
+    return (w + p->m - 1) / p->m;
+}
 
 size_t wino_scratch_elems(const sal_layer *L, const wino_plan *p) {
     const size_t cols = WINO_BLOCK_COLUMNS;
-    const size_t info = (sizeof(wino_col) * cols + sizeof(float) - 1) / sizeof(float);
-    return (size_t)p->alpha * p->alpha * (L->in_c + L->out_c) * cols + info + 16;
+    return (size_t)p->alpha * p->alpha * (L->in_c + L->out_c) * cols +
+           WINO_LANES + WINO_MAX_PARTS * wino_part_elems(p, wino_max_tx(L, p)) + 16;
 }
+
+/* The correlation a job computes: dst (D, DH, DW) per sample from src (S, SH, SW)
+ * per sample, a dst tile at (y, x) reading the src patch at (y - pt, x - pl). The
+ * backward: src = dout, dst = din; the forward: src = in, dst = out. */
+typedef struct {
+    int S, SH, SW, D, DH, DW, pt, pl;
+} wino_geom;
 
 typedef struct {
     const wino_plan *p;
-    const sal_layer *L;
-    const float *dout;  /* input transform: (n, OC, OH, OW)   */
-    float *din;         /* output transform: (n, C, H, W)      */
-    float *V, *M;       /* (alpha^2, OC, nb), (alpha^2, C, nb) */
-    const wino_col *col;
+    wino_geom g;
+    const float *src;   /* input transform: (n, S, SH, SW)     */
+    float *dst;         /* output transform: (n, D, DH, DW)    */
+    const float *bias;  /* (D) added by the output transform, or NULL */
+    float *V, *M;       /* (alpha^2, S, nb), (alpha^2, D, nb)  */
+    float *stage;       /* WINO_MAX_PARTS x wino_part_elems     */
+    size_t part_elems;
+    long long b0;       /* the block's first column (sample-major, tiles row-major) */
+    int T, TX;          /* tiles per sample and per row of dst */
     int nb, parts, rows; /* block columns; channels split into parts of rows */
 } wino_job;
 
-/* V[.][oc][g0 + l] = B^T d B for the lanes' patches d of plane oc. A is alpha, a
- * constant in each caller (wino_in_rows), so the small loops unroll. */
-static inline __attribute__((always_inline)) void wino_in_lanes(const wino_job *j, int oc,
-                                                                int g0, int nl, const int A) {
-    const wino_plan *p = j->p;
-    const sal_layer *L = j->L;
-    const int OH = L->out_h, OW = L->out_w, nb = j->nb;
-    const int pt = p->r - 1 - L->ph, pl = p->r - 1 - L->pw;
-    const size_t plane = (size_t)OH * OW, per = (size_t)L->out_c * plane;
-    float d[WINO_MAX_ALPHA][WINO_MAX_ALPHA][WINO_LANES];
-    float t[WINO_MAX_ALPHA][WINO_MAX_ALPHA][WINO_LANES];
-    for (int l = 0; l < WINO_LANES; l++) {
-        if (l >= nl) {
-            for (int a = 0; a < A; a++)
-                for (int b = 0; b < A; b++) d[a][b][l] = 0;
-            continue;
-        }
-        const wino_col *c = &j->col[g0 + l];
-        const int y0 = c->y - pt, x0 = c->x - pl;
-        const float *src = j->dout + c->img * per + oc * plane;
-        if (y0 >= 0 && x0 >= 0 && y0 + A <= OH && x0 + A <= OW) {
-            for (int a = 0; a < A; a++)
-                for (int b = 0; b < A; b++) d[a][b][l] = src[(size_t)(y0 + a) * OW + x0 + b];
-        } else {
-            for (int a = 0; a < A; a++)
-                for (int b = 0; b < A; b++) {
-                    const int y = y0 + a, x = x0 + b;
-                    d[a][b][l] =
-                        y >= 0 && y < OH && x >= 0 && x < OW ? src[(size_t)y * OW + x] : 0;
-                }
-        }
+/* The block's columns fall into runs of one sample's consecutive tiles; fn(j, ch,
+ * img, t0, t1, k0, ...) handles the run of tiles [t0, t1) of sample img, columns
+ * k0... of the block. */
+#define WINO_RUNS(fn, ...)                                                               \
+    for (int k0 = 0; k0 < j->nb;) {                                                      \
+        const long long q = j->b0 + k0;                                                  \
+        const int img = (int)(q / j->T), t0 = (int)(q % j->T);                           \
+        const int t1 = j->T - t0 < j->nb - k0 ? j->T : t0 + (j->nb - k0);                \
+        fn(j, ch, img, t0, t1, k0, __VA_ARGS__);                                         \
+        k0 += t1 - t0;                                                                   \
     }
-    for (int a = 0; a < A; a++) /* t = d B */
-        for (int v = 0; v < A; v++) {
-            float s[WINO_LANES] = {0};
-            for (int b = 0; b < A; b++) {
-                const float k = p->BT[v * A + b];
-                if (k == 0) continue;
-                for (int l = 0; l < WINO_LANES; l++) s[l] += k * d[a][b][l];
-            }
-            for (int l = 0; l < WINO_LANES; l++) t[a][v][l] = s[l];
-        }
-    const size_t stride = (size_t)L->out_c * nb;
-    float *dst = j->V + (size_t)oc * nb + g0;
-    for (int u = 0; u < A; u++) /* V = B^T t */
-        for (int v = 0; v < A; v++) {
-            float s[WINO_LANES] = {0};
-            for (int a = 0; a < A; a++) {
-                const float k = p->BT[u * A + a];
-                if (k == 0) continue;
-                for (int l = 0; l < WINO_LANES; l++) s[l] += k * t[a][v][l];
-            }
-            float *o = dst + (size_t)(u * A + v) * stride;
-            for (int l = 0; l < nl; l++) o[l] = s[l];
-        }
-}
 
-/* din tiles = A^T M A for the lanes' columns of channel c. */
-static inline __attribute__((always_inline)) void wino_out_lanes(const wino_job *j, int c,
-                                                                 int g0, int nl, const int A) {
-    const wino_plan *p = j->p;
-    const sal_layer *L = j->L;
-    const int H = L->in_h, W = L->in_w, m = p->m, nb = j->nb;
-    const size_t plane = (size_t)H * W, per = (size_t)L->in_c * plane;
-    const size_t stride = (size_t)L->in_c * nb;
-    const float *src = j->M + (size_t)c * nb + g0;
-    float mm[WINO_MAX_ALPHA][WINO_MAX_ALPHA][WINO_LANES];
-    float t[WINO_MAX_ALPHA][WINO_MAX_ALPHA][WINO_LANES];
-    for (int u = 0; u < A; u++)
-        for (int v = 0; v < A; v++) {
-            const float *s = src + (size_t)(u * A + v) * stride;
-            for (int l = 0; l < WINO_LANES; l++) mm[u][v][l] = l < nl ? s[l] : 0;
-        }
-    for (int i = 0; i < m; i++) /* t = A^T mm */
-        for (int v = 0; v < A; v++) {
-            float s[WINO_LANES] = {0};
-            for (int u = 0; u < A; u++) {
-                const float k = p->AT[i * A + u];
-                if (k == 0) continue;
-                for (int l = 0; l < WINO_LANES; l++) s[l] += k * mm[u][v][l];
+/* V[.][ch][k0 + ...] = B^T d B for the patches d of src plane ch of tiles [t0, t1) of
+ * sample img. The patches' element (a, b) of consecutive tiles is made contiguous
+ * first: with a = m qa + ra, b = m qb + rb, the element of tile (ty, tx) is
+ *   src(m (ty + qa) + ra - pt, m (tx + qb) + rb - pl) = Q[ra][rb][qb][ty + qa][tx],
+ * so it sits qa rows of TX after tile t's own position in the plane Q[ra][rb][qb].
+ * A and m are constants in each caller (wino_rows), so the small loops unroll and
+ * the lanes become vectors. */
+static inline __attribute__((always_inline)) void wino_in_run(const wino_job *j, int ch,
+                                                              int img, int t0, int t1,
+                                                              int k0, float *Q, const int A,
+                                                              const int m, const float *BT) {
+    const wino_geom *g = &j->g;
+    const int TX = j->TX, QA = (A + m - 1) / m, ty0 = t0 / TX, ty1 = (t1 - 1) / TX;
+    const int rows = ty1 - ty0 + QA;
+    const size_t qplane = (size_t)rows * TX;
+    const float *src = j->src + ((size_t)img * g->S + ch) * g->SH * g->SW;
+    for (int ra = 0; ra < m; ra++)
+        for (int rb = 0; rb < m; rb++)
+            for (int qb = 0; qb < QA; qb++) {
+                float *q = Q + (size_t)((ra * m + rb) * QA + qb) * qplane;
+                for (int Y = 0; Y < rows; Y++, q += TX) {
+                    const int y = m * (ty0 + Y) + ra - g->pt;
+                    if (y < 0 || y >= g->SH) {
+                        memset(q, 0, sizeof(float) * TX);
+                        continue;
+                    }
+                    /* q[X] = src(y, m X + o) where 0 <= m X + o < SW, else 0 */
+                    const int o = m * qb + rb - g->pl;
+                    const int lo = o >= 0 ? 0 : (-o + m - 1) / m;
+                    int hi = g->SW - o <= 0 ? 0 : (g->SW - o + m - 1) / m;
+                    if (hi > TX) hi = TX;
+                    if (hi < lo) hi = lo;
+                    const float *sr = src + (size_t)y * g->SW + o;
+                    for (int X = 0; X < lo; X++) q[X] = 0;
+                    for (int X = lo; X < hi; X++) q[X] = sr[m * X];
+                    for (int X = hi; X < TX; X++) q[X] = 0;
+                }
             }
-            for (int l = 0; l < WINO_LANES; l++) t[i][v][l] = s[l];
-        }
-    for (int i = 0; i < m; i++) /* y = t A, written straight to din */
-        for (int jj = 0; jj < m; jj++) {
-            float s[WINO_LANES] = {0};
+    memset(Q + (size_t)m * m * QA * qplane, 0, sizeof(float) * WINO_LANES);
+    const size_t stride = (size_t)g->S * j->nb;
+    for (int t = t0; t < t1; t += WINO_LANES) {
+        const int nl = t1 - t < WINO_LANES ? t1 - t : WINO_LANES;
+        const size_t off = (size_t)(t - ty0 * TX);
+        const float *d[WINO_MAX_ALPHA][WINO_MAX_ALPHA]; /* d[a][b][lane] */
+        float tt[WINO_MAX_ALPHA][WINO_MAX_ALPHA][WINO_LANES];
+        WINO_UNROLL
+        for (int a = 0; a < A; a++)
+            WINO_UNROLL
+            for (int b = 0; b < A; b++)
+                d[a][b] = Q + (size_t)(((a % m) * m + b % m) * QA + b / m) * qplane + off +
+                          (size_t)(a / m) * TX;
+        WINO_UNROLL
+        for (int a = 0; a < A; a++) /* tt = d B */
+            WINO_UNROLL
             for (int v = 0; v < A; v++) {
-                const float k = p->AT[jj * A + v];
-                if (k == 0) continue;
-                for (int l = 0; l < WINO_LANES; l++) s[l] += k * t[i][v][l];
+                float s[WINO_LANES] = {0};
+                WINO_UNROLL
+                for (int b = 0; b < A; b++) {
+                    const float k = BT[v * A + b];
+                    if (k == 0) continue;
+                    for (int l = 0; l < WINO_LANES; l++) s[l] += k * d[a][b][l];
+                }
+                for (int l = 0; l < WINO_LANES; l++) tt[a][v][l] = s[l];
             }
-            for (int l = 0; l < nl; l++) {
-                const wino_col *cl = &j->col[g0 + l];
-                const int y = cl->y + i, x = cl->x + jj;
-                if (y < H && x < W) j->din[cl->img * per + c * plane + (size_t)y * W + x] = s[l];
+        float *dst = j->V + (size_t)ch * j->nb + k0 + (t - t0);
+        WINO_UNROLL
+        for (int u = 0; u < A; u++) /* V = B^T tt */
+            WINO_UNROLL
+            for (int v = 0; v < A; v++) {
+                float s[WINO_LANES] = {0};
+                WINO_UNROLL
+                for (int a = 0; a < A; a++) {
+                    const float k = BT[u * A + a];
+                    if (k == 0) continue;
+                    for (int l = 0; l < WINO_LANES; l++) s[l] += k * tt[a][v][l];
+                }
+                float *o = dst + (size_t)(u * A + v) * stride;
+                for (int l = 0; l < nl; l++) o[l] = s[l];
             }
-        }
+    }
 }
 
-/* Rows (channels) [part*rows, ...) of the input (forward = 1) or output transform. */
-#define WINO_ROWS_BODY(A)                                                                \
-    for (int ch = c0; ch < c1; ch++)                                                     \
-        for (int g0 = 0; g0 < j->nb; g0 += WINO_LANES) {                                 \
-            const int nl = j->nb - g0 < WINO_LANES ? j->nb - g0 : WINO_LANES;            \
-            if (forward)                                                                 \
-                wino_in_lanes(j, ch, g0, nl, A);                                         \
-            else                                                                         \
-                wino_out_lanes(j, ch, g0, nl, A);                                        \
+/* dst tiles = A^T M A (+ bias) of channel ch for tiles [t0, t1) of sample img: into
+ * R[i][jj][tile] with the lanes as vectors, then each tile's m x m values to dst. */
+static inline __attribute__((always_inline)) void wino_out_run(const wino_job *j, int ch,
+                                                               int img, int t0, int t1,
+                                                               int k0, float *R, const int A,
+                                                               const int m, const float *AT) {
+    const wino_geom *g = &j->g;
+    const int H = g->DH, W = g->DW, TX = j->TX, nb = j->nb;
+    const size_t stride = (size_t)g->D * nb, rl = WINO_BLOCK_COLUMNS + WINO_LANES;
+    const float *src = j->M + (size_t)ch * nb + k0;
+    for (int t = t0; t < t1; t += WINO_LANES) {
+        /* mm[u][v][lane]: every lane is read, those past t1 (within the scratch:
+         * the block's M or the padding after it) only into tiles never written. */
+        const float *mm[WINO_MAX_ALPHA][WINO_MAX_ALPHA];
+        float tt[WINO_MAX_ALPHA][WINO_MAX_ALPHA][WINO_LANES];
+        WINO_UNROLL
+        for (int u = 0; u < A; u++)
+            WINO_UNROLL
+            for (int v = 0; v < A; v++) mm[u][v] = src + (size_t)(u * A + v) * stride + (t - t0);
+        WINO_UNROLL
+        for (int i = 0; i < m; i++) /* tt = A^T mm */
+            WINO_UNROLL
+            for (int v = 0; v < A; v++) {
+                float s[WINO_LANES] = {0};
+                WINO_UNROLL
+                for (int u = 0; u < A; u++) {
+                    const float k = AT[i * A + u];
+                    if (k == 0) continue;
+                    for (int l = 0; l < WINO_LANES; l++) s[l] += k * mm[u][v][l];
+                }
+                for (int l = 0; l < WINO_LANES; l++) tt[i][v][l] = s[l];
+            }
+        WINO_UNROLL
+        for (int i = 0; i < m; i++) /* y = tt A */
+            WINO_UNROLL
+            for (int jj = 0; jj < m; jj++) {
+                float s[WINO_LANES] = {0};
+                WINO_UNROLL
+                for (int v = 0; v < A; v++) {
+                    const float k = AT[jj * A + v];
+                    if (k == 0) continue;
+                    for (int l = 0; l < WINO_LANES; l++) s[l] += k * tt[i][v][l];
+                }
+                float *r = R + (size_t)(i * m + jj) * rl + (t - t0);
+                for (int l = 0; l < WINO_LANES; l++) r[l] = s[l];
+            }
+    }
+    float *out = j->dst + ((size_t)img * g->D + ch) * H * W;
+    const float b = j->bias ? j->bias[ch] : 0;
+    for (int t = t0; t < t1;) { /* a tile row at a time: tiles [t, te) of row ty */
+        const int ty = t / TX, tx0 = t % TX, te = t1 - t < TX - tx0 ? t1 : t + (TX - tx0);
+        const int full = W / m; /* tiles whose m columns are all inside the plane */
+        const int txe = tx0 + (te - t), txf = txe < full ? txe : full;
+        for (int i = 0; i < m && ty * m + i < H; i++) {
+            float *o = out + (size_t)(ty * m + i) * W;
+            const float *r = R + (size_t)(i * m) * rl + (t - t0) - tx0;
+            for (int tx = tx0; tx < txf; tx++)
+                for (int jj = 0; jj < m; jj++)
+                    o[tx * m + jj] = j->bias ? r[(size_t)jj * rl + tx] + b : r[(size_t)jj * rl + tx];
+            for (int tx = txf > tx0 ? txf : tx0; tx < txe; tx++)
+                for (int jj = 0; jj < m && tx * m + jj < W; jj++)
+                    o[tx * m + jj] = j->bias ? r[(size_t)jj * rl + tx] + b : r[(size_t)jj * rl + tx];
         }
+        t = te;
+    }
+}
+
+/* The matrices wino_plan_init builds for F(2x2, 3x3) and F(2x2, 5x5), as constants:
+ * with them the compiler drops the zero terms and the multiplications by +-1 (the
+ * same operations on the same values otherwise: the results are the generic
+ * code's). wino_rows checks them against the plan's before using them. */
+static const float wino_bt23[16] = {-1, 0, 1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, -1, 0, 1};
+static const float wino_at23[8] = {1, 1, 1, 0, 0, 1, -1, 1};
+static const float wino_bt25[36] = {4, 0, -5, 0, 1, 0, 0, -4, -4, 1,  1,  0,
+                                    0, 4, -4, -1, 1, 0, 0, -2, -1, 2, 1, 0,
+                                    0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1};
+static const float wino_at25[12] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 1};
+
+static int same_matrix(const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* Channels [part*rows, ...) of the input (forward = 1) or output transform. */
+#define WINO_ROWS_BODY(A, m, BT, AT)                                                     \
+    for (int ch = c0; ch < c1; ch++) {                                                   \
+        if (forward) {                                                                   \
+            WINO_RUNS(wino_in_run, Q, A, m, BT)                                          \
+        } else {                                                                         \
+            WINO_RUNS(wino_out_run, R, A, m, AT)                                         \
+        }                                                                                \
+    }
 
 WINO_CLONES
 static void wino_rows(const wino_job *j, int part, int forward) {
-    const int total = forward ? j->L->out_c : j->L->in_c;
+    const wino_plan *p = j->p;
+    const int total = forward ? j->g.S : j->g.D;
     const int c0 = part * j->rows, c1 = c0 + j->rows < total ? c0 + j->rows : total;
-    switch (j->p->alpha) {
-    case 4: WINO_ROWS_BODY(4) break;
-    case 5: WINO_ROWS_BODY(5) break;
-    case 6: WINO_ROWS_BODY(6) break;
-    case 7: WINO_ROWS_BODY(7) break;
-    default: WINO_ROWS_BODY(8) break;
+    const int A = p->alpha, m = p->m;
+    float *Q = j->stage + (size_t)part * j->part_elems;
+    float *R = Q; /* a part runs one direction at a time */
+    if (m == 2 && A == 4 && same_matrix(p->BT, wino_bt23, 16) && same_matrix(p->AT, wino_at23, 8)) {
+        WINO_ROWS_BODY(4, 2, wino_bt23, wino_at23)
+    } else if (m == 2 && A == 6 && same_matrix(p->BT, wino_bt25, 36) &&
+               same_matrix(p->AT, wino_at25, 12)) {
+        WINO_ROWS_BODY(6, 2, wino_bt25, wino_at25)
+    } else {
+        WINO_ROWS_BODY(A, m, p->BT, p->AT)
     }
 }
 
@@ -325,7 +463,7 @@ static void wino_out_part(void *arg, int part) { wino_rows(arg, part, 0); }
 
 /* Runs body over `total` channels, in parts of at least 8 channels, on par->pfor. */
 static void wino_for(wino_job *j, const sal_par *par, int total, void (*body)(void *, int)) {
-    j->parts = total / 8 < 32 ? (total + 7) / 8 : 32;
+    j->parts = total / 8 < WINO_MAX_PARTS ? (total + 7) / 8 : WINO_MAX_PARTS;
     j->rows = (total + j->parts - 1) / j->parts;
     j->parts = (total + j->rows - 1) / j->rows;
     if (par && par->pfor && j->parts > 1)
@@ -334,27 +472,39 @@ static void wino_for(wino_job *j, const sal_par *par, int total, void (*body)(vo
         for (int i = 0; i < j->parts; i++) body(j, i);
 }
 
+/* dst = the correlation of src with the transformed weights U (alpha^2 matrices
+ * (D, S)), block by block of columns. */
+static void wino_run(float *dst, const float *src, const float *bias, int n, const float *U,
+                     const wino_plan *p, wino_geom g, int tx_max, float *scratch,
+                     const sal_par *par) {
+    const int m = p->m, A = p->alpha;
+    const int TY = (g.DH + m - 1) / m, TX = (g.DW + m - 1) / m, T = TY * TX;
+    const long long total = (long long)n * T;
+    float *V = scratch, *M = V + (size_t)A * A * g.S * WINO_BLOCK_COLUMNS;
+    float *stage = M + (size_t)A * A * g.D * WINO_BLOCK_COLUMNS + WINO_LANES;
+    for (long long b0 = 0; b0 < total; b0 += WINO_BLOCK_COLUMNS) {
+        const int nb = total - b0 < WINO_BLOCK_COLUMNS ? (int)(total - b0) : WINO_BLOCK_COLUMNS;
+        wino_job j = {p, g, src, dst, bias, V, M, stage, wino_part_elems(p, tx_max), b0, T,
+                      TX, nb, 0, 0};
+        wino_for(&j, par, g.S, wino_in_part);
+        for (int xi = 0; xi < A * A; xi++)
+            gemm_f32(par, CblasNoTrans, CblasNoTrans, g.D, nb, g.S, U + (size_t)xi * g.D * g.S,
+                     g.S, V + (size_t)xi * g.S * nb, nb, 0, M + (size_t)xi * g.D * nb, nb);
+        wino_for(&j, par, g.D, wino_out_part);
+    }
+}
+
 void wino_conv_backward(float *din, const float *dout, int n, const float *U,
                         const wino_plan *p, const sal_layer *L, float *scratch,
                         const sal_par *par) {
-    const int m = p->m, A = p->alpha, C = L->in_c, OC = L->out_c;
-    const int TY = (L->in_h + m - 1) / m, TX = (L->in_w + m - 1) / m, T = TY * TX;
-    const long long total = (long long)n * T;
-    float *V = scratch, *M = V + (size_t)A * A * OC * WINO_BLOCK_COLUMNS;
-    wino_col *col = (wino_col *)(((uintptr_t)(M + (size_t)A * A * C * WINO_BLOCK_COLUMNS) +
-                                  15) & ~(uintptr_t)15);
-    for (long long b0 = 0; b0 < total; b0 += WINO_BLOCK_COLUMNS) {
-        const int nb = total - b0 < WINO_BLOCK_COLUMNS ? (int)(total - b0) : WINO_BLOCK_COLUMNS;
-        for (int k = 0; k < nb; k++) {
-            const long long q = b0 + k;
-            const int img = (int)(q / T), t = (int)(q % T);
-            col[k].img = img, col[k].y = t / TX * m, col[k].x = t % TX * m;
-        }
-        wino_job j = {p, L, dout, din, V, M, col, nb, 0, 0};
-        wino_for(&j, par, OC, wino_in_part);
-        for (int xi = 0; xi < A * A; xi++)
-            gemm_f32(par, CblasNoTrans, CblasNoTrans, C, nb, OC, U + (size_t)xi * C * OC, OC,
-                     V + (size_t)xi * OC * nb, nb, 0, M + (size_t)xi * C * nb, nb);
-        wino_for(&j, par, C, wino_out_part);
-    }
+    const wino_geom g = {L->out_c, L->out_h, L->out_w, L->in_c, L->in_h, L->in_w,
+                         p->r - 1 - L->ph, p->r - 1 - L->pw};
+    wino_run(din, dout, NULL, n, U, p, g, wino_max_tx(L, p), scratch, par);
+}
+
+void wino_conv_forward(float *out, const float *in, int n, const float *Uf, const float *bias,
+                       const wino_plan *p, const sal_layer *L, float *scratch,
+                       const sal_par *par) {
+    const wino_geom g = {L->in_c, L->in_h, L->in_w, L->out_c, L->out_h, L->out_w, L->ph, L->pw};
+    wino_run(out, in, bias, n, Uf, p, g, wino_max_tx(L, p), scratch, par);
 }

@@ -37,10 +37,11 @@ double wino_plan_identity_error(const wino_plan *p);
 int wino_eligible(const sal_layer *L);
 
 /* The output tile side the engine uses for an eligible layer, or 0 when it keeps
- * the layer direct: today m = 2 for 3x3 kernels (F(2x2, 3x3)) and 0 for 5x5, the
- * larger tiles adding too much rounding error (winograd.c, WINO_MAX_ALPHA_R3;
- * docs/performance.md, "Winograd"). */
-int wino_choose_m(const sal_layer *L);
+ * the layer direct: m = 2 for 3x3 kernels (F(2x2, 3x3)), and for 5x5 kernels 0
+ * (direct), or 2 (F(2x2, 5x5)) when `all` (convolution = "fastest"); larger tiles
+ * add too much rounding error (winograd.c, WINO_MAX_ALPHA_R3; docs/performance.md,
+ * "Winograd"). */
+int wino_choose_m(const sal_layer *L, int all);
 
 /* Elements of the transformed weights U: alpha^2 matrices (C, OC). */
 size_t wino_weights_elems(const sal_layer *L, const wino_plan *p);
@@ -51,7 +52,12 @@ size_t wino_weights_elems(const sal_layer *L, const wino_plan *p);
 void wino_transform_weights(float *U, const float *weight, const sal_layer *L,
                             const wino_plan *p);
 
-/* Scratch elements wino_conv_backward needs for any n (its blocks have a fixed
+/* Uf[xi] (OC, C) = G w G^T at position xi of every (oc, c): the forward's weights,
+ * computed as wino_transform_weights'. */
+void wino_transform_weights_forward(float *Uf, const float *weight, const sal_layer *L,
+                                    const wino_plan *p);
+
+/* Scratch elements wino_conv_backward and wino_conv_forward need for any n (its blocks have a fixed
  * number of columns). */
 size_t wino_scratch_elems(const sal_layer *L, const wino_plan *p);
 
@@ -62,5 +68,13 @@ size_t wino_scratch_elems(const sal_layer *L, const wino_plan *p);
 void wino_conv_backward(float *din, const float *dout, int n, const float *U,
                         const wino_plan *p, const sal_layer *L, float *scratch,
                         const sal_par *par);
+
+/* out (n,OC,OH,OW) = the convolution of in (n,C,H,W) plus bias (OC), the same value
+ * as conv_forward_f32 up to Winograd's rounding (convolution = "fastest" only: its
+ * rounding moves the forward's ReLU and max-pool decisions at near-ties). Uf from
+ * wino_transform_weights_forward; parallel as wino_conv_backward. */
+void wino_conv_forward(float *out, const float *in, int n, const float *Uf, const float *bias,
+                       const wino_plan *p, const sal_layer *L, float *scratch,
+                       const sal_par *par);
 
 #endif

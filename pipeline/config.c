@@ -698,11 +698,11 @@ static int load_run(sp_cfg_ctx *c, const sp_toml_node *root, sp_config *cfg) {
         if (want_choice(c, v, "run.precision", precisions, &k)) return -1;
         cfg->precision = k == 0 ? SAL_F32 : SAL_F64;
     }
-    /* "winograd" names what "fast" does today (docs/config.md). */
-    static const char *const convolutions[] = {"fast", "direct", "winograd", NULL};
+    /* "winograd" names what "fast" does (docs/config.md). */
+    static const char *const convolutions[] = {"fast", "direct", "winograd", "fastest", NULL};
     if ((v = sp_toml_get(t, "convolution"))) {
         if (want_choice(c, v, "run.convolution", convolutions, &k)) return -1;
-        cfg->convolution = k == 1 ? SAL_CONV_DIRECT : SAL_CONV_FAST;
+        cfg->convolution = k == 1 ? SAL_CONV_DIRECT : k == 3 ? SAL_CONV_FASTEST : SAL_CONV_FAST;
     }
     return 0;
 }

@@ -290,5 +290,8 @@ void sp_fit_print_plan(const sp_config *c, const sal_model *m, const sp_plan *p,
     printf("conv      %s\n",
            p->precision == SAL_F64 ? "direct (float64 always is)"
            : p->convolution == SAL_CONV_DIRECT ? "direct ([run] convolution)"
-           : "fast: backward of stride-1 3x3 and 5x5 convolutions by Winograd");
+           : p->convolution == SAL_CONV_FASTEST
+               ? "fastest: forward and backward of stride-1 3x3 and 5x5 convolutions by "
+                 "Winograd ([run] convolution)"
+               : "fast: backward of stride-1 3x3 convolutions by Winograd");
 }

@@ -467,7 +467,8 @@ static const char *plan_invalid(const sp_plan *p) {
         pp->resize_size > PLAN_MAX_DIM)
         return "preprocess resize";
     if (p->precision != SAL_F32 && p->precision != SAL_F64) return "precision";
-    if (p->convolution != SAL_CONV_FAST && p->convolution != SAL_CONV_DIRECT)
+    if (p->convolution != SAL_CONV_FAST && p->convolution != SAL_CONV_DIRECT &&
+        p->convolution != SAL_CONV_FASTEST)
         return "convolution";
     if (p->batch < 1 || p->batch > PLAN_MAX_BATCH) return "batch";
     if (p->threads < 1 || p->threads > PLAN_MAX_THREADS) return "threads";
@@ -633,7 +634,9 @@ static int method_params(const sp_plan *p, sp_output_param *q) {
     int n = 0, sg = 0, ig = 0, cam = 0;
     const int direct = p->precision == SAL_F64 || p->convolution == SAL_CONV_DIRECT;
     q[n++] = (sp_output_param){.name = "convolution", .kind = SP_PARAM_STRING,
-                               .s = direct ? "direct" : "fast", .absent = "direct"};
+                               .s = direct ? "direct"
+                                    : p->convolution == SAL_CONV_FASTEST ? "fastest" : "fast",
+                               .absent = "direct"};
     q[n++] = (sp_output_param){.name = "channels", .kind = SP_PARAM_STRING,
                                .s = sp_channels_names[p->max_abs], .absent = "all"};
     for (int i = 0; i < p->nmethods; i++) {

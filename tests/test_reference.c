@@ -25,7 +25,9 @@
  *      float32 rounding: relative L2 <= F32_MAP_TOL (1e-5). A near-tie flip cannot
  *      fail it; a wrong rule, index or scale does. The maps are computed twice, with
  *      the default backward convolutions (Winograd for 3x3 layers) and with
- *      convolution = "direct", and both must pass; the summary prints both.
+ *      convolution = "direct", and both must pass; the summary prints both. A third
+ *      run with convolution = "fastest" (Winograd forward too) makes its own
+ *      decisions; float64 recomputes its maps under them and the same bound holds.
  * Flips against float64's decisions, and each map's distance from PyTorch float64
  * next to PyTorch float32's own, are printed for information.
  *
@@ -653,7 +655,7 @@ int main(int argc, char **argv) {
     c.arg32 = xmalloc(sizeof(int32_t) * maxe);
     if (!c.held || !c.fl) return 2;
 
-    tally tl[3] = {{0}, {0}, {0}};
+    tally tl[4] = {{0}, {0}, {0}, {0}};
     void *maps64 = NULL, *acts64 = NULL, *maps32 = NULL, *acts32 = NULL;
     /* float64 first: float32's decisions are compared with its recorded ones, and its
      * engine recomputes the float32 maps under float32's decisions. */
@@ -691,6 +693,25 @@ int main(int argc, char **argv) {
                 compare_maps(&r, SAL_F32, "f32-dir", maps32d, maps64, NULL, &tl[2]);
             }
             free(maps32d);
+            /* convolution = "fastest": Winograd in the forward too (and F(2x2, 5x5)),
+             * so its own forward decides; float64 recomputes the maps under those
+             * decisions and the same oracle applies (docs/performance.md, "Winograd
+             * forward"). */
+            void *maps32w = xmalloc(bytes);
+            void *acts32w = xmalloc(sizeof(float) * r.n * r.ntargets);
+            if (sal_engine_set_convolution(e32, SAL_CONV_FASTEST, err, sizeof err) ||
+                sal_engine_run(e32, r.input32, r.n, maps32w, acts32w, NULL, NULL, err,
+                               sizeof err) ||
+                sal_engine_copy_decisions(e64, e32, r.n, err, sizeof err) ||
+                sal_engine_backward(e64, r.n, maps64, err, sizeof err)) {
+                printf("%-8s f32 fastest: %s  FAIL\n", r.arch, err);
+                tl[3].failures++;
+            } else {
+                if (perturb && !strcmp(perturb, "scale")) scale_maps(maps32w, count);
+                compare_maps(&r, SAL_F32, "f32-fst", maps32w, maps64, NULL, &tl[3]);
+            }
+            free(maps32w);
+            free(acts32w);
         }
     }
 
@@ -711,7 +732,11 @@ int main(int argc, char **argv) {
            "(the default \"fast\" above: %.3e, %.2fx)\n",
            tl[2].cases, tl[2].failures, tl[2].worst_map, tl[1].worst_map,
            tl[2].worst_map > 0 ? tl[1].worst_map / tl[2].worst_map : 0.0);
-    int failed = tl[0].failures || tl[1].failures || tl[2].failures;
+    printf("  f32 with convolution = \"fastest\" (its own decisions): %d cases, %d failed; "
+           "maps rel L2 %.3e (%.2fx the direct)\n",
+           tl[3].cases, tl[3].failures, tl[3].worst_map,
+           tl[2].worst_map > 0 ? tl[3].worst_map / tl[2].worst_map : 0.0);
+    int failed = tl[0].failures || tl[1].failures || tl[2].failures || tl[3].failures;
     int status = failed;
     if (expect_fail) {
         status = !(tl[0].failures == 0 && tl[1].failures > 0);

@@ -233,7 +233,7 @@ static int bench(const char *path, int n, int reps) {
             }
             qsort(t, reps, sizeof *t, by_value);
             printf("  F(%dx%d, %dx%d)%s: %.1f ms, error %.2g (weights: %.0f ms, %.1f MB)\n", m,
-                   m, L->kh, L->kh, m == wino_choose_m(L) ? " [chosen]" : "", t[reps / 2] * 1e3,
+                   m, L->kh, L->kh, m == wino_choose_m(L, 0) ? " [chosen]" : "", t[reps / 2] * 1e3,
                    rel_error(din, ref, ref_abs, e2, (size_t)L->in_h * L->in_w), tw * 1e3,
                    wino_weights_elems(L, &p) * 4e-6);
             free(U), free(scratch);
