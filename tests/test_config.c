@@ -357,6 +357,21 @@ static int case_full(const char *d) {
     CHECK(c.batch == 32 && c.threads == 4 && c.precision == SAL_F64 &&
           c.convolution == SAL_CONV_DIRECT, "run section");
     sp_config_free(&c);
+    static const struct {
+        const char *name;
+        sal_conv_mode mode;
+    } convs[] = {{"fast", SAL_CONV_FAST}, {"winograd", SAL_CONV_FAST},
+                 {"fastest", SAL_CONV_FASTEST}, {"direct", SAL_CONV_DIRECT}};
+    for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 MODEL IMAGES TARGETS "[output]\npath = \"o.h5\"\n[run]\nconvolution = \"%s\"\n",
+                 convs[i].name);
+        if (load_ok(d, text, &c)) return 1;
+        CHECK(c.convolution == convs[i].mode, "convolution = \"%s\": %d", convs[i].name,
+              c.convolution);
+        sp_config_free(&c);
+    }
     return 0;
 }
 

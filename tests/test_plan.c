@@ -454,6 +454,18 @@ static int case_output_params(void) {
     printf("  other convolution -> %s\n", rc ? err : "resumed");
     CHECK(rc == SP_OUT_MISMATCH && strstr(err, "convolution") && strstr(err, "fast"),
           "a fast file resumed with direct convolutions (%d)", rc);
+    p.convolution = SAL_CONV_FASTEST; /* fast and fastest differ in the forward */
+    rc = open_with(&p, out, 0, err);
+    printf("  fast file, fastest -> %s\n", rc ? err : "resumed");
+    CHECK(rc == SP_OUT_MISMATCH && strstr(err, "convolution") && strstr(err, "fast"),
+          "a fast file resumed with convolution fastest (%d)", rc);
+    CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);
+    str_attr(out, "convolution", conv, sizeof conv);
+    CHECK(!strcmp(conv, "fastest"), "float32 fastest: convolution '%s'", conv);
+    p.convolution = SAL_CONV_FAST;
+    rc = open_with(&p, out, 0, err);
+    CHECK(rc == SP_OUT_MISMATCH && strstr(err, "fastest"),
+          "a fastest file resumed with convolution fast (%d)", rc);
     p.precision = SAL_F64;
     p.convolution = SAL_CONV_FAST;
     CHECK(open_with(&p, out, 1, err) == SP_OUT_OK, "%s", err);

@@ -71,6 +71,37 @@ static void backward_ref(double *din, double *din_abs, const float *dout, const 
                 }
 }
 
+/* out (n,OC,OH,OW) = conv(in) + bias in double, and the sum of |terms| (bias
+ * included) behind each element. */
+static void forward_ref(double *out, double *out_abs, const float *in, const float *w,
+                        const float *bias, int n, const sal_layer *L) {
+    const int C = L->in_c, OC = L->out_c, H = L->in_h, W = L->in_w;
+    const int OH = L->out_h, OW = L->out_w, r = L->kh;
+    for (int i = 0; i < n; i++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    double s = bias[oc], sa = fabs(bias[oc]);
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < r; ky++) {
+                            const int y = oy - L->ph + ky;
+                            if (y < 0 || y >= H) continue;
+                            for (int kx = 0; kx < r; kx++) {
+                                const int x = ox - L->pw + kx;
+                                if (x < 0 || x >= W) continue;
+                                const double t =
+                                    (double)w[(((size_t)oc * C + c) * r + ky) * r + kx] *
+                                    in[(((size_t)i * C + c) * H + y) * W + x];
+                                s += t;
+                                sa += fabs(t);
+                            }
+                        }
+                    const size_t o = (((size_t)i * OC + oc) * OH + oy) * OW + ox;
+                    out[o] = s;
+                    out_abs[o] = sa;
+                }
+}
+
 /* max |got - ref| / scale, the scale of an element the largest sum of |terms| in
  * its plane: Winograd's error in a tile comes from every product in it, not from
  * the element's own terms alone. */
@@ -167,6 +198,39 @@ static void layer_case(int C, int OC, int H, int W, int r, int ph, int pw, int n
         free(U), free(scratch), free(din2);
     }
     printf("\n");
+
+    /* The forward (convolution = "fastest"), bias included, on random inputs. */
+    float *in = xcalloc(in_e, sizeof *in), *bias = xcalloc(OC, sizeof *bias);
+    float *out = xcalloc(out_e, sizeof *out), *out2 = xcalloc(out_e, sizeof *out2);
+    double *fref = xcalloc(out_e, sizeof *fref), *fref_abs = xcalloc(out_e, sizeof *fref_abs);
+    for (size_t k = 0; k < in_e; k++) in[k] = (float)uniform(-1, 1);
+    for (int k = 0; k < OC; k++) bias[k] = (float)uniform(-1, 1);
+    forward_ref(fref, fref_abs, in, w, bias, n, &L);
+    const size_t oplane = (size_t)L.out_h * L.out_w;
+    col = xcalloc(conv_scratch_elems(&L, g), sizeof *col);
+    conv_forward_f32(out, in, n, w, bias, &L, col, g, NULL);
+    printf("    forward: direct %.2g", rel_error(out, fref, fref_abs, out_e, oplane));
+    free(col);
+    for (int m = 2; m + r - 1 <= WINO_MAX_ALPHA; m++) {
+        wino_plan p;
+        wino_plan_init(&p, m, r);
+        float *Uf = xcalloc(wino_weights_elems(&L, &p), sizeof *Uf);
+        float *scratch = xcalloc(wino_scratch_elems(&L, &p), sizeof *scratch);
+        wino_transform_weights_forward(Uf, w, &L, &p);
+        for (size_t k = 0; k < out_e; k++) out[k] = NAN;
+        wino_conv_forward(out, in, n, Uf, bias, &p, &L, scratch, NULL);
+        const double e = rel_error(out, fref, fref_abs, out_e, oplane);
+        sal_par par = {reverse_for, NULL};
+        wino_conv_forward(out2, in, n, Uf, bias, &p, &L, scratch, &par);
+        const int same = !memcmp(out, out2, sizeof *out * out_e);
+        const int ok = e <= bound_by_alpha[p.alpha] && same;
+        if (!(e <= worst_by_alpha[p.alpha])) worst_by_alpha[p.alpha] = e;
+        printf(", F(%d) %.2g%s%s", m, e, same ? "" : " (differs in parallel)", ok ? "" : " FAIL");
+        failures += !ok;
+        free(Uf), free(scratch);
+    }
+    printf("\n");
+    free(in), free(bias), free(out), free(out2), free(fref), free(fref_abs);
     free(w), free(dout), free(din), free(ref), free(ref_abs);
 }
 
