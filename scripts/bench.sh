@@ -256,17 +256,21 @@ done
 # benchmark hits all of them alike; the report takes the median over repetitions.
 # salpipe runs are WL RANKS THREADS COMPRESSION [CONVOLUTION]: -n 1 threads=1 is there
 # for the scaling target (-n 2 against one single-threaded rank), compression 0 shows
-# what deflate costs, "direct" what the fast (Winograd) convolutions gain (issue 13).
+# what deflate costs, "direct" what the fast (Winograd) convolutions gain (issue 13),
+# "fastest" what a Winograd forward adds (opt-in; reported beside the default).
 # PyTorch: DNNBrain's loop on a subset, the three batched strategies.
 if [ "$quick" = 1 ]; then
   runs=("W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 2 1 4 direct" "W1 1 1 4 direct"
         "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 2 1 4 direct" "W2 1 1 4 direct"
-        "W3 1 2 4" "W3 2 1 4" "W4 1 2 4" "W4 2 1 4")
+        "W3 1 2 4" "W3 2 1 4" "W4 1 2 4" "W4 2 1 4" "W4 2 1 4 fastest")
 else
   runs=("W1 1 2 4" "W1 2 1 4" "W1 1 1 4" "W1 1 2 0" "W1 2 1 0" "W1 1 1 0"
         "W1 2 1 4 direct" "W1 1 1 4 direct"
+        "W1 2 1 4 fastest"
         "W2 1 2 4" "W2 2 1 4" "W2 1 1 4" "W2 2 1 0" "W2 2 1 4 direct" "W2 1 1 4 direct"
-        "W3 1 2 4" "W3 2 1 4" "W3 1 1 4" "W3 2 1 0" "W4 1 2 4" "W4 2 1 4")
+        "W2 2 1 4 fastest"
+        "W3 1 2 4" "W3 2 1 4" "W3 1 1 4" "W3 2 1 0" "W4 1 2 4" "W4 2 1 4"
+        "W4 2 1 4 fastest")
 fi
 for ((rep = 1; rep <= reps; rep++)); do
   say "---- repetition $rep of $reps"
