@@ -249,16 +249,16 @@ def w4_text(w):
     s0, L = w["salpipe"][0], [""]
     L.append(f"== W4: seeded random AlexNet, {s0['images']} images, fc3 unit 540, SmoothGrad of "
              f"the guided map, 50 copies per image = {s0['maps']} maps")
-    L.append(f"{'configuration':52s} {'wall s':>7s} {'maps/s':>7s} {'/batch':>7s} {'/loop':>7s}")
+    L.append(f"{'configuration':62s} {'wall s':>7s} {'maps/s':>7s} {'/batch':>7s} {'/loop':>7s}")
     for e in w["salpipe"]:
         name = (f"salpipe {e['config']} batch {e['batch']} --bind-to {e['bind']} "
                 f"compr {e['compression']}")
-        L.append(f"{name:52s} {e['median_s']:7.2f} {e['maps_per_s']:7.3f} "
+        L.append(f"{name:62s} {e['median_s']:7.2f} {e['maps_per_s']:7.3f} "
                  f"{opt(e['vs_batched'], '6.2f', 'x')} {opt(e['vs_loop'], '6.2f', 'x')}")
     for k, t in sorted(w["torch"].items()):
         name = ("PyTorch SmoothGrad, 50 copies as one batch" if k == "sg_batched"
                 else "PyTorch SmoothGrad, Captum-style loop (batch 1)")
-        L.append(f"{name:52s} {t['median_s']:7.2f} {t['maps_per_s']:7.3f}   "
+        L.append(f"{name:60s} {t['median_s']:7.2f} {t['maps_per_s']:7.3f}   "
                  f"[{t['maps']} maps, {t['images']} images, torch {t['threads']} threads, "
                  f"{len(t['times'])} reps]")
     for b, what in ((w["best"], "best salpipe"),
@@ -543,7 +543,7 @@ def text_report(res):
         L.append("")
         L.append(f"== {wl}: seeded random {arch}, {s0['images']} images, {layer} units 540 and "
                  f"23, vanilla + guided = {s0['maps']} maps")
-        L.append(f"{'configuration':60s} {'wall s':>7s} {'maps/s':>7s} {'/DNNBr':>7s} "
+        L.append(f"{'configuration':62s} {'wall s':>7s} {'maps/s':>7s} {'/DNNBr':>7s} "
                  f"{'/batch':>7s} {'GFLOP/s':>8s} {'%sgemm':>7s} {'err f64':>8s}")
         for e in w["salpipe"]:
             name = (f"salpipe {e['config']} batch {e['batch']} --bind-to {e['bind']} "

@@ -4,7 +4,7 @@
     /usr/bin/python3 scripts/bench_plot.py [bench/results/latest.json] [docs/img/performance.png]
 
 Bars: every salpipe configuration measured (hatched: compression 0, green: direct
-convolutions), DNNBrain's PyTorch loop and the three batched PyTorch strategies (W4: the SmoothGrad loop and the batched
+convolutions, purple: convolution = "fastest"), DNNBrain's PyTorch loop and the three batched PyTorch strategies (W4: the SmoothGrad loop and the batched
 SmoothGrad), on a log scale; the value is printed on each bar. Dashed lines on W1:
 issue 6's targets (30x DNNBrain's loop, 2.5x the best batched PyTorch); on W1 and W2
 issue 13's (1.5x and 2.0x the best batched PyTorch, for -n 2).
@@ -21,10 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 def bars(w):
     out = []
     for e in w["salpipe"]:
-        direct = e.get("convolution") == "direct"
+        conv = e.get("convolution", "fast")
+        colour = {"direct": "#2ca02c", "fastest": "#9467bd"}.get(
+            conv, "#1f77b4" if e["compression"] else "#6baed6")
         out.append((f"salpipe -n {e['ranks']} t={e['threads']}\ncompr {e['compression']}"
-                    + (" direct" if direct else ""), e["maps_per_s"],
-                    "#2ca02c" if direct else "#1f77b4" if e["compression"] else "#6baed6",
+                    + ("" if conv == "fast" else " " + conv), e["maps_per_s"], colour,
                     "" if e["compression"] else "//"))
     for k, t in sorted(w.get("torch", {}).items()):
         label = t.get("label") or ("PyTorch\nDNNBrain loop" if k == "dnnbrain"
