@@ -30,8 +30,9 @@ batched: the best batched PyTorch we could write. Parameters frozen, B images pe
   autograd.grad(retain_graph=True) per seed; `vmap`: one forward of B images, then
   functorch.vmap over the one-hot seeds (and a guided flag per seed) of one
   autograd.grad: every seed's backward as one batched pass.
---dtype float64 runs the network in float64 (the reference of the float32 maps'
-error); --dump saves the first image's maps (T, M, C, H, W) in the run's dtype.
+--dtype float64 runs the network and the preprocessing in float64 (the reference of
+the float32 maps' error); --dump saves the first image's maps (T, M, C, H, W) in the
+run's dtype.
 
 Both time image decoding and preprocessing, but not `import torch`, building the
 network or writing the maps anywhere; one untimed warm-up pass runs first.
@@ -55,6 +56,18 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TRANSFORM = transforms.Compose([transforms.Resize((224, 224)), transforms.ToTensor(),
                                 transforms.Normalize(MEAN, STD)])
 METHODS = ("vanilla", "guided")
+
+
+def tensor(pil, dtype=torch.float32):
+    """The network input of a PIL image. float32: TRANSFORM, as DNNBrain does it;
+    float64: SPEC section 1's float64 preprocessing, (x / 255 - mean) / std in double
+    after the same resize (a float32 tensor cast to double would differ from it by
+    float32 rounding, enough to flip a near-tie and change a deep map by 1e-3)."""
+    if dtype != torch.float64:
+        return TRANSFORM(pil).to(dtype)
+    x = np.asarray(TRANSFORM.transforms[0](pil), dtype=np.float64) / 255.0
+    x = (x - np.array(MEAN)) / np.array(STD)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 def build(arch):
@@ -202,7 +215,7 @@ def run_batched(model, paths, units, batch, strategy, keep_first=False):
     n, first = 0, None
     dtype = next(model.parameters()).dtype
     for b in range(0, len(paths), batch):
-        x = torch.stack([TRANSFORM(load(p)) for p in paths[b:b + batch]]).to(dtype)
+        x = torch.stack([tensor(load(p), dtype) for p in paths[b:b + batch]])
         g = batched_maps(model, x, units, strategy)
         n += g.shape[0] * g.shape[1] * g.shape[2]
         if keep_first and first is None:

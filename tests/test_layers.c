@@ -515,6 +515,24 @@ static int test_maxpool_exact(void) {
         fail += maxpool_exact("maxpool hand k2 s2 p1 ceil, dropped window", &L, x, out, arg,
                               dout, din);
     }
+    {
+        /* float32 ties (core/maxpool.c): within 2^-22 of the plane's largest |value|
+         * (here 1) of a window's maximum, the first element takes the gradient, as
+         * exact arithmetic would where a GEMM rounded two equal sums apart. k2 s2 on
+         * 2x4, windows {0,1,4,5} and {2,3,6,7}:
+         *   1 - 2^-23   1         | 1 - 2^-20   1        float32: 0 (a tie), 3
+         *   0           0         | 0           0        float64: 1, 3 (exact rule)
+         * The outputs are the maxima, 1 and 1, in both. */
+        static const real x[8] = {1 - 0x1p-23, 1, 1 - 0x1p-20, 1, 0, 0, 0, 0};
+        static const double out[2] = {1, 1};
+        static const int32_t arg[2] = {SAL_DOUBLE ? 1 : 0, 3};
+        static const real dout2[2] = {1, 2};
+        double din[8] = {0};
+        din[arg[0]] = 1, din[3] = 2;
+        sal_layer L = maxpool_layer(1, 2, 4, 2, 2, 2, 2, 0, 0, 0);
+        fail += maxpool_exact("maxpool hand k2 s2 float32 tie tolerance", &L, x, out, arg,
+                              dout2, din);
+    }
     return fail;
 }
 
