@@ -11,22 +11,6 @@
  * with the stride a constant for the common strides 1 and 2. The edge columns take
  * the same rule one window at a time. A lane's value and index come out as the
  * element-by-element loop gives them: same order, same comparisons.
- *
- * Ties in float32. Where two elements of a window are equal in exact arithmetic
- * (identical input patches: a uniform background, a saturated sky, a region where
- * every channel of the layer below is zero), PyTorch's direct convolutions compute
- * them identically and the first wins. A GEMM does not promise that: OpenBLAS rounds
- * a column differently by where it falls among its kernels' blocks, so such ties
- * broke either way and one photo's pool1 sent 268 of 802,816 windows' gradients
- * elsewhere than float64 does (PyTorch float32: 2), which made VGG16's float32 maps
- * 3x further from float64 than PyTorch's (docs/reliability.md). So in float32 the
- * gradient goes to the first element within SAL_MAXPOOL_TIE_F32 (2^-22) times the
- * largest |value| of the channel plane of the window's maximum; the output is still
- * the maximum.
- * On those photos the largest spread of an exact tie was 4.1e-7 of the plane's
- * largest value, and windows whose float64 values differ by less than the tolerance
- * are about 3e-5 of them: those are within float32's rounding anyway. float64 keeps
- * the exact rule (its maps equal PyTorch float64's to 1e-15).
  */
 #include <math.h>
 #include <string.h>
@@ -35,14 +19,6 @@
 
 /* Lanes per block of output columns (the arrays below live on the stack). */
 #define SAL_POOL_LANES 64
-
-/* float32: elements within this fraction of the channel plane's largest |value| of a
- * window's maximum tie with it (see above); float64: exact comparisons. */
-#if SAL_DOUBLE
-#define SAL_POOL_TIE 0.0
-#else
-#define SAL_POOL_TIE SAL_MAXPOOL_TIE_F32
-#endif
 
 /* The index lanes have the width of real, so values and indices vectorize alike. */
 #if SAL_DOUBLE
@@ -59,7 +35,7 @@ typedef int32_t pool_index;
 
 /* One window at a time: output column ox of row (y0..y1 clipped), plane row-major. */
 static void pool_window(real *out, int32_t *argmax, const real *plane, int W, int y0,
-                        int y1, int x0, int x1, real tol) {
+                        int y1, int x0, int x1) {
     int best = y0 * W + x0;
     real bestv = -INFINITY;
     for (int y = y0; y < y1; y++)
@@ -69,15 +45,6 @@ static void pool_window(real *out, int32_t *argmax, const real *plane, int W, in
                 best = y * W + x;
             }
     *out = bestv;
-    if (tol > 0 && !isnan(bestv)) { /* the first element tying with the maximum */
-        const real thr = bestv - tol;
-        for (int y = y0; y < y1; y++)
-            for (int x = x0; x < x1; x++)
-                if (plane[y * W + x] >= thr) {
-                    *argmax = y * W + x;
-                    return;
-                }
-    }
     *argmax = best;
 }
 
@@ -86,7 +53,7 @@ static void pool_window(real *out, int32_t *argmax, const real *plane, int W, in
  * pool_window's loop. Inlined with sw a constant where the caller knows it. */
 static inline __attribute__((always_inline)) void
 pool_lanes(real *out, int32_t *argmax, const real *plane, int W, int y0, int y1, int kw,
-           int sw, int pw, int oxa, int n, real tol) {
+           int sw, int pw, int oxa, int n) {
     real best[SAL_POOL_LANES];
     pool_index at[SAL_POOL_LANES];
     const int x0 = oxa * sw - pw;
@@ -105,39 +72,10 @@ pool_lanes(real *out, int32_t *argmax, const real *plane, int W, int y0, int y1,
                 at[l] = take ? base + (pool_index)l * sw : at[l];
             }
         }
-    if (tol > 0) { /* per lane, the first element tying with the maximum */
-        real thr[SAL_POOL_LANES];
-        pool_index found[SAL_POOL_LANES];
-        for (int l = 0; l < n; l++) {
-            thr[l] = best[l] - tol;
-            found[l] = best[l] != best[l]; /* NaN: keep its index */
-        }
-        for (int y = y0; y < y1; y++)
-            for (int kx = 0; kx < kw; kx++) {
-                const real *src = plane + (size_t)y * W + x0 + kx;
-                const pool_index base = (pool_index)y * W + x0 + kx;
-                for (int l = 0; l < n; l++) {
-                    const int take = !found[l] & (src[l * sw] >= thr[l]);
-                    at[l] = take ? base + (pool_index)l * sw : at[l];
-                    found[l] |= take;
-                }
-            }
-    }
     for (int l = 0; l < n; l++) {
         out[l] = best[l];
         argmax[l] = (int32_t)at[l];
     }
-}
-
-/* SAL_POOL_TIE times the largest finite |value| of a plane (0 in float64). */
-static real tie_tolerance(const real *plane, size_t count) {
-    if (SAL_POOL_TIE == 0) return 0;
-    real m = 0;
-    for (size_t i = 0; i < count; i++) {
-        const real a = fabs(plane[i]);
-        m = a > m && a < INFINITY ? a : m;
-    }
-    return (real)SAL_POOL_TIE * m;
 }
 
 SAL_AVX2_CLONES
@@ -150,7 +88,6 @@ void R(maxpool_forward)(real *out, int32_t *argmax, const real *in, const sal_la
     if (oxa > oxb) oxa = oxb;
     for (int c = 0; c < L->in_c; c++) {
         const real *plane = in + (size_t)c * H * W;
-        const real tol = tie_tolerance(plane, (size_t)H * W);
         for (int oy = 0; oy < OH; oy++) {
             int y0 = oy * L->sh - L->ph, y1 = y0 + L->kh;
             if (y0 < 0) y0 = 0;
@@ -162,14 +99,11 @@ void R(maxpool_forward)(real *out, int32_t *argmax, const real *in, const sal_la
                     for (; ox < oxb; ox += SAL_POOL_LANES) {
                         const int n = oxb - ox < SAL_POOL_LANES ? oxb - ox : SAL_POOL_LANES;
                         if (sw == 2)
-                            pool_lanes(o + ox, a + ox, plane, W, y0, y1, kw, 2, pw, ox, n,
-                                       tol);
+                            pool_lanes(o + ox, a + ox, plane, W, y0, y1, kw, 2, pw, ox, n);
                         else if (sw == 1)
-                            pool_lanes(o + ox, a + ox, plane, W, y0, y1, kw, 1, pw, ox, n,
-                                       tol);
+                            pool_lanes(o + ox, a + ox, plane, W, y0, y1, kw, 1, pw, ox, n);
                         else
-                            pool_lanes(o + ox, a + ox, plane, W, y0, y1, kw, sw, pw, ox, n,
-                                       tol);
+                            pool_lanes(o + ox, a + ox, plane, W, y0, y1, kw, sw, pw, ox, n);
                     }
                     ox = oxb;
                     if (ox >= OW) break;
@@ -177,7 +111,7 @@ void R(maxpool_forward)(real *out, int32_t *argmax, const real *in, const sal_la
                 int x0 = ox * sw - pw, x1 = x0 + kw;
                 if (x0 < 0) x0 = 0;
                 if (x1 > W) x1 = W;
-                pool_window(o + ox, a + ox, plane, W, y0, y1, x0, x1, tol);
+                pool_window(o + ox, a + ox, plane, W, y0, y1, x0, x1);
             }
         }
     }

@@ -225,13 +225,6 @@ typedef void (*sal_parallel_for)(void *pool, int n, sal_parallel_body body, void
  * still works, but its results may then depend on its thread count. Never fails. */
 void sal_engine_set_parallel(sal_engine *e, sal_parallel_for pfor, void *pool);
 
-/* Max-pool ties in float32: the gradient of a window goes to the first element, in
- * row-major order, within SAL_MAXPOOL_TIE_F32 times the largest |value| of its
- * channel plane of the window's maximum (float64: the first maximum, exactly).
- * GEMMs round equal sums of identical input patches apart; this resolves them as
- * exact arithmetic and PyTorch do (core/maxpool.c, docs/reliability.md). */
-#define SAL_MAXPOOL_TIE_F32 0x1p-22
-
 /* How the passes compute convolutions. SAL_CONV_FAST (the default of every
  * engine): in float32, the backward of each stride-1 3x3 convolution with one group
  * by Winograd's F(2x2, 3x3), whose weights the engine transforms once

@@ -92,17 +92,8 @@ typedef struct {
  * element wins only when strictly greater, or NaN), PyTorch's rule; in (C,H,W) as
  * double, one image; idx (C,OH,OW). Windows reaching past the input (padding,
  * ceil_mode) cover only its elements. */
-/* tie: 0 for float64's rule (the first maximum); in float32, SAL_MAXPOOL_TIE_F32:
- * the first element within tie x (the plane's largest finite |value|) of the
- * maximum, unless the maximum is NaN. */
-static void pool_argmax(int32_t *idx, const double *in, const sal_layer *L, double tie) {
-    for (int c = 0; c < L->out_c; c++) {
-        double tol = 0;
-        for (size_t i = 0; tie > 0 && i < (size_t)L->in_h * L->in_w; i++) {
-            double a = fabs(in[(size_t)c * L->in_h * L->in_w + i]);
-            if (a > tol && a < INFINITY) tol = a;
-        }
-        tol *= tie;
+static void pool_argmax(int32_t *idx, const double *in, const sal_layer *L) {
+    for (int c = 0; c < L->out_c; c++)
         for (int oy = 0; oy < L->out_h; oy++)
             for (int ox = 0; ox < L->out_w; ox++) {
                 double best = -INFINITY;
@@ -114,20 +105,8 @@ static void pool_argmax(int32_t *idx, const double *in, const sal_layer *L, doub
                         double v = in[((size_t)c * L->in_h + y) * L->in_w + x];
                         if (v > best || at < 0 || isnan(v)) best = v, at = y * L->in_w + x;
                     }
-                for (int ky = 0; tol > 0 && !isnan(best) && ky < L->kh; ky++)
-                    for (int kx = 0; kx < L->kw; kx++) {
-                        int y = oy * L->sh - L->ph + ky, x = ox * L->sw - L->pw + kx;
-                        if (y < 0 || y >= L->in_h || x < 0 || x >= L->in_w) continue;
-                        /* the engine subtracts in float32 */
-                        if (in[((size_t)c * L->in_h + y) * L->in_w + x] >= (float)(best - tol)) {
-                            at = y * L->in_w + x;
-                            ky = L->kh;
-                            break;
-                        }
-                    }
                 idx[((size_t)c * L->out_h + oy) * L->out_w + ox] = at;
             }
-    }
 }
 
 /* ---- comparisons ------------------------------------------------------------------ */
@@ -240,8 +219,7 @@ static void check_own_decisions(layer_ctx *c, int layer, const double *in, int n
         const int32_t *arg = sal_engine_argmax(c->e, layer);
         if (!arg) wrong = 1;
         for (int img = 0; arg && img < n; img++) {
-            pool_argmax(c->arg32, in + img * E, L,
-                        c->prec == SAL_F64 ? 0 : SAL_MAXPOOL_TIE_F32);
+            pool_argmax(c->arg32, in + img * E, L);
             for (size_t o = 0; o < O; o++, checked++)
                 wrong += arg[img * O + o] != c->arg32[o];
         }
@@ -282,7 +260,7 @@ static void compare_decisions(layer_ctx *c, int layer, const double *x32, int n)
                     if (fabs(x[i]) / scale > f->margin) f->margin = fabs(x[i]) / scale;
                 }
         } else if (L->kind == SAL_LAYER_MAXPOOL && arg64) {
-            pool_argmax(c->arg32, x, L, SAL_MAXPOOL_TIE_F32);
+            pool_argmax(c->arg32, x, L);
             for (size_t o = 0; o < O; o++) {
                 int32_t a64 = arg64[img * O + o];
                 if (a64 == c->arg32[o]) continue;
