@@ -392,83 +392,6 @@ static void copy_run(copy_job *k, int gn, const sal_par *par) {
         for (int t = 0; t < gn * k->chunks; t++) copy_task(k, t);
 }
 
-/* ---- identical patches, identical outputs ------------------------------------------
- * In exact arithmetic two identical input patches (a uniform background, a saturated
- * sky) give identical outputs, and a max-pool window over them is an exact tie that
- * the first element wins, in PyTorch too, whose direct convolutions compute every
- * patch the same way. A GEMM does not promise it: OpenBLAS rounds a column by where
- * it falls among its kernel's blocks, and such ties then broke either way (float32
- * maps of stimuli on a gray background were tens of percents from float64; see
- * docs/reliability.md). So after each forward product, every column of the operand
- * that equals an earlier one of the same image, bit for bit, takes that column's
- * result. Columns are found by a 64-bit hash of their bits (one pass over the
- * operand, like the im2col that wrote it) and confirmed element by element. */
-
-/* rep[j] = the first column of B equal to column j (j itself if none), for the n
- * columns c0.. of B (K rows, stride ldb). Returns the number of repeated columns, or
- * -1 when out of memory (then rep is unspecified and nothing should be copied). */
-static long same_columns(int32_t *rep, const real *B, size_t ldb, int K, size_t c0,
-                         size_t n) {
-    uint64_t *h = malloc(n * sizeof *h);
-    size_t cap = 16;
-    while (cap < 2 * n) cap *= 2;
-    int32_t *slot = malloc(cap * sizeof *slot);
-    if (!h || !slot) {
-        free(h), free(slot);
-        return -1;
-    }
-    for (size_t j = 0; j < n; j++) h[j] = 0xcbf29ce484222325ull;
-    for (int k = 0; k < K; k++) {
-        const real *row = B + (size_t)k * ldb + c0;
-        for (size_t j = 0; j < n; j++) {
-#if SAL_DOUBLE
-            uint64_t b;
-#else
-            uint32_t b;
-#endif
-            memcpy(&b, row + j, sizeof b);
-            h[j] = (h[j] ^ b) * 0x100000001b3ull;
-        }
-    }
-    for (size_t i = 0; i < cap; i++) slot[i] = -1;
-    long repeated = 0;
-    for (size_t j = 0; j < n; j++) {
-        size_t at = (size_t)(h[j] ^ (h[j] >> 29)) & (cap - 1);
-        rep[j] = (int32_t)j;
-        for (; slot[at] >= 0; at = (at + 1) & (cap - 1)) {
-            const size_t f = (size_t)slot[at];
-            if (h[f] != h[j]) continue;
-            int same = 1;
-            for (int k = 0; k < K && same; k++)
-                same = memcmp(B + (size_t)k * ldb + c0 + f, B + (size_t)k * ldb + c0 + j,
-                              sizeof(real)) == 0;
-            if (same) {
-                rep[j] = (int32_t)f;
-                break;
-            }
-        }
-        if (rep[j] == (int32_t)j) slot[at] = (int32_t)j;
-        else repeated++;
-    }
-    free(h), free(slot);
-    return repeated;
-}
-
-/* Columns c0..c0+n-1 of B (K x ., stride ldb) were multiplied into the same columns
- * of Y (rows x ., stride ldy): make the results of equal columns equal. */
-static void same_results(real *Y, size_t ldy, int rows, const real *B, size_t ldb, int K,
-                         size_t c0, size_t n) {
-    if (n < 2) return;
-    int32_t *rep = malloc(n * sizeof *rep);
-    if (!rep) return;
-    if (same_columns(rep, B, ldb, K, c0, n) > 0)
-        for (int r = 0; r < rows; r++) {
-            real *y = Y + (size_t)r * ldy + c0;
-            for (size_t j = 0; j < n; j++) y[j] = y[rep[j]];
-        }
-    free(rep);
-}
-
 /* ---- 1x1 kernel, stride 1, no padding -------------------------------------------
  * Image i's input planes (C, P) already are the GEMM operand, and its output planes
  * (OC, P) the GEMM's result: per image and convolution group,
@@ -507,7 +430,6 @@ static void conv1x1_image(void *arg, int i) {
             const real *in = j->src + i * src_elems + (size_t)grp * Cg * P;
             R(gemm)(j->par, CblasNoTrans, CblasNoTrans, OCg, (int)P, Cg, W, Cg, in, (int)P,
                     0, out, (int)P);
-            same_results(out, P, OCg, in, P, Cg, 0, P);
             for (int oc = 0; oc < OCg; oc++) {
                 const real b = j->bias[grp * OCg + oc];
                 real *row = out + oc * P;
@@ -553,7 +475,6 @@ void R(conv_forward)(real *out, const real *in, int n, const real *weight,
             copy_run(&cj, gn, par);
             R(gemm)(par, CblasNoTrans, CblasNoTrans, OCg, (int)ld, (int)K,
                     weight + (size_t)grp * OCg * K, (int)K, col, (int)ld, 0, y, (int)ld);
-            for (int j = 0; j < gn; j++) same_results(y, ld, OCg, col, ld, (int)K, j * P, P);
             for (int j = 0; j < gn; j++)
                 for (int oc = 0; oc < OCg; oc++) {
                     real *dst = out + (i0 + j) * out_elems + ((size_t)grp * OCg + oc) * P;

@@ -138,7 +138,7 @@ static int plan_slots(sal_engine *e) {
 static size_t carve(sal_engine *e, char *base) {
     const sal_model *m = e->m;
     const size_t rs = e->prec == SAL_F64 ? sizeof(double) : sizeof(float);
-    size_t off = 0, col = 0;
+    size_t off = 0, col = 0, same = 0;
     if (base) e->fwd = base + off;
     off = align64(off + rs * e->max_batch * e->plan_elems);
     if (base) e->bwd = base + off;
@@ -149,6 +149,7 @@ static size_t carve(sal_engine *e, char *base) {
         const sal_layer *L = &m->layers[i];
         if (!e->need[IX(i)] || L->kind != SAL_LAYER_CONV) continue;
         if (conv_scratch_elems(L, e->conv_g[i]) > col) col = conv_scratch_elems(L, e->conv_g[i]);
+        if (same_scratch_bytes(L) > same) same = same_scratch_bytes(L);
         /* Winograd's blocks, whatever the mode, so that any can be switched to. */
         wino_plan wp;
         if (e->prec == SAL_F32 && wino_eligible(L) &&
@@ -158,6 +159,8 @@ static size_t carve(sal_engine *e, char *base) {
     }
     if (base) e->col = base + off;
     off = align64(off + rs * col);
+    if (base) e->same = base + off;
+    off = align64(off + same);
     for (int i = 0; i <= e->last_layer; i++) {
         if (!e->need[IX(i)]) continue;
         size_t elems = e->max_batch * engine_layer_elems(m, i);

@@ -69,6 +69,8 @@ struct sal_engine {
     void *tmp;                       /* (bwd_chunk, max_elems): contributions to a
                                       * gradient that already has some           */
     void *col;                       /* conv scratch, largest conv_scratch_elems */
+    void *same;                      /* same_outputs' scratch, largest
+                                      * same_scratch_bytes                      */
     int *conv_g;                     /* per layer: images per conv GEMM          */
     sal_conv_mode conv_mode;         /* sal_engine_set_convolution               */
     engine_wino *wino;               /* per layer: Winograd backward (U NULL: direct) */

@@ -51,6 +51,27 @@ static inline size_t conv_scratch_elems(const sal_layer *L, int g) {
     return (K + (size_t)(L->out_c / L->groups)) * g * L->out_h * L->out_w;
 }
 
+/* Identical patches, identical outputs (samepatch.c): after a forward convolution of
+ * one image, by any algorithm, every output whose input patch equals an earlier
+ * output's bit for bit takes that output's values, so exact ties stay exact ties
+ * for ReLU and max-pool as in exact arithmetic. Scratch: same_scratch_bytes(L),
+ * 8-byte aligned, for the whole layer (all groups). */
+static inline size_t same_table_slots(const sal_layer *L) {
+    const size_t HW = (size_t)L->in_h * L->in_w, P = (size_t)L->out_h * L->out_w;
+    const size_t most = HW > P ? HW : P;
+    size_t cap = 16;
+    while (cap < 2 * most) cap *= 2;
+    return cap;
+}
+static inline size_t same_scratch_bytes(const sal_layer *L) {
+    const size_t HW = (size_t)L->in_h * L->in_w, P = (size_t)L->out_h * L->out_w;
+    const size_t most = HW > P ? HW : P;
+    return 8 * most + 4 * (HW + P + most + same_table_slots(L));
+}
+/* out (OC,OH,OW) computed from in (C,H,W), one image: outputs of equal patches made
+ * equal. Returns how many outputs (per channel, summed over groups) were copied. */
+long R(same_outputs)(real *out, const real *in, const sal_layer *L, void *scratch);
+
 /* out (n,OC,OH,OW) = conv(in (n,C,H,W)) + bias, g images per GEMM. */
 void R(conv_forward)(real *out, const real *in, int n, const real *weight,
                      const real *bias, const sal_layer *L, real *scratch, int g,

@@ -225,6 +225,8 @@ static void forward(sal_engine *e, const real *input, int n, real *act, sal_laye
             else
 #endif
                 R(conv_forward)(out, in, n, v.w, v.b, v.L, e->col, e->conv_g[i], &e->par);
+            for (int j = 0; j < n; j++) /* identical patches, identical outputs */
+                R(same_outputs)(out + j * v.out_elems, in + j * v.in_elems, v.L, e->same);
             e->flops += 2.0 * n * v.out_elems * (v.L->in_c / v.L->groups) * v.L->kh * v.L->kw;
             break;
         case SAL_LAYER_BATCHNORM:

@@ -164,67 +164,6 @@ static int test_conv_exact(void) {
     return fail;
 }
 
-/* Identical input patches give bit-identical outputs (core/conv.c, "identical patches,
- * identical outputs"): a uniform field with one random square, as a stimulus on a gray
- * background, through layers of VGG's and AlexNet's shapes (im2col, stride 4, 1x1).
- * Every output whose input patch equals another's, bit for bit, must equal that
- * one's output bit for bit, or a max-pool tie over them would break by rounding. */
-static int test_conv_identical_patches(rng *r) {
-    static const struct {
-        const char *name;
-        int C, H, W, OC, k, s, p;
-    } cases[] = {
-        {"conv 3x3 p1 64->64 56x56, uniform field (vgg)", 64, 56, 56, 64, 3, 1, 1},
-        {"conv 11x11 s4 p2 3->64 119x119, uniform field", 3, 119, 119, 64, 11, 4, 2},
-        {"conv 1x1 64->128 28x28, uniform field", 64, 28, 28, 128, 1, 1, 0},
-    };
-    int fail = 0;
-    for (size_t k = 0; k < LEN(cases); k++) {
-        sal_layer L = conv_layer(cases[k].C, cases[k].H, cases[k].W, cases[k].OC, cases[k].k,
-                                 cases[k].k, cases[k].s, cases[k].s, cases[k].p, cases[k].p, 1);
-        const size_t nin = in_elems(&L), nout = out_elems(&L);
-        const size_t nw = (size_t)L.out_c * L.in_c * L.kh * L.kw;
-        real *x = xmalloc(sizeof(real) * nin), *w = alloc_uniform(nw, r, -1, 1);
-        real *b = alloc_uniform((size_t)L.out_c, r, -1, 1), *out = alloc_nan(nout);
-        real *col = alloc_nan(conv_scratch_elems(&L, 1));
-        const int H = L.in_h, W = L.in_w, OH = L.out_h, OW = L.out_w;
-        for (int c = 0; c < L.in_c; c++) /* a gray per channel, a random square */
-            for (int y = 0; y < H; y++)
-                for (int xx = 0; xx < W; xx++) {
-                    const int in_sq = y >= H / 3 && y < H / 2 && xx >= W / 3 && xx < W / 2;
-                    x[((size_t)c * H + y) * W + xx] =
-                        in_sq ? (real)rng_uniform(r, -1, 1) : (real)(0.07 + 0.13 * c);
-                }
-        R(conv_forward)(out, x, 1, w, b, &L, col, 1, NULL);
-        /* Patches of output (oy, ox) equal that of the first interior output (far from
-         * the square and the padding) when their whole window is uniform and inside. */
-        long checked = 0, differ = 0;
-        int ry = -1, rx = -1;
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                const int y0 = oy * L.sh - L.ph, x0 = ox * L.sw - L.pw;
-                const int y1 = y0 + L.kh, x1 = x0 + L.kw;
-                if (y0 < 0 || x0 < 0 || y1 > H || x1 > W) continue;
-                if (!(y1 <= H / 3 || y0 >= H / 2 || x1 <= W / 3 || x0 >= W / 2)) continue;
-                if (ry < 0) {
-                    ry = oy, rx = ox;
-                    continue;
-                }
-                for (int c = 0; c < L.out_c; c++, checked++) {
-                    const real *plane = out + (size_t)c * OH * OW;
-                    differ += memcmp(plane + oy * OW + ox, plane + ry * OW + rx,
-                                     sizeof(real)) != 0;
-                }
-            }
-        const int ok = checked > 0 && differ == 0;
-        printf("[" PREC "] %-46s %ld of %ld equal-patch outputs not bit-identical %s\n",
-               cases[k].name, differ, checked, ok ? "OK" : "FAIL");
-        fail += !ok;
-        free(x), free(w), free(b), free(out), free(col);
-    }
-    return fail;
-}
-
 static int test_conv_random(rng *r) {
     static const struct {
         const char *name;
@@ -813,7 +752,6 @@ int main(void) {
     int fail = 0;
     fail += test_conv_exact();
     fail += test_conv_random(&r);
-    fail += test_conv_identical_patches(&r);
     fail += test_batchnorm(&r);
     fail += test_relu(&r);
     fail += test_maxpool_exact();
