@@ -3,7 +3,8 @@
 # and VGG11-BN through the engine in every convolution mode (test_samepatch.c).
 # Compiled once per precision. About 10 s.
 foreach(prec f32 f64)
-  add_executable(test_samepatch_${prec} ${CMAKE_CURRENT_LIST_DIR}/test_samepatch.c)
+  add_executable(test_samepatch_${prec} ${CMAKE_CURRENT_LIST_DIR}/test_samepatch.c
+                 ${CMAKE_CURRENT_LIST_DIR}/layer_check.c)
   target_link_libraries(test_samepatch_${prec} PRIVATE salcore m)
   add_test(NAME samepatch_${prec} COMMAND test_samepatch_${prec}
            ${SAL_TEST_MODEL_DIR}/alexnet_seed0.h5 ${SAL_TEST_MODEL_DIR}/vgg11_bn_seed0.h5)

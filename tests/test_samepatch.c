@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layers.h"
+#include "layer_check.h"
 #include "salcore.h"
 #if !SAL_DOUBLE
 #include "winograd.h"
@@ -30,10 +30,8 @@
 #include "test_util.h"
 
 #if SAL_DOUBLE
-#define PREC "f64"
 typedef uint64_t bits_t;
 #else
-#define PREC "f32"
 typedef uint32_t bits_t;
 #endif
 
@@ -161,16 +159,6 @@ static void path_winograd(real *out, const real *in, const real *w, const real *
 }
 #endif
 
-static sal_layer conv(int C, int H, int W, int OC, int k, int s, int p, int groups) {
-    sal_layer L;
-    memset(&L, 0, sizeof L);
-    L.kind = SAL_LAYER_CONV;
-    L.in_c = C, L.in_h = H, L.in_w = W, L.out_c = OC;
-    L.kh = L.kw = k, L.sh = L.sw = s, L.ph = L.pw = p, L.groups = groups;
-    L.out_h = (H + 2 * p - k) / s + 1, L.out_w = (W + 2 * p - k) / s + 1;
-    return L;
-}
-
 static void layer_case(const char *name, sal_layer L, conv_path path, const char *pname) {
     const size_t nin = (size_t)L.in_c * L.in_h * L.in_w;
     const size_t nout = (size_t)L.out_c * L.out_h * L.out_w;
@@ -214,8 +202,9 @@ static void layer_cases(void) {
         {"3x3 s2 p1 6->5 21x21", 6, 21, 21, 5, 3, 2, 1, 1, 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        const sal_layer L = conv(cases[k].C, cases[k].H, cases[k].W, cases[k].OC, cases[k].k,
-                                 cases[k].s, cases[k].p, cases[k].groups);
+        const int kk = cases[k].k, st = cases[k].s, pd = cases[k].p;
+        const sal_layer L = conv_layer(cases[k].C, cases[k].H, cases[k].W, cases[k].OC, kk, kk,
+                                       st, st, pd, pd, cases[k].groups);
         layer_case(cases[k].name, L, path_im2col, "im2col");
 #if !SAL_DOUBLE
         if (cases[k].winograd) layer_case(cases[k].name, L, path_winograd, "winograd");
