@@ -1,11 +1,12 @@
 /*
  * Times the core alone: one forward pass of a batch plus its backward passes for
  * fc3 units 540 and 23 with vanilla and guided (4 backward samples per image).
- *   bench_core MODEL.h5 [batch] [reps] [f32|f64] [threads]
+ *   bench_core MODEL.h5 [batch] [reps] [f32|f64] [threads] [fast|direct|fastest]
  * Prints the median wall time per run over `reps` runs, and the median CPU time of
  * the process per run (all its threads; steadier than wall time on a busy machine). With `threads`, the engine's
  * GEMM parts run on a team of that many threads over single-threaded OpenBLAS, as in
- * salpipe; without, BLAS threads come from OPENBLAS_NUM_THREADS.
+ * salpipe; without (or with 0), BLAS threads come from OPENBLAS_NUM_THREADS. The last
+ * argument is the engine's convolution mode (default fast, as salpipe's).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -22,7 +23,8 @@
 int main(int argc, char **argv) {
     sp_blas_choose(argv); /* the kernels salpipe would run (blas_note.h) */
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_core MODEL.h5 [batch] [reps] [f32|f64]\n");
+        fprintf(stderr, "usage: bench_core MODEL.h5 [batch] [reps] [f32|f64] [threads] "
+                        "[fast|direct|fastest]\n");
         return 2;
     }
     int batch = argc > 2 ? atoi(argv[2]) : 1, reps = argc > 3 ? atoi(argv[3]) : 5;
@@ -32,8 +34,17 @@ int main(int argc, char **argv) {
     sal_engine *e;
     void *input, *maps;
     if (bench_setup("bench_core", argv[1], p, batch, &m, &e, &input, &maps)) return 2;
+    if (argc > 6) {
+        const sal_conv_mode mode = !strcmp(argv[6], "direct")    ? SAL_CONV_DIRECT
+                                   : !strcmp(argv[6], "fastest") ? SAL_CONV_FASTEST
+                                                                 : SAL_CONV_FAST;
+        if (sal_engine_set_convolution(e, mode, err, sizeof err)) {
+            fprintf(stderr, "bench_core: %s\n", err);
+            return 2;
+        }
+    }
     sp_team *team = NULL;
-    if (argc > 5) {
+    if (argc > 5 && atoi(argv[5]) > 0) {
         openblas_set_num_threads(1);
         team = sp_team_init(atoi(argv[5]));
         sal_engine_set_parallel(e, sp_team_for, team);

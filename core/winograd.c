@@ -423,6 +423,8 @@ static const float wino_bt25[36] = {4, 0, -5, 0, 1, 0, 0, -4, -4, 1,  1,  0,
                                     0, 4, -4, -1, 1, 0, 0, -2, -1, 2, 1, 0,
                                     0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1};
 static const float wino_at25[12] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 1};
+static const float wino_at43[24] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2,  -2, 0,
+                                    0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
 
 static int same_matrix(const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++)
@@ -453,6 +455,9 @@ static void wino_rows(const wino_job *j, int part, int forward) {
     } else if (m == 2 && A == 6 && same_matrix(p->BT, wino_bt25, 36) &&
                same_matrix(p->AT, wino_at25, 12)) {
         WINO_ROWS_BODY(6, 2, wino_bt25, wino_at25)
+    } else if (m == 4 && A == 6 && same_matrix(p->BT, wino_bt25, 36) &&
+               same_matrix(p->AT, wino_at43, 24)) {
+        WINO_ROWS_BODY(6, 4, wino_bt25, wino_at43)
     } else {
         WINO_ROWS_BODY(A, m, p->BT, p->AT)
     }

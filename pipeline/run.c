@@ -378,9 +378,26 @@ static void write_batch(coordinator *c, const char *buf, size_t len) {
     sp_batch_free(&b);
 }
 
-static void sleep_briefly(void) {
-    struct timespec ts = {0, 500000};
+static void sleep_for(long ns) {
+    struct timespec ts = {0, ns};
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
+static void sleep_briefly(void) { sleep_for(500000); }
+
+/* Between probes of a thread that waits for messages while ranks compute (rank 0's
+ * coordinator, which shares its rank's cores; a writer rank, which may share a node's
+ * cores with computing ranks): 0.5 ms after a message, doubling while none comes, up
+ * to SP_IDLE_MAX_NS. Each wake-up takes a core from a computing thread (a context
+ * switch and MPI's progress loop): at a fixed 0.5 ms, rank 0 of a full node computed
+ * ~7 % slower than the other ranks (docs/performance.md, "Rank 0's coordinator"). A
+ * rank that asks for work then waits at most SP_IDLE_MAX_NS for the answer. */
+#ifndef SP_IDLE_MAX_NS
+#define SP_IDLE_MAX_NS 4000000L
+#endif
+static void sleep_idle(long *pause) {
+    sleep_for(*pause);
+    *pause = *pause * 2 < SP_IDLE_MAX_NS ? *pause * 2 : SP_IDLE_MAX_NS;
 }
 
 /* Waits for req, sleeping between tests when patient; ends the job when a rank
@@ -463,6 +480,7 @@ static void *coordinate(void *arg) {
     int active = K > 1 ? c->ctx->size - K : c->ctx->size - 1;
     char *buf = NULL;
     size_t cap = 0;
+    long pause = 500000;
     while (active > 0) {
         int flag = 0, tag = TAG_WORK;
         MPI_Status st;
@@ -473,9 +491,10 @@ static void *coordinate(void *arg) {
         }
         if (!flag) {
             if (sp_peers_give_up()) end_for_dead_rank(c);
-            sleep_briefly();
+            sleep_idle(&pause);
             continue;
         }
+        pause = 500000;
         int count = recv_any(&buf, &cap, &st, tag);
         if (tag == TAG_RESULT) {
             take_result(c, buf, count, st.MPI_SOURCE);
@@ -620,6 +639,7 @@ static void run_writer(sp_run_ctx *ctx) {
     c.last_flush = now();
     char *buf = NULL;
     size_t cap = 0;
+    long pause = 500000;
     for (;;) {
         int flag = 0;
         MPI_Status st;
@@ -632,9 +652,10 @@ static void run_writer(sp_run_ctx *ctx) {
                 sp_peers_say_why();
                 MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
             }
-            sleep_briefly();
+            sleep_idle(&pause);
             continue;
         }
+        pause = 500000;
         int count = recv_any(&buf, &cap, &st, TAG_RESULT);
         if (count <= 8 && st.MPI_SOURCE == 0) break;
         take_result(&c, buf, count, st.MPI_SOURCE);

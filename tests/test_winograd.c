@@ -11,10 +11,11 @@
  *   - the same bits whatever order the parts of the parallel loop run in.
  * Costs about 0.2 s.
  *
- * With `--bench MODEL.h5 [samples] [reps]` it instead times, for every layer of the
- * model that Winograd serves, the direct backward and Winograd's for each m, on
- * `samples` (default 100) backward samples (median CPU time of `reps`), and prints
- * the error of both against double on two samples (docs/performance.md, "Winograd").
+ * With `--bench MODEL.h5 [samples] [reps] [m]` it instead times, for every layer of the
+ * model that Winograd serves, the direct backward and Winograd's for each m (or only
+ * the given m) on `samples` (default 100) backward samples (median CPU time of
+ * `reps`), and prints the error of both against double on two samples
+ * (docs/performance.md, "Winograd").
  */
 #define _POSIX_C_SOURCE 200809L
 #define TEST_NAME "test_winograd"
@@ -249,7 +250,7 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bench(const char *path, int n, int reps) {
+static int bench(const char *path, int n, int reps, int only_m) {
     char err[SAL_ERR_LEN];
     sal_model *model;
     if (sal_model_open(path, &model, err, sizeof err) ||
@@ -283,6 +284,7 @@ static int bench(const char *path, int n, int reps) {
                rel_error(din, ref, ref_abs, e2, (size_t)L->in_h * L->in_w));
         free(col);
         for (int m = 2; m + L->kh - 1 <= WINO_MAX_ALPHA; m++) {
+            if (only_m && m != only_m) continue;
             wino_plan p;
             wino_plan_init(&p, m, L->kh);
             float *U = xcalloc(wino_weights_elems(L, &p), sizeof *U);
@@ -311,7 +313,8 @@ static int bench(const char *path, int n, int reps) {
 
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "--bench"))
-        return bench(argv[2], argc > 3 ? atoi(argv[3]) : 100, argc > 4 ? atoi(argv[4]) : 5);
+        return bench(argv[2], argc > 3 ? atoi(argv[3]) : 100, argc > 4 ? atoi(argv[4]) : 5,
+                     argc > 5 ? atoi(argv[5]) : 0);
     failures += plan_identities();
     /* r = 3: every padding, odd planes, channels of no common factor. */
     for (int ph = 0; ph <= 2; ph++)
