@@ -13,7 +13,7 @@
  * turns the sum over oc into alpha^2 independent matrix products:
  *   U[xi] (C, OC)      = G wf G^T at xi, per (c, oc)    once per engine, in double
  *   V[xi] (OC, cols)   = B^T d B at xi, per (oc, tile)  per block of columns
- *   M[xi] (C, cols)    = U[xi] x V[xi]                  alpha^2 GEMMs (gemm_f32)
+ *   M[xi] (C, cols)    = U[xi] x V[xi]                  alpha^2 GEMMs (BLAS)
  *   din tile           = A^T M A                        per (c, tile)
  * where a column is one (sample, tile). That is alpha^2 / m^2 multiplications per
  * output element and (c, oc) pair instead of r^2: 2.25 instead of 9 for F(4x4, 3x3).
@@ -32,7 +32,8 @@
  * columns at once, lane by lane, in loops the compiler vectorizes.
  *
  * Each element of din is computed by the same operations whatever the thread count
- * (the GEMMs through gemm_f32, transforms split by channel); like the direct path,
+ * (each GEMM one BLAS call over the whole block, the alpha^2 GEMMs spread over the
+ * threads; transforms split by channel); like the direct path,
  * the last bits may depend on where a column falls in a GEMM, i.e. on the batch.
  */
 #include <math.h>
@@ -477,6 +478,27 @@ static void wino_for(wino_job *j, const sal_par *par, int total, void (*body)(vo
         for (int i = 0; i < j->parts; i++) body(j, i);
 }
 
+/* The element-wise stage of one block: M[xi] = U[xi] x V[xi] for xi in [0, alpha^2),
+ * each product one single-threaded BLAS call over the block's nb columns, the
+ * products spread over the threads. Whole-width calls pack each U[xi] once per block
+ * (gemm_f32 cut the block into parts and packed it once per part), which took the
+ * engine's CPU time on VGG16 down 5-9 % with one thread and ~20 % with two, whose
+ * threads now share 16 products instead of splitting each into narrow parts
+ * (docs/performance.md, "Fewer repacks of the weights"). Every element is still
+ * computed by the same call whatever the thread count. */
+typedef struct {
+    const float *U, *V;
+    float *M;
+    int D, S, nb;
+} wino_gemms;
+
+static void wino_gemm_one(void *arg, int xi) {
+    const wino_gemms *g = arg;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->D, g->nb, g->S, 1,
+                g->U + (size_t)xi * g->D * g->S, g->S, g->V + (size_t)xi * g->S * g->nb, g->nb,
+                0, g->M + (size_t)xi * g->D * g->nb, g->nb);
+}
+
 /* dst = the correlation of src with the transformed weights U (alpha^2 matrices
  * (D, S)), block by block of columns. */
 static void wino_run(float *dst, const float *src, const float *bias, int n, const float *U,
@@ -492,9 +514,11 @@ static void wino_run(float *dst, const float *src, const float *bias, int n, con
         wino_job j = {p, g, src, dst, bias, V, M, stage, wino_part_elems(p, tx_max), b0, T,
                       TX, nb, 0, 0};
         wino_for(&j, par, g.S, wino_in_part);
-        for (int xi = 0; xi < A * A; xi++)
-            gemm_f32(par, CblasNoTrans, CblasNoTrans, g.D, nb, g.S, U + (size_t)xi * g.D * g.S,
-                     g.S, V + (size_t)xi * g.S * nb, nb, 0, M + (size_t)xi * g.D * nb, nb);
+        wino_gemms gm = {U, V, M, g.D, g.S, nb};
+        if (par && par->pfor)
+            par->pfor(par->pool, A * A, wino_gemm_one, &gm);
+        else
+            for (int xi = 0; xi < A * A; xi++) wino_gemm_one(&gm, xi);
         wino_for(&j, par, g.D, wino_out_part);
     }
 }

@@ -57,14 +57,14 @@ void wino_transform_weights(float *U, const float *weight, const sal_layer *L,
 void wino_transform_weights_forward(float *Uf, const float *weight, const sal_layer *L,
                                     const wino_plan *p);
 
-/* Scratch elements wino_conv_backward and wino_conv_forward need for any n (its blocks have a fixed
- * number of columns). */
+/* Scratch elements wino_conv_backward and wino_conv_forward need for any n (their
+ * blocks have a fixed number of columns). */
 size_t wino_scratch_elems(const sal_layer *L, const wino_plan *p);
 
 /* din (n,C,H,W) = input gradient of n samples given dout (n,OC,OH,OW), the same
  * value as conv_backward_f32 up to Winograd's rounding. U from
- * wino_transform_weights; GEMMs through gemm_f32 on par, transforms split over
- * channels on par->pfor, so results do not depend on the thread count. */
+ * wino_transform_weights; the alpha^2 GEMMs of a block and the transforms (split
+ * over channels) run on par->pfor, so results do not depend on the thread count. */
 void wino_conv_backward(float *din, const float *dout, int n, const float *U,
                         const wino_plan *p, const sal_layer *L, float *scratch,
                         const sal_par *par);
