@@ -35,9 +35,15 @@ int main(int argc, char **argv) {
     void *input, *maps;
     if (bench_setup("bench_core", argv[1], p, batch, &m, &e, &input, &maps)) return 2;
     if (argc > 6) {
-        const sal_conv_mode mode = !strcmp(argv[6], "direct")    ? SAL_CONV_DIRECT
-                                   : !strcmp(argv[6], "fastest") ? SAL_CONV_FASTEST
-                                                                 : SAL_CONV_FAST;
+        const char *name = argv[6];
+        const sal_conv_mode mode = !strcmp(name, "direct")    ? SAL_CONV_DIRECT
+                                   : !strcmp(name, "fastest") ? SAL_CONV_FASTEST
+                                                              : SAL_CONV_FAST;
+        if (mode == SAL_CONV_FAST && strcmp(name, "fast")) {
+            fprintf(stderr, "bench_core: convolution mode '%s' is not fast, direct or "
+                            "fastest\n", name);
+            return 2;
+        }
         if (sal_engine_set_convolution(e, mode, err, sizeof err)) {
             fprintf(stderr, "bench_core: %s\n", err);
             return 2;

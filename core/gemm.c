@@ -18,8 +18,8 @@
 /* Columns per part, about: wide enough that repacking A once per part costs little
  * (about 1/(2*width) of the part's flops in copies), narrow enough that the wide
  * products of a layer give a few parts per thread. 512 rather than 256: the engine
- * alone took 3-5 % less CPU time on VGG16 and AlexNet (bench_core, one thread), the
- * same with two (docs/performance.md, "Fewer repacks of the weights"). */
+ * alone took 4-7 % less CPU time on VGG16 and AlexNet (bench_core, one thread), about
+ * the same with two (docs/performance.md, "Fewer repacks of the weights"). */
 #ifndef SAL_GEMM_PART_COLUMNS
 #define SAL_GEMM_PART_COLUMNS 512
 #endif

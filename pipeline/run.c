@@ -383,15 +383,15 @@ static void sleep_for(long ns) {
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
-static void sleep_briefly(void) { sleep_for(500000); }
 
 /* Between probes of a thread that waits for messages while ranks compute (rank 0's
  * coordinator, which shares its rank's cores; a writer rank, which may share a node's
- * cores with computing ranks): 0.5 ms after a message, doubling while none comes, up
- * to SP_IDLE_MAX_NS. Each wake-up takes a core from a computing thread (a context
+ * cores with computing ranks): SP_IDLE_MIN_NS (0.5 ms) after a message, doubling
+ * while none comes, up to SP_IDLE_MAX_NS. Each wake-up takes a core from a computing thread (a context
  * switch and MPI's progress loop): at a fixed 0.5 ms, rank 0 of a full node computed
  * ~7 % slower than the other ranks (docs/performance.md, "Rank 0's coordinator"). A
  * rank that asks for work then waits at most SP_IDLE_MAX_NS for the answer. */
+enum { SP_IDLE_MIN_NS = 500000 };
 #ifndef SP_IDLE_MAX_NS
 #define SP_IDLE_MAX_NS 4000000L
 #endif
@@ -417,7 +417,7 @@ static void wait_for(MPI_Request *req, int patient) {
                     SP_EXIT_STOPPED);
             MPI_Abort(MPI_COMM_WORLD, SP_EXIT_STOPPED);
         }
-        if (patient) sleep_briefly();
+        if (patient) sleep_for(SP_IDLE_MIN_NS);
     }
 }
 
@@ -480,7 +480,7 @@ static void *coordinate(void *arg) {
     int active = K > 1 ? c->ctx->size - K : c->ctx->size - 1;
     char *buf = NULL;
     size_t cap = 0;
-    long pause = 500000;
+    long pause = SP_IDLE_MIN_NS;
     while (active > 0) {
         int flag = 0, tag = TAG_WORK;
         MPI_Status st;
@@ -494,7 +494,7 @@ static void *coordinate(void *arg) {
             sleep_idle(&pause);
             continue;
         }
-        pause = 500000;
+        pause = SP_IDLE_MIN_NS;
         int count = recv_any(&buf, &cap, &st, tag);
         if (tag == TAG_RESULT) {
             take_result(c, buf, count, st.MPI_SOURCE);
@@ -639,7 +639,7 @@ static void run_writer(sp_run_ctx *ctx) {
     c.last_flush = now();
     char *buf = NULL;
     size_t cap = 0;
-    long pause = 500000;
+    long pause = SP_IDLE_MIN_NS;
     for (;;) {
         int flag = 0;
         MPI_Status st;
@@ -655,7 +655,7 @@ static void run_writer(sp_run_ctx *ctx) {
             sleep_idle(&pause);
             continue;
         }
-        pause = 500000;
+        pause = SP_IDLE_MIN_NS;
         int count = recv_any(&buf, &cap, &st, TAG_RESULT);
         if (count <= 8 && st.MPI_SOURCE == 0) break;
         take_result(&c, buf, count, st.MPI_SOURCE);
