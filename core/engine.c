@@ -4,6 +4,7 @@
  * buffer once from the model and the batch size, allocate them in one block, and
  * dispatch runs to the float32 or float64 copy of net.c.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,13 @@ static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode
         const sal_layer *L = &m->layers[i];
         engine_wino *w = &e->wino[i];
         if (!e->need[IX(i)] || !wino_eligible(L)) continue;
+        if (m->wino_block && m->wino_mode == mode && m->wino_off[i] >= 0 &&
+            !wino_plan_init(&w->plan, wino_choose_m(L, all), L->kh)) {
+            w->U = (float *)((char *)m->wino_block + m->wino_off[i]);
+            w->Uf = all ? w->U + wino_weights_elems(L, &w->plan) : NULL;
+            w->owned = 0;
+            continue;
+        }
         if (share && share->m == m && share->conv_mode == mode && i <= share->last_layer &&
             share->wino[i].U) {
             *w = share->wino[i];
@@ -227,6 +235,116 @@ static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode
         wino_transform_weights(w->U, P + L->weight_off, L, &w->plan);
         if (all) wino_transform_weights_forward(w->Uf, P + L->weight_off, L, &w->plan);
     }
+    return 0;
+}
+
+/* ---- Winograd weights in a caller's block (salcore.h) --------------------------- */
+
+/* The layout of the block sal_model_wino_bytes sizes: for each layer, in model
+ * order, that an engine for these targets in this mode would transform (needed by a
+ * target, Winograd-eligible, with a plan), its U and, for "fastest", its Uf right
+ * after, at a 64-byte boundary. off[i] (when off is given, nlayers entries): the
+ * layer's offset, -1 when it is not in the block. Returns the block's bytes; 0
+ * when no layer is in it, the targets are invalid or out of memory. */
+static size_t wino_layout(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                          int ntargets, int64_t *off) {
+    if (off)
+        for (int i = 0; i < m->nlayers; i++) off[i] = -1;
+    if (mode == SAL_CONV_DIRECT || ntargets < 1) return 0;
+    unsigned char *need = calloc((size_t)m->nlayers, 1);
+    if (!need) return 0;
+    int last = -1;
+    for (int t = 0; t < ntargets; t++) {
+        if (targets[t].layer < 0 || targets[t].layer >= m->nlayers) {
+            free(need);
+            return 0;
+        }
+        need[targets[t].layer] = 1;
+        if (targets[t].layer > last) last = targets[t].layer;
+    }
+    for (int i = last; i >= 0; i--)
+        for (int k = 0; need[i] && k < m->layers[i].ninputs; k++)
+            if (m->layers[i].inputs[k] >= 0) need[m->layers[i].inputs[k]] = 1;
+    const int all = mode == SAL_CONV_FASTEST;
+    size_t bytes = 0;
+    for (int i = 0; i <= last; i++) {
+        const sal_layer *L = &m->layers[i];
+        wino_plan p;
+        if (!need[i] || !wino_eligible(L) || wino_plan_init(&p, wino_choose_m(L, all), L->kh))
+            continue;
+        if (off) off[i] = (int64_t)bytes;
+        bytes += align64(sizeof(float) * wino_weights_elems(L, &p) * (all ? 2 : 1));
+    }
+    free(need);
+    return bytes;
+}
+
+size_t sal_model_wino_bytes(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                            int ntargets) {
+    return wino_layout(m, mode, targets, ntargets, NULL);
+}
+
+int sal_model_wino_fill_part(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                             int ntargets, void *block, int part, int nparts, char *err,
+                             size_t errlen) {
+    const float *P = (const float *)m->params[SAL_F32];
+    if (!P) return fail(err, errlen, "%s: parameters not loaded in float32", m->path);
+    if (nparts < 1 || part < 0 || part >= nparts)
+        return fail(err, errlen, "engine: part %d of %d", part, nparts);
+    int64_t *off = malloc(sizeof *off * (size_t)m->nlayers);
+    if (!off) return fail(err, errlen, "engine: out of memory");
+    const size_t total = wino_layout(m, mode, targets, ntargets, off);
+    /* Rows (one input channel of U, one output channel of Uf: that row of each of
+     * the alpha^2 matrices) go to the part whose share of the block's bytes holds
+     * their first byte, counted as if the block were the rows end to end. */
+    const int all = mode == SAL_CONV_FASTEST;
+    double sum = 0;
+    for (int i = 0; i < m->nlayers && total; i++)
+        if (off[i] >= 0) {
+            const sal_layer *L = &m->layers[i];
+            wino_plan p;
+            wino_plan_init(&p, wino_choose_m(L, all), L->kh);
+            sum += (double)sizeof(float) * wino_weights_elems(L, &p) * (all ? 2 : 1);
+        }
+    const double lo = sum * part / nparts, hi = sum * (part + 1) / nparts;
+    double at = 0;
+    for (int i = 0; i < m->nlayers && total; i++) {
+        if (off[i] < 0) continue;
+        const sal_layer *L = &m->layers[i];
+        wino_plan p;
+        wino_plan_init(&p, wino_choose_m(L, all), L->kh);
+        float *U = (float *)((char *)block + off[i]);
+        const size_t elems = wino_weights_elems(L, &p);
+        for (int fwd = 0; fwd <= all; fwd++) {
+            const int rows = fwd ? L->out_c : L->in_c;
+            const double row_bytes = (double)sizeof(float) * elems / rows;
+            /* rows [o0, o1) start in [lo, hi) */
+            int o0 = at >= lo ? 0 : (int)ceil((lo - at) / row_bytes);
+            int o1 = at >= hi ? 0 : (int)ceil((hi - at) / row_bytes);
+            if (o0 > rows) o0 = rows;
+            if (o1 > rows) o1 = rows;
+            if (part == nparts - 1) o1 = rows;
+            if (o0 < o1)
+                wino_transform_weights_rows(U + (fwd ? elems : 0), P + L->weight_off, L, &p, fwd,
+                                            o0, o1);
+            at += row_bytes * rows;
+        }
+    }
+    free(off);
+    return 0;
+}
+
+int sal_model_attach_wino(sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                          int ntargets, void *block, char *err, size_t errlen) {
+    free(m->wino_off);
+    m->wino_off = NULL;
+    m->wino_block = NULL;
+    if (!block) return 0;
+    if (!(m->wino_off = malloc(sizeof *m->wino_off * (size_t)m->nlayers)))
+        return fail(err, errlen, "engine: out of memory");
+    wino_layout(m, mode, targets, ntargets, m->wino_off);
+    m->wino_block = block;
+    m->wino_mode = mode;
     return 0;
 }
 

@@ -718,6 +718,7 @@ void sal_model_free(sal_model *m) {
     if (!m) return;
     for (int p = 0; p < 2; p++)
         if (m->owns_params[p]) free(m->params[p]);
+    free(m->wino_off);
     free(m->layers);
     free(m->path);
     free(m);

@@ -21,6 +21,12 @@ struct sal_model {
     int64_t param_count;      /* elements in one parameter block                  */
     void *params[2];          /* per sal_precision; NULL until loaded or attached */
     int owns_params[2];       /* 1 when sal_model_load_params allocated it        */
+    /* Winograd weights every engine of one convolution mode borrows
+     * (sal_model_attach_wino): the caller's block, and each layer's offset in it in
+     * bytes, -1 when the layer is not in it; NULL when none is attached. */
+    void *wino_block;
+    sal_conv_mode wino_mode;
+    int64_t *wino_off;
 };
 
 /* The reserved input name of the network input (format 2 `inputs`). */

@@ -243,6 +243,35 @@ typedef enum { SAL_CONV_FAST = 0, SAL_CONV_DIRECT = 1, SAL_CONV_FASTEST = 2 } sa
  * message, leaving the engine as it was, when out of memory. */
 int sal_engine_set_convolution(sal_engine *e, sal_conv_mode mode, char *err, size_t errlen);
 
+/* ---- Winograd weights shared between processes ---------------------------------
+ * A float32 engine in convolution mode "fast" or "fastest" transforms the weights
+ * of its Winograd layers when it is created: 16/9 of those layers' weights (VGG16:
+ * 105 MB), twice that for "fastest". To hold one copy per node instead of one per
+ * process (the pipeline puts it in the node's shared window, next to the weights),
+ * a caller sizes a block for the targets its engines will have, has each process
+ * fill a part, and attaches it: from then on every engine of that model and mode
+ * borrows the block's layers instead of transforming its own. The caller keeps the
+ * block until those engines are freed. */
+
+/* Bytes of that block for engines with these targets in this mode; 0 when no layer
+ * would use Winograd (SAL_CONV_DIRECT, or no eligible layer below the targets) or
+ * the targets are out of range. */
+size_t sal_model_wino_bytes(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                            int ntargets);
+
+/* Fills part `part` of `nparts` (about 1/nparts of its bytes, whole rows of the
+ * transformed weights) with the values an engine would compute itself; the float32
+ * parameters must be loaded or attached. 0, or -1 with err. */
+int sal_model_wino_fill_part(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                             int ntargets, void *block, int part, int nparts, char *err,
+                             size_t errlen);
+
+/* Points engines created from now on in that mode at block (every part filled);
+ * block NULL detaches. -1 with err when out of memory (engines then transform their
+ * own, as without a block). */
+int sal_model_attach_wino(sal_model *m, sal_conv_mode mode, const sal_target *targets,
+                          int ntargets, void *block, char *err, size_t errlen);
+
 /* ---- for tests: the forward's discrete decisions ------------------------------
  * A map depends on its forward pass through continuous values and through discrete
  * decisions: each ReLU's mask (x > 0) and each max-pool's argmax. These calls let a

@@ -166,13 +166,13 @@ size_t wino_weights_elems(const sal_layer *L, const wino_plan *p) {
  * rounded once: the backward's k is w[oc][c] rotated by 180 degrees, stored at
  * (c, oc); the forward's is w[oc][c] itself, stored at (oc, c). */
 static void transform(float *U, const float *weight, const sal_layer *L, const wino_plan *p,
-                      int forward) {
+                      int forward, int o0, int o1) {
     const int r = p->r, n = p->alpha, C = L->in_c, OC = L->out_c;
     const size_t mat = (size_t)C * OC;
     /* in the order U is stored, so that each of its alpha^2 matrices is written
      * sequentially (the other order costs a cache miss per element and xi) */
-    const int outer = forward ? OC : C, inner = forward ? C : OC;
-    for (int o = 0; o < outer; o++)
+    const int inner = forward ? C : OC;
+    for (int o = o0; o < o1; o++)
         for (int i = 0; i < inner; i++) {
             const int oc = forward ? o : i, c = forward ? i : o;
             const float *g = weight + ((size_t)oc * C + c) * r * r;
@@ -199,12 +199,17 @@ static void transform(float *U, const float *weight, const sal_layer *L, const w
 
 void wino_transform_weights(float *U, const float *weight, const sal_layer *L,
                             const wino_plan *p) {
-    transform(U, weight, L, p, 0);
+    transform(U, weight, L, p, 0, 0, L->in_c);
 }
 
 void wino_transform_weights_forward(float *Uf, const float *weight, const sal_layer *L,
                                     const wino_plan *p) {
-    transform(Uf, weight, L, p, 1);
+    transform(Uf, weight, L, p, 1, 0, L->out_c);
+}
+
+void wino_transform_weights_rows(float *U, const float *weight, const sal_layer *L,
+                                 const wino_plan *p, int forward, int o0, int o1) {
+    transform(U, weight, L, p, forward, o0, o1);
 }
 
 /* ---- the passes ------------------------------------------------------------- */

@@ -57,6 +57,14 @@ void wino_transform_weights(float *U, const float *weight, const sal_layer *L,
 void wino_transform_weights_forward(float *Uf, const float *weight, const sal_layer *L,
                                     const wino_plan *p);
 
+/* Rows [o0, o1) of wino_transform_weights (forward 0: rows are input channels c)
+ * or of wino_transform_weights_forward (forward 1: rows are output channels oc):
+ * of each of the alpha^2 matrices, the row's elements and no others, with the
+ * same values the whole transform writes. Lets several processes fill one shared
+ * copy (sal_model_wino_fill_part). */
+void wino_transform_weights_rows(float *U, const float *weight, const sal_layer *L,
+                                 const wino_plan *p, int forward, int o0, int o1);
+
 /* Scratch elements wino_conv_backward and wino_conv_forward need for any n (their
  * blocks have a fixed number of columns). */
 size_t wino_scratch_elems(const sal_layer *L, const wino_plan *p);

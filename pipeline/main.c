@@ -180,7 +180,40 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
  * load error anywhere is an ordinary error (the rank that met it prints it, every
  * rank returns exit 2). Returns an exit code; *model is set, and *win must be freed
  * with MPI_Win_free, either way. */
-static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_Win *win) {
+/* The Winograd weights of [run] convolution "fast" or "fastest" in float32
+ * (salcore.h, sal_model_wino_bytes: VGG16's are 105 MB) in a second window of the
+ * node, so that it too holds one copy and not one per rank, and the node's ranks
+ * transform a share each instead of all of it each. Every rank computes the same
+ * size from the plan and the model's header; a zero-sized window when no layer
+ * uses Winograd. Called once the weights are in place on every rank. */
+static void share_wino(const sp_plan *plan, sal_model *m, MPI_Comm node, int node_rank,
+                       int node_size, MPI_Win *win) {
+    const size_t bytes = plan->precision == SAL_F32
+                             ? sal_model_wino_bytes(m, plan->convolution, plan->targets,
+                                                    plan->ntargets)
+                             : 0;
+    void *base = NULL;
+    MPI_CHECK(MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
+                                      node, &base, win));
+    if (!bytes) return;
+    if (node_rank != 0) {
+        MPI_Aint size;
+        int unit;
+        MPI_CHECK(MPI_Win_shared_query(*win, 0, &size, &unit, &base));
+    }
+    char err[SAL_ERR_LEN];
+    int failed = sal_model_wino_fill_part(m, plan->convolution, plan->targets, plan->ntargets,
+                                          base, node_rank, node_size, err, sizeof err) != 0;
+    MPI_CHECK(MPI_Win_fence(0, *win));
+    /* The parameters are attached, so filling cannot fail; should it, or should the
+     * model lack memory to attach, engines transform their own weights as before. */
+    if (failed || sal_model_attach_wino(m, plan->convolution, plan->targets, plan->ntargets,
+                                        base, err, sizeof err))
+        fprintf(stderr, "salpipe: note: Winograd weights not shared: %s\n", err);
+}
+
+static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_Win *win,
+                         MPI_Win *wino_win) {
     char err[SAL_ERR_LEN];
     if (rank != 0 && sal_model_open(plan->model_path, model, err, sizeof err)) {
         fprintf(stderr, "salpipe: rank %d: %s\n", rank, err);
@@ -213,6 +246,8 @@ static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_W
     sp_wait_patiently(&req);
     MPI_CHECK(MPI_Win_fence(0, *win));
     if (!any) sal_model_attach_params(m, plan->precision, base);
+    *wino_win = MPI_WIN_NULL;
+    if (!any) share_wino(plan, m, node, node_rank, node_size, wino_win);
     MPI_CHECK(MPI_Comm_free(&node));
     return any ? SP_EXIT_CONFIG : SP_EXIT_OK;
 }
@@ -275,8 +310,8 @@ int main(int argc, char **argv) {
     rc = share_plan(rank, rc, &job.plan);
     if (rc == -1) rc = SP_EXIT_OK;
     else if (rc == SP_EXIT_OK) {
-        MPI_Win win;
-        rc = share_weights(rank, &job.plan, &job.model, &win);
+        MPI_Win win, wino_win;
+        rc = share_weights(rank, &job.plan, &job.model, &win, &wino_win);
         /* Rank 0's verdict on the weights and the output, which the others wait
          * for without spinning. */
         if (rank == 0 && rc == SP_EXIT_OK) rc = sp_job_open_output(&job, o.overwrite);
@@ -310,6 +345,8 @@ int main(int argc, char **argv) {
         /* Past the last wait: from here ranks leave, which is not a death. */
         sp_peers_disarm();
         sal_model_attach_params(job.model, job.plan.precision, NULL);
+        sal_model_attach_wino(job.model, job.plan.convolution, NULL, 0, NULL, NULL, 0);
+        if (wino_win != MPI_WIN_NULL) MPI_CHECK(MPI_Win_free(&wino_win));
         MPI_CHECK(MPI_Win_free(&win));
     }
     sp_job_free(&job);
