@@ -296,18 +296,10 @@ int sal_model_wino_fill_part(const sal_model *m, sal_conv_mode mode, const sal_t
     const size_t total = wino_layout(m, mode, targets, ntargets, off);
     /* Rows (one input channel of U, one output channel of Uf: that row of each of
      * the alpha^2 matrices) go to the part whose share of the block's bytes holds
-     * their first byte, counted as if the block were the rows end to end. */
+     * their first byte, a row counted at its layer's offset plus its rank times
+     * its bytes. */
     const int all = mode == SAL_CONV_FASTEST;
-    double sum = 0;
-    for (int i = 0; i < m->nlayers && total; i++)
-        if (off[i] >= 0) {
-            const sal_layer *L = &m->layers[i];
-            wino_plan p;
-            wino_plan_init(&p, wino_choose_m(L, all), L->kh);
-            sum += (double)sizeof(float) * wino_weights_elems(L, &p) * (all ? 2 : 1);
-        }
-    const double lo = sum * part / nparts, hi = sum * (part + 1) / nparts;
-    double at = 0;
+    const double lo = (double)total * part / nparts, hi = (double)total * (part + 1) / nparts;
     for (int i = 0; i < m->nlayers && total; i++) {
         if (off[i] < 0) continue;
         const sal_layer *L = &m->layers[i];
@@ -317,17 +309,16 @@ int sal_model_wino_fill_part(const sal_model *m, sal_conv_mode mode, const sal_t
         const size_t elems = wino_weights_elems(L, &p);
         for (int fwd = 0; fwd <= all; fwd++) {
             const int rows = fwd ? L->out_c : L->in_c;
-            const double row_bytes = (double)sizeof(float) * elems / rows;
+            const double at = (double)off[i] + (fwd ? sizeof(float) * elems : 0),
+                         row_bytes = (double)sizeof(float) * elems / rows;
             /* rows [o0, o1) start in [lo, hi) */
             int o0 = at >= lo ? 0 : (int)ceil((lo - at) / row_bytes);
             int o1 = at >= hi ? 0 : (int)ceil((hi - at) / row_bytes);
             if (o0 > rows) o0 = rows;
-            if (o1 > rows) o1 = rows;
-            if (part == nparts - 1) o1 = rows;
+            if (o1 > rows || part == nparts - 1) o1 = rows;
             if (o0 < o1)
                 wino_transform_weights_rows(U + (fwd ? elems : 0), P + L->weight_off, L, &p, fwd,
                                             o0, o1);
-            at += row_bytes * rows;
         }
     }
     free(off);

@@ -172,14 +172,6 @@ static int share_plan(int rank, int verdict, sp_plan *plan) {
     return SP_EXIT_OK;
 }
 
-/* Puts the weights in one MPI-3 shared-memory window per node, so a node running
- * 64 ranks holds one copy, not 64: the ranks of a node each read their share of the
- * file (sal_model_load_params_part) straight into the window, in parallel, which on
- * hosts where memory written for the first time is slow divides that cost among
- * them. Rank 0 opened (and checked) the model before; the others open it here. A
- * load error anywhere is an ordinary error (the rank that met it prints it, every
- * rank returns exit 2). Returns an exit code; *model is set, and *win must be freed
- * with MPI_Win_free, either way. */
 /* The Winograd weights of [run] convolution "fast" or "fastest" in float32
  * (salcore.h, sal_model_wino_bytes: VGG16's are 105 MB) in a second window of the
  * node, so that it too holds one copy and not one per rank, and the node's ranks
@@ -212,6 +204,14 @@ static void share_wino(const sp_plan *plan, sal_model *m, MPI_Comm node, int nod
         fprintf(stderr, "salpipe: note: Winograd weights not shared: %s\n", err);
 }
 
+/* Puts the weights in one MPI-3 shared-memory window per node, so a node running
+ * 64 ranks holds one copy, not 64: the ranks of a node each read their share of the
+ * file (sal_model_load_params_part) straight into the window, in parallel, which on
+ * hosts where memory written for the first time is slow divides that cost among
+ * them. Rank 0 opened (and checked) the model before; the others open it here. A
+ * load error anywhere is an ordinary error (the rank that met it prints it, every
+ * rank returns exit 2). Returns an exit code; *model is set, and *win must be freed
+ * with MPI_Win_free, either way. */
 static int share_weights(int rank, const sp_plan *plan, sal_model **model, MPI_Win *win,
                          MPI_Win *wino_win) {
     char err[SAL_ERR_LEN];
