@@ -153,7 +153,7 @@ static size_t carve(sal_engine *e, char *base) {
         if (same_scratch_bytes(L) > same) same = same_scratch_bytes(L);
         /* Winograd's blocks, whatever the mode, so that any can be switched to. */
         wino_plan wp;
-        if (e->prec == SAL_F32 && wino_eligible(L) &&
+        if (e->prec == SAL_F32 && wino_eligible(L) && wino_worth(L) &&
             !wino_plan_init(&wp, wino_choose_m(L, 1), L->kh) &&
             wino_scratch_elems(L, &wp) > col)
             col = wino_scratch_elems(L, &wp);
@@ -201,9 +201,9 @@ static void wino_drop(sal_engine *e) {
 }
 
 /* Plans and transforms (or borrows from share, when it runs the same mode) the
- * weights of every needed layer wino_eligible accepts, for the backward and, when
- * mode is SAL_CONV_FASTEST, the forward too; -1 when out of memory, with every
- * layer direct. The engine holds no Winograd weights when called. */
+ * weights of every needed layer wino_eligible and wino_worth accept, for the
+ * backward and, when mode is SAL_CONV_FASTEST, the forward too; -1 when out of
+ * memory, with every layer direct. The engine holds no Winograd weights when called. */
 static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode) {
     const sal_model *m = e->m;
     const float *P = (const float *)m->params[SAL_F32];
@@ -211,7 +211,7 @@ static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode
     for (int i = 0; i <= e->last_layer; i++) {
         const sal_layer *L = &m->layers[i];
         engine_wino *w = &e->wino[i];
-        if (!e->need[IX(i)] || !wino_eligible(L)) continue;
+        if (!e->need[IX(i)] || !wino_eligible(L) || !wino_worth(L)) continue;
         if (m->wino_block && m->wino_mode == mode && m->wino_off[i] >= 0 &&
             !wino_plan_init(&w->plan, wino_choose_m(L, all), L->kh)) {
             w->U = (float *)((char *)m->wino_block + m->wino_off[i]);
@@ -242,8 +242,8 @@ static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode
 
 /* The layout of the block sal_model_wino_bytes sizes: for each layer, in model
  * order, that an engine for these targets in this mode would transform (needed by a
- * target, Winograd-eligible, with a plan), its U and, for "fastest", its Uf right
- * after, at a 64-byte boundary. off[i] (when off is given, nlayers entries): the
+ * target, Winograd-eligible, wino_worth, with a plan), its U and, for "fastest",
+ * its Uf right after, at a 64-byte boundary. off[i] (when off is given, nlayers entries): the
  * layer's offset, -1 when it is not in the block. Returns the block's bytes; 0
  * when no layer is in it, the targets are invalid or out of memory. */
 static size_t wino_layout(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
@@ -270,7 +270,8 @@ static size_t wino_layout(const sal_model *m, sal_conv_mode mode, const sal_targ
     for (int i = 0; i <= last; i++) {
         const sal_layer *L = &m->layers[i];
         wino_plan p;
-        if (!need[i] || !wino_eligible(L) || wino_plan_init(&p, wino_choose_m(L, all), L->kh))
+        if (!need[i] || !wino_eligible(L) || !wino_worth(L) ||
+            wino_plan_init(&p, wino_choose_m(L, all), L->kh))
             continue;
         if (off) off[i] = (int64_t)bytes;
         bytes += align64(sizeof(float) * wino_weights_elems(L, &p) * (all ? 2 : 1));

@@ -141,6 +141,10 @@ int wino_eligible(const sal_layer *L) {
            L->in_w == L->out_w + r - 1 - 2 * L->pw;
 }
 
+#define WINO_MIN_IN_C 32
+
+int wino_worth(const sal_layer *L) { return L->in_c >= WINO_MIN_IN_C; }
+
 /* The m with the fewest GEMM multiplications per (c, oc) pair, alpha^2 per tile
  * (partial tiles at the plane's edges count whole), within the alpha allowed for r;
  * on a tie the smaller m, whose error is smaller. 0 when none is allowed. */

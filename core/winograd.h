@@ -36,6 +36,14 @@ double wino_plan_identity_error(const wino_plan *p);
  * 3x3 or 5x5 kernel, one group, padding at most r - 1 on each side. */
 int wino_eligible(const sal_layer *L);
 
+/* Whether the engine runs an eligible layer by Winograd at all: only with at least
+ * WINO_MIN_IN_C (32) input channels. With fewer, the transforms of the other side's
+ * planes cost more than the element-wise products save: VGG's first layer (3 -> 64,
+ * 224x224, 4 samples, one thread) takes 53 ms by F(2x2, 3x3) against 20 ms direct
+ * in the backward, 45 against 21 ms in the forward; 16 -> 64 channels 0.9x direct,
+ * 32 -> 32 1.5x faster (docs/performance.md, "Small layers stay direct"). */
+int wino_worth(const sal_layer *L);
+
 /* The output tile side the engine uses for an eligible layer, or 0 when it keeps
  * the layer direct: m = 2 for 3x3 kernels (F(2x2, 3x3)), and for 5x5 kernels 0
  * (direct), or 2 (F(2x2, 5x5)) when `all` (convolution = "fastest"); larger tiles

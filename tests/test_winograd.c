@@ -16,6 +16,11 @@
  * the given m) on `samples` (default 100) backward samples (median CPU time of
  * `reps`), and prints the error of both against double on two samples
  * (docs/performance.md, "Winograd").
+ *
+ * With `--bench-shape C OC H [samples] [reps]` it times one 3x3 layer of that shape
+ * (C -> OC channels, HxH, padding 1, random weights) direct and by F(2x2, 3x3),
+ * backward and forward, and says whether the engine would use Winograd for it
+ * (wino_worth; docs/performance.md, "Small layers stay direct").
  */
 #define _POSIX_C_SOURCE 200809L
 #define TEST_NAME "test_winograd"
@@ -311,7 +316,79 @@ static int bench(const char *path, int n, int reps, int only_m) {
     return 0;
 }
 
+/* Median CPU time of reps calls of fn(arg). */
+typedef void (*bench_fn)(void *);
+static double median_time(bench_fn fn, void *arg, int reps, double *t) {
+    for (int k = 0; k < reps; k++) {
+        const double t0 = now();
+        fn(arg);
+        t[k] = now() - t0;
+    }
+    qsort(t, reps, sizeof *t, by_value);
+    return t[reps / 2];
+}
+
+typedef struct {
+    const sal_layer *L;
+    const wino_plan *p;
+    float *in, *out, *w, *b, *U, *Uf, *col, *scratch;
+    int n, g;
+} shape_job;
+
+static void direct_bwd(void *a) {
+    shape_job *j = a;
+    conv_backward_f32(j->in, j->out, j->n, j->w, j->L, j->col, j->g, NULL);
+}
+static void wino_bwd(void *a) {
+    shape_job *j = a;
+    wino_conv_backward(j->in, j->out, j->n, j->U, j->p, j->L, j->scratch, NULL);
+}
+static void direct_fwd(void *a) {
+    shape_job *j = a;
+    conv_forward_f32(j->out, j->in, j->n, j->w, j->b, j->L, j->col, j->g, NULL);
+}
+static void wino_fwd(void *a) {
+    shape_job *j = a;
+    wino_conv_forward(j->out, j->in, j->n, j->Uf, j->b, j->p, j->L, j->scratch, NULL);
+}
+
+static int bench_shape(int C, int OC, int H, int n, int reps) {
+    if (C < 1 || OC < 1 || H < 1 || n < 1 || reps < 1) {
+        fprintf(stderr, "usage: test_winograd --bench-shape C OC H [samples] [reps]\n");
+        return 2;
+    }
+    const sal_layer L = conv_layer(C, OC, H, H, 3, 1, 1);
+    wino_plan p;
+    wino_plan_init(&p, 2, 3);
+    const size_t in_e = (size_t)n * C * H * H, out_e = (size_t)n * OC * H * H;
+    const int P1 = H * H, g0 = (2048 + P1 - 1) / P1;
+    shape_job j = {&L, &p, xcalloc(in_e, sizeof(float)), xcalloc(out_e, sizeof(float)),
+                   xcalloc((size_t)OC * C * 9, sizeof(float)), xcalloc(OC, sizeof(float)),
+                   xcalloc(wino_weights_elems(&L, &p), sizeof(float)),
+                   xcalloc(wino_weights_elems(&L, &p), sizeof(float)), NULL,
+                   xcalloc(wino_scratch_elems(&L, &p), sizeof(float)), n, g0 < n ? g0 : n};
+    j.col = xcalloc(conv_scratch_elems(&L, j.g), sizeof(float));
+    for (size_t k = 0; k < (size_t)OC * C * 9; k++) j.w[k] = (float)uniform(-1, 1);
+    for (size_t k = 0; k < in_e; k++) j.in[k] = (float)uniform(-1, 1);
+    for (size_t k = 0; k < out_e; k++) j.out[k] = (float)uniform(-1, 1);
+    wino_transform_weights(j.U, j.w, &L, &p);
+    wino_transform_weights_forward(j.Uf, j.w, &L, &p);
+    double *t = xcalloc(reps, sizeof *t);
+    const double bd = median_time(direct_bwd, &j, reps, t), bw = median_time(wino_bwd, &j, reps, t);
+    const double fd = median_time(direct_fwd, &j, reps, t), fw = median_time(wino_fwd, &j, reps, t);
+    printf("%d -> %d channels, %dx%d, %d samples: backward direct %.1f ms, F(2x2, 3x3) %.1f ms "
+           "(%.2fx); forward direct %.1f ms, F(2x2, 3x3) %.1f ms (%.2fx); engine: %s\n",
+           C, OC, H, H, n, bd * 1e3, bw * 1e3, bd / bw, fd * 1e3, fw * 1e3, fd / fw,
+           wino_worth(&L) ? "Winograd" : "direct");
+    free(t), free(j.in), free(j.out), free(j.w), free(j.b), free(j.U), free(j.Uf), free(j.col);
+    free(j.scratch);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 4 && !strcmp(argv[1], "--bench-shape"))
+        return bench_shape(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]),
+                           argc > 5 ? atoi(argv[5]) : 4, argc > 6 ? atoi(argv[6]) : 5);
     if (argc > 2 && !strcmp(argv[1], "--bench"))
         return bench(argv[2], argc > 3 ? atoi(argv[3]) : 100, argc > 4 ? atoi(argv[4]) : 5,
                      argc > 5 ? atoi(argv[5]) : 0);
