@@ -243,9 +243,9 @@ static int wino_setup(sal_engine *e, const sal_engine *share, sal_conv_mode mode
 /* The layout of the block sal_model_wino_bytes sizes: for each layer, in model
  * order, that an engine for these targets in this mode would transform (needed by a
  * target, Winograd-eligible, wino_worth, with a plan), its U and, for "fastest",
- * its Uf right after, at a 64-byte boundary. off[i] (when off is given, nlayers entries): the
- * layer's offset, -1 when it is not in the block. Returns the block's bytes; 0
- * when no layer is in it, the targets are invalid or out of memory. */
+ * its Uf right after, at a 64-byte boundary. off[i] (when off is given, nlayers
+ * entries): the layer's offset, -1 when it is not in the block. Returns the block's
+ * bytes; 0 when no layer is in it, the targets are invalid or out of memory. */
 static size_t wino_layout(const sal_model *m, sal_conv_mode mode, const sal_target *targets,
                           int ntargets, int64_t *off) {
     if (off)

@@ -387,9 +387,10 @@ static void sleep_for(long ns) {
  * coordinator, which shares its rank's cores; a writer rank, which may share a node's
  * cores with computing ranks): SP_IDLE_MIN_NS (0.5 ms) after a message, doubling
  * while none comes, up to SP_IDLE_MAX_NS. Each wake-up takes a core from a
- * computing thread (a context switch and MPI's progress loop): at a fixed 0.5 ms, rank 0 of a full node computed
- * ~7 % slower than the other ranks (docs/performance.md, "Rank 0's coordinator"). A
- * rank that asks for work then waits at most SP_IDLE_MAX_NS for the answer. */
+ * computing thread (a context switch and MPI's progress loop): at a fixed 0.5 ms,
+ * rank 0 of a full node computed ~7 % slower than the other ranks
+ * (docs/performance.md, "Rank 0's coordinator"). A rank that asks for work then
+ * waits at most SP_IDLE_MAX_NS for the answer. */
 enum { SP_IDLE_MIN_NS = 500000 };
 #ifndef SP_IDLE_MAX_NS
 #define SP_IDLE_MAX_NS 4000000L
